@@ -1,0 +1,27 @@
+use thiserror::Error;
+
+/// Why a backend could not serve a request. The gateway maps each variant
+/// to one HTTP status and OpenAI error shape.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum BackendError {
+    /// The request is well-formed but this backend cannot take it (e.g. the
+    /// prompt does not fit the context window).
+    #[error("{message}")]
+    InvalidRequest { message: String, param: Option<String>, code: Option<String> },
+    #[error("model '{0}' does not exist")]
+    ModelNotFound(String),
+    /// The backend is shutting down or its worker is gone.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend is overloaded and refused the request.
+    #[error("backend overloaded: {0}")]
+    Overloaded(String),
+    #[error("internal backend error: {0}")]
+    Internal(String),
+}
+
+impl BackendError {
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        BackendError::InvalidRequest { message: message.into(), param: param.map(str::to_string), code: None }
+    }
+}

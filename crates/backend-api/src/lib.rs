@@ -1,0 +1,84 @@
+//! The seam between the HTTP gateway and whatever produces tokens: the
+//! `Backend` trait, the validated request it takes (its only input) and the
+//! events it streams back.
+
+mod error;
+mod request;
+
+pub use error::BackendError;
+pub use request::*;
+
+use futures::stream::BoxStream;
+
+/// What a backend streams back for one request, in order:
+/// one `Started`, any number of `Delta`s, one `Finished` (or an error).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationEvent {
+    /// The prompt was accepted: its exact size and how much of it came from cache.
+    Started { prompt_tokens: u32, cached_tokens: u32 },
+    /// New text. `text` is always whole UTF-8 characters; `tokens` are the
+    /// tokens whose text completed here (with log-probs when asked for).
+    Delta { text: String, tokens: Vec<GeneratedToken> },
+    Finished { reason: FinishReason, prompt_tokens: u32, completion_tokens: u32, cached_tokens: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// End-of-sequence token or a stop string.
+    Stop,
+    /// `max_tokens` reached, or the context window is full.
+    Length,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// One generated token with its log-probability and, when asked, the
+/// most likely alternatives at that position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedToken {
+    pub id: u32,
+    /// The token's own text (lossy where it is part of a multi-byte character).
+    pub text: String,
+    pub bytes: Vec<u8>,
+    pub logprob: Option<f32>,
+    pub top_logprobs: Vec<TokenAlternative>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenAlternative {
+    pub id: u32,
+    pub text: String,
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+}
+
+pub type GenerationStream = BoxStream<'static, Result<GenerationEvent, BackendError>>;
+
+/// A model a backend serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub id: String,
+    pub context_length: u32,
+    pub owned_by: String,
+}
+
+/// Anything that turns a validated request into a stream of tokens: the
+/// embedded engine, or (later) a remote OpenAI-compatible or Anthropic API.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &str;
+    fn models(&self) -> Vec<ModelInfo>;
+    /// Starts generation. Errors that concern the request as a whole (prompt
+    /// too long, unknown model) come back here, before any event.
+    /// Dropping the stream cancels the generation.
+    async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError>;
+    /// True when the backend can serve requests now.
+    async fn ready(&self) -> bool;
+}

@@ -1,0 +1,131 @@
+//! `EngineHandle`: the cheap, clonable way into an engine actor. It renders
+//! and tokenizes prompts on the caller's task (so errors such as an
+//! over-long prompt come back before any stream starts), then hands the
+//! request to the actor thread.
+
+use crate::chat_template::ChatTemplate;
+use crate::sampler::Sampler;
+use crate::scheduler::{EngineConfig, Scheduler};
+use crate::sequence::EngineRequest;
+use crate::tokenizer::Tokenizer;
+use crate::{EngineError, LocalModel};
+use backend_api::{Backend, BackendError, GenerationStream, ModelInfo, Prompt, ValidatedRequest};
+use futures::StreamExt;
+use std::sync::Arc;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+#[derive(Clone)]
+pub struct EngineHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    model_id: String,
+    tokenizer: Arc<Tokenizer>,
+    template: ChatTemplate,
+    context_length: usize,
+    requests: UnboundedSender<EngineRequest>,
+}
+
+impl LocalModel {
+    /// Starts the engine actor on its own thread and returns its handle.
+    pub fn spawn(self, model_id: &str, config: EngineConfig) -> Result<EngineHandle, EngineError> {
+        let (tx, rx) = unbounded_channel();
+        let LocalModel { model, tokenizer, template, context_length, .. } = self;
+        let scheduler = Scheduler::new(model, tokenizer.clone(), config, context_length);
+        std::thread::Builder::new()
+            .name(format!("engine-{model_id}"))
+            .spawn(move || scheduler.run(rx))
+            .map_err(|e| EngineError::Spawn(e.to_string()))?;
+        Ok(EngineHandle {
+            inner: Arc::new(Inner { model_id: model_id.to_string(), tokenizer, template, context_length, requests: tx }),
+        })
+    }
+}
+
+impl EngineHandle {
+    pub fn model_id(&self) -> &str {
+        &self.inner.model_id
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.inner.context_length
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.inner.tokenizer
+    }
+
+    /// The prompt as the model will see it: template applied, tokenized.
+    pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
+        let text = match prompt {
+            Prompt::Text(t) => t.clone(),
+            Prompt::Chat(turns) => self.inner.template.render(turns).map_err(|e| BackendError::invalid(e.to_string(), Some("messages")))?,
+        };
+        Ok(self.inner.tokenizer.encode(&text))
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for EngineHandle {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn models(&self) -> Vec<ModelInfo> {
+        vec![ModelInfo { id: self.inner.model_id.clone(), context_length: self.inner.context_length as u32, owned_by: "switchyard".into() }]
+    }
+
+    async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
+        if request.model != self.inner.model_id {
+            return Err(BackendError::ModelNotFound(request.model));
+        }
+        let prompt = self.prompt_tokens(&request.prompt)?;
+        let ctx = self.inner.context_length;
+        if prompt.is_empty() {
+            return Err(BackendError::invalid("the prompt is empty", Some("prompt")));
+        }
+        if prompt.len() >= ctx {
+            return Err(BackendError::InvalidRequest {
+                message: format!(
+                    "This model's maximum context length is {ctx} tokens. However, your prompt has {} tokens, leaving no room for a completion.",
+                    prompt.len()
+                ),
+                param: Some("messages".into()),
+                code: Some("context_length_exceeded".into()),
+            });
+        }
+        let room = (ctx - prompt.len()) as u32;
+        let max_new_tokens = match request.stop.max_tokens {
+            Some(m) if m > room => {
+                return Err(BackendError::InvalidRequest {
+                    message: format!(
+                        "This model's maximum context length is {ctx} tokens. However, you requested {} tokens ({} in the prompt, {m} for the completion). Please reduce the prompt or max_tokens.",
+                        prompt.len() as u32 + m,
+                        prompt.len()
+                    ),
+                    param: Some("max_tokens".into()),
+                    code: Some("context_length_exceeded".into()),
+                })
+            }
+            Some(m) => m,
+            None => room,
+        };
+        let (tx, rx) = unbounded_channel();
+        let req = EngineRequest {
+            prompt,
+            sampler: Sampler::new(request.sampling),
+            stop: request.stop,
+            max_new_tokens,
+            logprobs: request.logprobs,
+            events: tx,
+        };
+        self.inner.requests.send(req).map_err(|_| BackendError::Unavailable("the engine has stopped".into()))?;
+        Ok(UnboundedReceiverStream::new(rx).boxed())
+    }
+
+    async fn ready(&self) -> bool {
+        !self.inner.requests.is_closed()
+    }
+}

@@ -1,0 +1,79 @@
+//! The embedded inference engine: GGUF llama-family models run with candle,
+//! no HTTP. `LocalModel::load` reads a GGUF file; `EngineHandle` (from
+//! `LocalModel::spawn`) is the only way in, and implements
+//! `backend_api::Backend`.
+//!
+//! One actor thread owns the model, the KV caches and the scheduler; callers
+//! send requests through the handle and get a stream of events back. A
+//! dropped stream (client gone) cancels its sequence at the next step.
+
+pub mod chat_template;
+pub mod gguf;
+mod handle;
+pub mod kv_cache;
+pub mod model;
+pub mod sampler;
+mod scheduler;
+mod sequence;
+pub mod stop;
+pub mod tokenizer;
+
+pub use handle::EngineHandle;
+pub use model::WeightFormat;
+pub use scheduler::EngineConfig;
+
+use chat_template::{ChatTemplate, TemplateError, CHATML};
+use gguf::{GgufError, GgufFile};
+use model::Llama;
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+use tokenizer::{Tokenizer, TokenizerError};
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("model: {0}")]
+    Model(String),
+    #[error("engine: {0}")]
+    Spawn(String),
+}
+
+/// A loaded model with its tokenizer and chat template, ready to spawn.
+pub struct LocalModel {
+    pub model: Llama,
+    pub tokenizer: Arc<Tokenizer>,
+    pub template: ChatTemplate,
+    /// The context window served (the file's, or less when configured).
+    pub context_length: usize,
+    /// `general.name` from the file, if any.
+    pub display_name: Option<String>,
+}
+
+impl LocalModel {
+    /// Loads a GGUF file. `context_length` caps the file's own window.
+    pub fn load(path: &Path, format: WeightFormat, context_length: Option<usize>) -> Result<Self, EngineError> {
+        let mut file = GgufFile::open(path)?;
+        let cfg = file.config()?;
+        let tokenizer = Tokenizer::from_spec(&file.tokenizer_spec()?)?;
+        if tokenizer.vocab_size() < cfg.vocab_size {
+            return Err(EngineError::Model(format!(
+                "tokenizer has {} tokens but the model {}",
+                tokenizer.vocab_size(),
+                cfg.vocab_size
+            )));
+        }
+        let token_text = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or("").to_string();
+        let template_src = file.chat_template().unwrap_or_else(|| CHATML.to_string());
+        let template = ChatTemplate::new(&template_src, &token_text(tokenizer.bos_id()), &token_text(tokenizer.eos_id()))?;
+        let context_length = context_length.map_or(cfg.context_length, |c| c.min(cfg.context_length)).max(1);
+        let display_name = file.name.clone();
+        let model = Llama::load(&mut file, cfg, format, context_length)?;
+        Ok(LocalModel { model, tokenizer: Arc::new(tokenizer), template, context_length, display_name })
+    }
+}

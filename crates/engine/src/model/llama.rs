@@ -1,0 +1,210 @@
+//! Llama-family decoder over a ragged batch: the tokens of every scheduled
+//! sequence are stacked into one matrix, so each projection and MLP reads
+//! its weights once per step for the whole batch; attention runs per token
+//! over its own sequence's KV cache, at its own positions.
+
+use super::linear::{Linear, WeightFormat};
+use super::ops::{add_in_place, rms_norm, softmax_in_place, swiglu, RopeTable};
+use crate::gguf::{GgufFile, LlamaConfig};
+use crate::kv_cache::SeqKv;
+use crate::EngineError;
+use candle_core::Device;
+use rayon::prelude::*;
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    qkv: Linear,
+    o: Linear,
+    ffn_norm: Vec<f32>,
+    gate_up: Linear,
+    down: Linear,
+}
+
+pub struct Llama {
+    cfg: LlamaConfig,
+    embed: Vec<f32>,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    lm_head: Linear,
+    rope: RopeTable,
+}
+
+/// One sequence's share of a step: `tokens` continue its KV cache at
+/// position `cache.len()`. Logits come back only where asked for (the last
+/// prefill chunk and decode steps), for the last token.
+pub struct BatchItem<'a> {
+    pub tokens: &'a [u32],
+    pub cache: &'a mut SeqKv,
+    pub want_logits: bool,
+}
+
+fn vec_f32(file: &mut GgufFile, name: &str) -> Result<Vec<f32>, EngineError> {
+    let t = file.tensor(name)?;
+    t.dequantize(&Device::Cpu)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| EngineError::Model(format!("{name}: {e}")))
+}
+
+impl Llama {
+    pub fn load(file: &mut GgufFile, cfg: LlamaConfig, format: WeightFormat, max_positions: usize) -> Result<Self, EngineError> {
+        let embed = vec_f32(file, "token_embd.weight")?;
+        if embed.len() != cfg.vocab_size * cfg.n_embd {
+            return Err(EngineError::Model(format!(
+                "token_embd.weight has {} values, expected {} x {}",
+                embed.len(),
+                cfg.vocab_size,
+                cfg.n_embd
+            )));
+        }
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let mut t = |s: &str| file.tensor(&format!("blk.{i}.{s}.weight"));
+            let qkv = Linear::stacked(vec![t("attn_q")?, t("attn_k")?, t("attn_v")?], format)?;
+            let o = Linear::stacked(vec![t("attn_output")?], format)?;
+            let gate_up = Linear::stacked(vec![t("ffn_gate")?, t("ffn_up")?], format)?;
+            let down = Linear::stacked(vec![t("ffn_down")?], format)?;
+            let want_qkv = (cfg.n_head + 2 * cfg.n_head_kv) * cfg.head_dim;
+            if qkv.out_dim() != want_qkv || gate_up.out_dim() != 2 * cfg.n_ff || o.out_dim() != cfg.n_embd || down.out_dim() != cfg.n_embd {
+                return Err(EngineError::Model(format!("layer {i}: projection shapes do not match the config")));
+            }
+            layers.push(Layer {
+                attn_norm: vec_f32(file, &format!("blk.{i}.attn_norm.weight"))?,
+                qkv,
+                o,
+                ffn_norm: vec_f32(file, &format!("blk.{i}.ffn_norm.weight"))?,
+                gate_up,
+                down,
+            });
+        }
+        // Many small models tie the output projection to the embeddings.
+        let head_name = if file.has_tensor("output.weight") { "output.weight" } else { "token_embd.weight" };
+        let lm_head = Linear::stacked(vec![file.tensor(head_name)?], format)?;
+        let norm = vec_f32(file, "output_norm.weight")?;
+        let rope = RopeTable::new(cfg.head_dim, max_positions, cfg.rope_theta);
+        Ok(Llama { cfg, embed, layers, norm, lm_head, rope })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    /// Width of one token's K (or V) across all KV heads.
+    pub fn kv_width(&self) -> usize {
+        self.cfg.n_head_kv * self.cfg.head_dim
+    }
+
+    pub fn new_cache(&self) -> SeqKv {
+        SeqKv::new(self.cfg.n_layer)
+    }
+
+    /// Runs one step over the batch; returns, per item, the logits of its
+    /// last token when `want_logits`.
+    pub fn forward(&self, batch: &mut [BatchItem<'_>]) -> Result<Vec<Option<Vec<f32>>>, EngineError> {
+        let cfg = &self.cfg;
+        let (d, hd) = (cfg.n_embd, cfg.head_dim);
+        // Position and owner of every row of the stacked batch.
+        let mut rows: Vec<(usize, usize)> = Vec::new();
+        for (i, item) in batch.iter().enumerate() {
+            let start = item.cache.len();
+            if start + item.tokens.len() > self.rope.max_positions() {
+                return Err(EngineError::Model(format!("position {} beyond the context window", start + item.tokens.len())));
+            }
+            rows.extend((0..item.tokens.len()).map(|t| (i, start + t)));
+        }
+        let mut x = Vec::with_capacity(rows.len() * d);
+        for item in batch.iter() {
+            for &tok in item.tokens {
+                let tok = tok as usize;
+                if tok >= cfg.vocab_size {
+                    return Err(EngineError::Model(format!("token id {tok} out of vocabulary")));
+                }
+                x.extend_from_slice(&self.embed[tok * d..(tok + 1) * d]);
+            }
+        }
+        let mut h = vec![0.0; x.len()];
+        let (q_w, kv_w) = (cfg.n_head * hd, self.kv_width());
+        for (l, layer) in self.layers.iter().enumerate() {
+            rms_norm(&x, &layer.attn_norm, cfg.rms_eps, &mut h);
+            let mut qkv = layer.qkv.forward(&h)?;
+            let mut queries = Vec::with_capacity(rows.len() * q_w);
+            for (row, &(item, pos)) in qkv.chunks_exact_mut(q_w + 2 * kv_w).zip(&rows) {
+                let (q, kv) = row.split_at_mut(q_w);
+                let (k, v) = kv.split_at_mut(kv_w);
+                self.rope.apply(q, pos);
+                self.rope.apply(k, pos);
+                queries.extend_from_slice(q);
+                batch[item].cache.append(l, k, v);
+            }
+            let attn = self.attention(l, &queries, &rows, batch);
+            add_in_place(&mut x, &layer.o.forward(&attn)?);
+            rms_norm(&x, &layer.ffn_norm, cfg.rms_eps, &mut h);
+            let act = swiglu(&layer.gate_up.forward(&h)?, cfg.n_ff);
+            add_in_place(&mut x, &layer.down.forward(&act)?);
+        }
+        for item in batch.iter_mut() {
+            item.cache.commit(item.tokens.len());
+        }
+        // Final norm and vocabulary projection only for the rows that sample.
+        let mut last_rows = Vec::new();
+        let mut row_end = 0;
+        for item in batch.iter() {
+            row_end += item.tokens.len();
+            if item.want_logits && !item.tokens.is_empty() {
+                last_rows.extend_from_slice(&x[(row_end - 1) * d..row_end * d]);
+            }
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        if last_rows.is_empty() {
+            out.resize_with(batch.len(), || None);
+            return Ok(out);
+        }
+        let mut normed = vec![0.0; last_rows.len()];
+        rms_norm(&last_rows, &self.norm, cfg.rms_eps, &mut normed);
+        let logits = self.lm_head.forward(&normed)?;
+        let vocab = self.lm_head.out_dim();
+        let mut chunks = logits.chunks_exact(vocab);
+        for item in batch.iter() {
+            if item.want_logits && !item.tokens.is_empty() {
+                out.push(chunks.next().map(<[f32]>::to_vec));
+            } else {
+                out.push(None);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Causal attention of every row over its own sequence's cache (which
+    /// already holds this step's keys and values), in parallel over rows.
+    fn attention(&self, layer: usize, queries: &[f32], rows: &[(usize, usize)], batch: &[BatchItem<'_>]) -> Vec<f32> {
+        let cfg = &self.cfg;
+        let (hd, kv_w) = (cfg.head_dim, self.kv_width());
+        let group = cfg.n_head / cfg.n_head_kv;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut out = vec![0.0f32; rows.len() * cfg.n_embd];
+        out.par_chunks_mut(cfg.n_embd).zip(queries.par_chunks(cfg.n_head * hd)).zip(rows.par_iter()).for_each(
+            |((dst, q), &(item, pos))| {
+                let (keys, values) = batch[item].cache.layer(layer);
+                let n_ctx = pos + 1;
+                let mut scores = vec![0.0f32; n_ctx];
+                for h in 0..cfg.n_head {
+                    let qh = &q[h * hd..(h + 1) * hd];
+                    let kv_off = (h / group) * hd;
+                    for (j, s) in scores.iter_mut().enumerate() {
+                        let k = &keys[j * kv_w + kv_off..j * kv_w + kv_off + hd];
+                        *s = qh.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    }
+                    softmax_in_place(&mut scores);
+                    let oh = &mut dst[h * hd..(h + 1) * hd];
+                    for (j, p) in scores.iter().enumerate() {
+                        let v = &values[j * kv_w + kv_off..j * kv_w + kv_off + hd];
+                        for (o, vv) in oh.iter_mut().zip(v) {
+                            *o += p * vv;
+                        }
+                    }
+                }
+            },
+        );
+        out
+    }
+}

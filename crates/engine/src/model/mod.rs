@@ -1,0 +1,10 @@
+//! Model architectures. One file per architecture, built from small
+//! modules over plain f32 rows; quantized matmuls go through candle.
+
+mod linear;
+mod llama;
+mod ops;
+
+pub use linear::WeightFormat;
+pub use llama::{BatchItem, Llama};
+pub use ops::RopeTable;

@@ -1,0 +1,122 @@
+//! Row-wise kernels on plain f32 slices. The model is small enough that
+//! candle's per-op allocation and dispatch would cost more than the math.
+
+/// RMS norm of each `dim`-wide row, scaled by `weight`, written into `out`.
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let dim = weight.len();
+    for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        let mean_sq = row.iter().map(|v| v * v).sum::<f32>() / dim as f32;
+        let scale = 1.0 / (mean_sq + eps).sqrt();
+        for ((d, v), w) in dst.iter_mut().zip(row).zip(weight) {
+            *d = v * scale * w;
+        }
+    }
+}
+
+/// `gate_up` rows are `[gate (n_ff) | up (n_ff)]`; returns `silu(gate) * up`.
+pub fn swiglu(gate_up: &[f32], n_ff: usize) -> Vec<f32> {
+    let rows = gate_up.len() / (2 * n_ff);
+    let mut out = Vec::with_capacity(rows * n_ff);
+    for row in gate_up.chunks_exact(2 * n_ff) {
+        let (gate, up) = row.split_at(n_ff);
+        out.extend(gate.iter().zip(up).map(|(g, u)| g / (1.0 + (-g).exp()) * u));
+    }
+    out
+}
+
+pub fn add_in_place(acc: &mut [f32], x: &[f32]) {
+    for (a, b) in acc.iter_mut().zip(x) {
+        *a += b;
+    }
+}
+
+/// Softmax over `xs` in place (numerically stable).
+pub fn softmax_in_place(xs: &mut [f32]) {
+    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in xs.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    if sum > 0.0 {
+        for v in xs.iter_mut() {
+            *v /= sum;
+        }
+    }
+}
+
+/// Precomputed rotary-embedding angles for every position up to the context.
+pub struct RopeTable {
+    half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    pub fn new(head_dim: usize, max_positions: usize, theta: f32) -> Self {
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(max_positions * half);
+        let mut sin = Vec::with_capacity(max_positions * half);
+        for pos in 0..max_positions {
+            for i in 0..half {
+                let freq = 1.0 / theta.powf((2 * i) as f32 / head_dim as f32);
+                let angle = pos as f32 * freq;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        RopeTable { half, cos, sin }
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.cos.len() / self.half.max(1)
+    }
+
+    /// Rotates each head of one token's `x` (heads × head_dim) at `pos`.
+    /// GGUF llama weights are permuted for the interleaved pairing
+    /// (x[2i], x[2i+1]), llama.cpp's "normal" rope.
+    pub fn apply(&self, x: &mut [f32], pos: usize) {
+        let base = pos * self.half;
+        let (cos, sin) = (&self.cos[base..base + self.half], &self.sin[base..base + self.half]);
+        for head in x.chunks_exact_mut(2 * self.half) {
+            for i in 0..self.half {
+                let (a, b) = (head[2 * i], head[2 * i + 1]);
+                head[2 * i] = a * cos[i] - b * sin[i];
+                head[2 * i + 1] = a * sin[i] + b * cos[i];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_unit_weight_gives_unit_rms() {
+        let x = [3.0f32, 4.0, 0.0, 0.0];
+        let mut out = [0.0; 4];
+        rms_norm(&x, &[1.0; 4], 0.0, &mut out);
+        let rms = (out.iter().map(|v| v * v).sum::<f32>() / 4.0).sqrt();
+        assert!((rms - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_handles_neg_inf() {
+        let mut x = [1.0f32, 2.0, f32::NEG_INFINITY];
+        softmax_in_place(&mut x);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(x[2], 0.0);
+    }
+
+    #[test]
+    fn rope_at_zero_is_identity_and_preserves_norm() {
+        let t = RopeTable::new(4, 8, 10_000.0);
+        let mut x = [1.0f32, 2.0, 3.0, 4.0];
+        t.apply(&mut x, 0);
+        assert_eq!(x, [1.0, 2.0, 3.0, 4.0]);
+        t.apply(&mut x, 5);
+        let norm: f32 = x.iter().map(|v| v * v).sum();
+        assert!((norm - 30.0).abs() < 1e-4);
+    }
+}

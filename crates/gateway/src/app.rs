@@ -1,0 +1,67 @@
+//! The whole HTTP stack, composed in one place.
+
+use crate::error::ApiError;
+use crate::extract::BodyLimit;
+use crate::routes;
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use std::any::Any;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the application. Layers, outermost first:
+///
+/// 0. catch-panic: a panic anywhere below becomes a 500 in OpenAI's shape
+///    (a bug, but never a dropped connection);
+///    request-id: keeps the client's `x-request-id` or sets a UUID, and
+///    copies it onto every response, errors included;
+///    trace: one span per request, carrying the request id;
+///    body limit: bodies over the configured size → 413.
+/// 1–11 of the request path (auth, rate limits, …) slot in below these as
+///    they are built; today a request goes straight to validation
+///    (`validate`) and its backend (`routes`).
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.body_limit_bytes;
+    let api = Router::new()
+        .route("/v1/chat/completions", post(routes::chat::chat_completions))
+        .route("/v1/completions", post(routes::completions::completions))
+        .route("/v1/models", get(routes::models::list_models))
+        .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
+        .fallback(not_found)
+        .with_state(state);
+    api.layer(
+        ServiceBuilder::new()
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }))
+            .layer(DefaultBodyLimit::max(body_limit))
+            .layer(Extension(BodyLimit(body_limit))),
+    )
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::RouteNotFound(uri.path().to_string())
+}
+
+fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!(panic = %detail, "handler panicked");
+    ApiError::Internal("internal error".into()).into_response()
+}

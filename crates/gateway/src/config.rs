@@ -1,0 +1,208 @@
+//! Configuration, read in two stages: a raw serde struct that rejects
+//! unknown keys (naming them), then validation into the runtime `Config`
+//! whose errors name the offending path.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The default model, as installed by `scripts/setup-models.sh`.
+pub const DEFAULT_MODEL_NAME: &str = "smollm2-135m-instruct";
+pub const DEFAULT_MODEL_FILE: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config: {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    engine: RawEngine,
+    #[serde(default)]
+    models: Vec<RawModel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    body_limit_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    max_num_seqs: Option<usize>,
+    max_num_batched_tokens: Option<usize>,
+    /// "fast" (default) or "native".
+    weights: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: String,
+    path: PathBuf,
+    context_length: Option<usize>,
+}
+
+/// Validated runtime configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub body_limit_bytes: usize,
+    pub engine: EngineSettings,
+    pub models: Vec<LocalModelConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineSettings {
+    pub max_num_seqs: usize,
+    pub max_num_batched_tokens: usize,
+    pub weights: engine::WeightFormat,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalModelConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub context_length: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let defaults = engine::EngineConfig::default();
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: DEFAULT_BODY_LIMIT,
+            engine: EngineSettings {
+                max_num_seqs: defaults.max_num_seqs,
+                max_num_batched_tokens: defaults.max_num_batched_tokens,
+                weights: engine::WeightFormat::default(),
+            },
+            models: vec![LocalModelConfig { name: DEFAULT_MODEL_NAME.into(), path: DEFAULT_MODEL_FILE.into(), context_length: None }],
+        }
+    }
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { path: path.to_string(), message: message.into() }
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.display().to_string(), message },
+            other => other,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse { path: String::new(), message: e.to_string() })?;
+        let mut cfg = Config::default();
+        if let Some(listen) = raw.listen {
+            cfg.listen = parse_listen(&listen).map_err(|m| invalid("listen", m))?;
+        }
+        if let Some(limit) = raw.server.body_limit_bytes {
+            if limit == 0 {
+                return Err(invalid("server.body_limit_bytes", "must be greater than 0"));
+            }
+            cfg.body_limit_bytes = limit;
+        }
+        if let Some(n) = raw.engine.max_num_seqs {
+            if n == 0 {
+                return Err(invalid("engine.max_num_seqs", "must be at least 1"));
+            }
+            cfg.engine.max_num_seqs = n;
+        }
+        if let Some(n) = raw.engine.max_num_batched_tokens {
+            if n < 16 {
+                return Err(invalid("engine.max_num_batched_tokens", "must be at least 16"));
+            }
+            cfg.engine.max_num_batched_tokens = n;
+        }
+        if let Some(w) = raw.engine.weights {
+            cfg.engine.weights = parse_weights(&w).map_err(|m| invalid("engine.weights", m))?;
+        }
+        if !raw.models.is_empty() {
+            let mut models = Vec::with_capacity(raw.models.len());
+            for (i, m) in raw.models.into_iter().enumerate() {
+                if m.name.trim().is_empty() {
+                    return Err(invalid(&format!("models[{i}].name"), "must not be empty"));
+                }
+                if models.iter().any(|o: &LocalModelConfig| o.name == m.name) {
+                    return Err(invalid(&format!("models[{i}].name"), format!("'{}' is listed twice", m.name)));
+                }
+                if m.context_length == Some(0) {
+                    return Err(invalid(&format!("models[{i}].context_length"), "must be at least 1"));
+                }
+                models.push(LocalModelConfig { name: m.name, path: m.path, context_length: m.context_length });
+            }
+            cfg.models = models;
+        }
+        Ok(cfg)
+    }
+}
+
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|e| format!("'{s}' is not an ADDRESS:PORT ({e})"))
+}
+
+pub fn parse_weights(s: &str) -> Result<engine::WeightFormat, String> {
+    match s {
+        "fast" => Ok(engine::WeightFormat::Fast),
+        "native" => Ok(engine::WeightFormat::Native),
+        other => Err(format!("'{other}' is not one of 'fast', 'native'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() -> Result<(), ConfigError> {
+        assert_eq!(Config::from_toml("")?, Config::default());
+        Ok(())
+    }
+
+    #[test]
+    fn reads_listen_and_models() -> Result<(), ConfigError> {
+        let cfg = Config::from_toml(
+            "listen = \"0.0.0.0:9000\"\n[engine]\nmax_num_seqs = 4\n[[models]]\nname = \"a\"\npath = \"/m/a.gguf\"\ncontext_length = 2048\n",
+        )?;
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.engine.max_num_seqs, 4);
+        assert_eq!(cfg.models, vec![LocalModelConfig { name: "a".into(), path: "/m/a.gguf".into(), context_length: Some(2048) }]);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").map(|_| ()).map_err(|e| e.to_string());
+        assert!(matches!(&err, Err(m) if m.contains("listen_port")), "{err:?}");
+        let err = Config::from_toml("[[models]]\nname = \"a\"\npath = \"x\"\nctx = 5\n").map(|_| ()).map_err(|e| e.to_string());
+        assert!(matches!(&err, Err(m) if m.contains("ctx")), "{err:?}");
+    }
+
+    #[test]
+    fn invalid_values_name_their_path() {
+        let err = Config::from_toml("listen = \"nope\"").map(|_| ()).map_err(|e| e.to_string());
+        assert!(matches!(&err, Err(m) if m.contains("listen")), "{err:?}");
+        let err = Config::from_toml("[engine]\nweights = \"q2\"").map(|_| ()).map_err(|e| e.to_string());
+        assert!(matches!(&err, Err(m) if m.contains("engine.weights")), "{err:?}");
+    }
+}

@@ -1,0 +1,23 @@
+//! The HTTP gateway: an OpenAI-compatible API (axum) in front of backends.
+//!
+//! - `app`: the one function that composes the middleware stack.
+//! - `config`: TOML configuration, parsed then validated.
+//! - `extract`, `validate`: wire JSON → `ValidatedRequest`.
+//! - `routes`, `sse`, `collect`: the endpoints and their response shapes.
+//! - `error`: the one mapping from failures to status + OpenAI error body.
+//! - `server`: loading the configured models and serving.
+
+pub mod app;
+pub mod collect;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod server;
+pub mod sse;
+pub mod state;
+pub mod validate;
+
+pub use app::router;
+pub use config::Config;
+pub use state::AppState;

@@ -1,0 +1,122 @@
+//! `POST /v1/completions` (legacy text completions; a prompt array gives
+//! one choice per prompt, generated concurrently).
+
+use super::request_id;
+use crate::collect::{collect, unix_now, Collected};
+use crate::error::ApiError;
+use crate::extract::OpenAiJson;
+use crate::sse::{sse_response, to_json, ChunkRenderer};
+use crate::state::AppState;
+use crate::validate::validate_completion;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use backend_api::{GeneratedToken, GenerationEvent};
+use protocol::{Completion, CompletionChoice, CompletionLogprobs, CompletionRequest, Usage};
+
+pub async fn completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OpenAiJson(body): OpenAiJson<CompletionRequest>,
+) -> Result<Response, ApiError> {
+    let rid = request_id(&headers);
+    let valid = validate_completion(body, &rid)?;
+    let model = valid.requests.first().map(|r| r.model.clone()).unwrap_or_default();
+    let backend = state.backend_for(&model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?;
+    let want_logprobs = valid.requests.first().is_some_and(|r| r.logprobs.is_some());
+    // Start every choice before reading any, so the engine batches them.
+    let mut streams = Vec::with_capacity(valid.requests.len());
+    for r in valid.requests {
+        streams.push(backend.generate(r).await?);
+    }
+    let id = format!("cmpl-{rid}");
+    let created = unix_now();
+    if valid.common.stream {
+        let renderer = CompletionChunks { id, created, model, include_usage: valid.common.include_usage, want_logprobs, usage: Usage::default() };
+        return Ok(sse_response(streams, renderer));
+    }
+    let results: Vec<Collected> = futures::future::try_join_all(streams.into_iter().map(collect)).await?;
+    let mut usage = Usage::new(0, 0, 0);
+    let choices = results
+        .into_iter()
+        .zip(valid.prompts.iter())
+        .enumerate()
+        .map(|(i, (done, prompt))| {
+            usage.add(&done.usage);
+            let text = if valid.echo { format!("{prompt}{}", done.text) } else { done.text };
+            CompletionChoice {
+                text,
+                index: i as u32,
+                logprobs: want_logprobs.then(|| completion_logprobs(&done.tokens)),
+                finish_reason: done.finish_reason.map(|r| r.as_str().to_string()),
+            }
+        })
+        .collect();
+    Ok(Json(Completion { id, object: "text_completion".into(), created, model, choices, usage: Some(usage), system_fingerprint: None })
+        .into_response())
+}
+
+fn completion_logprobs(tokens: &[GeneratedToken]) -> CompletionLogprobs {
+    let mut out = CompletionLogprobs::default();
+    let mut offset = 0u32;
+    for t in tokens {
+        out.tokens.push(t.text.clone());
+        out.token_logprobs.push(t.logprob.unwrap_or(0.0));
+        out.top_logprobs.push(t.top_logprobs.iter().map(|a| (a.text.clone(), a.logprob)).collect());
+        out.text_offset.push(offset);
+        offset += t.text.len() as u32;
+    }
+    out
+}
+
+struct CompletionChunks {
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    want_logprobs: bool,
+    usage: Usage,
+}
+
+impl CompletionChunks {
+    fn chunk(&self, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> serde_json::Value {
+        let mut v = to_json(&Completion {
+            id: self.id.clone(),
+            object: "text_completion".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage: None,
+            system_fingerprint: None,
+        });
+        if self.include_usage {
+            v["usage"] = usage.map_or(serde_json::Value::Null, |u| to_json(&u));
+        }
+        v
+    }
+}
+
+impl ChunkRenderer for CompletionChunks {
+    fn render(&mut self, index: u32, event: GenerationEvent) -> Vec<serde_json::Value> {
+        match event {
+            GenerationEvent::Started { .. } => Vec::new(),
+            GenerationEvent::Delta { text, tokens } => {
+                let logprobs = self.want_logprobs.then(|| completion_logprobs(&tokens));
+                vec![self.chunk(vec![CompletionChoice { text, index, logprobs, finish_reason: None }], None)]
+            }
+            GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, cached_tokens } => {
+                self.usage.add(&Usage::new(prompt_tokens, completion_tokens, cached_tokens));
+                let choice = CompletionChoice { text: String::new(), index, logprobs: None, finish_reason: Some(reason.as_str().to_string()) };
+                vec![self.chunk(vec![choice], None)]
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Vec<serde_json::Value> {
+        if !self.include_usage {
+            return Vec::new();
+        }
+        vec![self.chunk(Vec::new(), Some(self.usage.clone()))]
+    }
+}

@@ -1,0 +1,281 @@
+//! Step 2 of the request path: wire JSON → `ValidatedRequest`, every field
+//! typed and bounded, with OpenAI's 400 for anything out of range.
+
+use crate::error::ApiError;
+use backend_api::{ChatTurn, Prompt, SamplingParams, StopParams, ValidatedRequest};
+use protocol::{ChatCompletionRequest, CompletionRequest, MessageContent, PromptInput, SamplingFields};
+
+/// Most stop strings one request may carry.
+pub const MAX_STOP_STRINGS: usize = 16;
+/// Most top log-probabilities per token.
+pub const MAX_TOP_LOGPROBS: i64 = 20;
+
+/// Fields common to both endpoints, validated.
+pub struct Common {
+    pub sampling: SamplingParams,
+    pub stop: StopParams,
+    pub stream: bool,
+    pub include_usage: bool,
+}
+
+fn invalid(message: String, param: &'static str) -> ApiError {
+    ApiError::invalid(message, param)
+}
+
+fn validate_common(f: &SamplingFields, max_tokens: Option<i64>, max_tokens_param: &'static str) -> Result<Common, ApiError> {
+    let temperature = f.temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(invalid(format!("{temperature} is not valid for 'temperature': it must be between 0 and 2."), "temperature"));
+    }
+    let top_p = f.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(invalid(format!("{top_p} is not valid for 'top_p': it must be greater than 0 and at most 1."), "top_p"));
+    }
+    let top_k = match f.top_k {
+        None | Some(-1) | Some(0) => 0,
+        Some(k) if k > 0 => u32::try_from(k).unwrap_or(u32::MAX),
+        Some(k) => return Err(invalid(format!("{k} is not valid for 'top_k': use a positive number, or 0 / -1 for no limit."), "top_k")),
+    };
+    if let Some(n) = f.n {
+        if n != 1 {
+            return Err(invalid(format!("{n} is not valid for 'n': only n = 1 is supported."), "n"));
+        }
+    }
+    for (name, v) in [("presence_penalty", f.presence_penalty), ("frequency_penalty", f.frequency_penalty)] {
+        if let Some(v) = v {
+            if !(-2.0..=2.0).contains(&v) {
+                return Err(ApiError::InvalidRequest {
+                    message: format!("{v} is not valid for '{name}': it must be between -2 and 2."),
+                    param: Some(name.to_string()),
+                    code: None,
+                });
+            }
+        }
+    }
+    let max_tokens = match max_tokens {
+        None => None,
+        Some(m) if m >= 1 && m <= i64::from(u32::MAX) => Some(m as u32),
+        Some(m) => {
+            return Err(invalid(format!("{m} is not valid for '{max_tokens_param}': it must be at least 1."), max_tokens_param));
+        }
+    };
+    let min_tokens = match f.min_tokens {
+        None => 0,
+        Some(m) if m >= 0 && max_tokens.is_none_or(|mt| m <= i64::from(mt)) && m <= i64::from(u32::MAX) => m as u32,
+        Some(m) => return Err(invalid(format!("{m} is not valid for 'min_tokens': it must be between 0 and max_tokens."), "min_tokens")),
+    };
+    let stop = f.stop.clone().map(|s| s.into_vec()).unwrap_or_default();
+    if stop.len() > MAX_STOP_STRINGS {
+        return Err(invalid(format!("At most {MAX_STOP_STRINGS} stop sequences are allowed, got {}.", stop.len()), "stop"));
+    }
+    if f.stream_options.is_some() && !f.stream {
+        return Err(invalid("'stream_options' is only allowed when 'stream' is true.".into(), "stream_options"));
+    }
+    Ok(Common {
+        sampling: SamplingParams {
+            temperature,
+            top_p,
+            top_k,
+            seed: f.seed.map(|s| s as u64),
+            presence_penalty: f.presence_penalty.unwrap_or(0.0),
+            frequency_penalty: f.frequency_penalty.unwrap_or(0.0),
+        },
+        stop: StopParams { max_tokens, stop, ignore_eos: f.ignore_eos, min_tokens },
+        stream: f.stream,
+        include_usage: f.stream_options.as_ref().is_some_and(|o| o.include_usage),
+    })
+}
+
+fn message_text(content: Option<&MessageContent>, index: usize) -> Result<String, ApiError> {
+    match content {
+        None => Ok(String::new()),
+        Some(MessageContent::Text(t)) => Ok(t.clone()),
+        Some(MessageContent::Parts(parts)) => {
+            let mut text = String::new();
+            for p in parts {
+                match (p.kind.as_str(), &p.text) {
+                    ("text", Some(t)) => text.push_str(t),
+                    ("text", None) => return Err(invalid(format!("messages[{index}]: a text part needs a 'text' field."), "messages")),
+                    (other, _) => {
+                        return Err(invalid(
+                            format!("messages[{index}]: content parts of type '{other}' are not supported by this model; only 'text'."),
+                            "messages",
+                        ))
+                    }
+                }
+            }
+            Ok(text)
+        }
+    }
+}
+
+pub struct ValidChat {
+    pub request: ValidatedRequest,
+    pub common: Common,
+}
+
+pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<ValidChat, ApiError> {
+    if req.messages.is_empty() {
+        return Err(invalid("'messages' must contain at least one message.".into(), "messages"));
+    }
+    let max_tokens = req.max_completion_tokens.or(req.sampling.max_tokens);
+    let param = if req.max_completion_tokens.is_some() { "max_completion_tokens" } else { "max_tokens" };
+    let common = validate_common(&req.sampling, max_tokens, param)?;
+    let mut turns = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        let role = match m.role.as_str() {
+            "system" | "user" | "assistant" | "tool" => m.role.clone(),
+            // OpenAI's newer name for system instructions.
+            "developer" => "system".to_string(),
+            other => {
+                return Err(invalid(
+                    format!("messages[{i}].role '{other}' is not one of 'system', 'developer', 'user', 'assistant', 'tool'."),
+                    "messages",
+                ))
+            }
+        };
+        turns.push(ChatTurn { role, content: message_text(m.content.as_ref(), i)? });
+    }
+    let logprobs = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
+        (false, Some(_)) => return Err(invalid("'top_logprobs' requires 'logprobs' to be true.".into(), "top_logprobs")),
+        (false, None) => None,
+        (true, None) => Some(0),
+        (true, Some(n)) if i64::from(n) <= MAX_TOP_LOGPROBS => Some(n),
+        (true, Some(n)) => return Err(invalid(format!("{n} is not valid for 'top_logprobs': at most {MAX_TOP_LOGPROBS}."), "top_logprobs")),
+    };
+    let request = ValidatedRequest {
+        request_id: request_id.to_string(),
+        model: req.model,
+        prompt: Prompt::Chat(turns),
+        sampling: common.sampling.clone(),
+        stop: common.stop.clone(),
+        logprobs,
+    };
+    Ok(ValidChat { request, common })
+}
+
+pub struct ValidCompletion {
+    /// One request per prompt (a prompt array gives several choices).
+    pub requests: Vec<ValidatedRequest>,
+    pub prompts: Vec<String>,
+    pub common: Common,
+    pub echo: bool,
+}
+
+pub fn validate_completion(req: CompletionRequest, request_id: &str) -> Result<ValidCompletion, ApiError> {
+    let common = validate_common(&req.sampling, req.sampling.max_tokens, "max_tokens")?;
+    if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(invalid("'suffix' is not supported.".into(), "suffix"));
+    }
+    let prompts = match req.prompt {
+        PromptInput::One(p) => vec![p],
+        PromptInput::Many(ps) => ps,
+    };
+    if prompts.is_empty() {
+        return Err(invalid("'prompt' must not be an empty array.".into(), "prompt"));
+    }
+    if prompts.len() > 64 {
+        return Err(invalid(format!("At most 64 prompts per request, got {}.", prompts.len()), "prompt"));
+    }
+    if prompts.iter().any(String::is_empty) {
+        return Err(invalid("'prompt' must not be empty.".into(), "prompt"));
+    }
+    let logprobs = match req.logprobs {
+        None => None,
+        Some(n) if (0..=MAX_TOP_LOGPROBS).contains(&n) => Some(n as u32),
+        Some(n) => return Err(invalid(format!("{n} is not valid for 'logprobs': it must be between 0 and {MAX_TOP_LOGPROBS}."), "logprobs")),
+    };
+    if req.echo && common.stream {
+        return Err(invalid("'echo' is not supported together with 'stream'.".into(), "echo"));
+    }
+    let requests = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ValidatedRequest {
+            request_id: format!("{request_id}-{i}"),
+            model: req.model.clone(),
+            prompt: Prompt::Text(p.clone()),
+            sampling: common.sampling.clone(),
+            stop: common.stop.clone(),
+            logprobs,
+        })
+        .collect();
+    Ok(ValidCompletion { requests, prompts, common, echo: req.echo })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::parse_body;
+
+    fn chat(json: &str) -> Result<ValidChat, ApiError> {
+        validate_chat(parse_body(json.as_bytes())?, "req")
+    }
+
+    fn param_of(r: Result<ValidChat, ApiError>) -> Option<String> {
+        match r {
+            Err(ApiError::InvalidRequest { param, .. }) => param,
+            _ => Some("<no error>".into()),
+        }
+    }
+
+    #[test]
+    fn accepts_a_minimal_chat() -> Result<(), ApiError> {
+        let v = chat(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)?;
+        assert_eq!(v.request.prompt, Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "hi".into() }]));
+        assert_eq!(v.request.sampling.temperature, 1.0);
+        Ok(())
+    }
+
+    #[test]
+    fn content_parts_are_joined() -> Result<(), ApiError> {
+        let v = chat(r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#)?;
+        assert_eq!(v.request.prompt, Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "ab".into() }]));
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_out_of_range_values_naming_the_param() {
+        let base = r#""model":"m","messages":[{"role":"user","content":"hi"}]"#;
+        for (extra, param) in [
+            (r#""temperature":2.5"#, "temperature"),
+            (r#""temperature":-0.1"#, "temperature"),
+            (r#""top_p":0"#, "top_p"),
+            (r#""top_p":1.5"#, "top_p"),
+            (r#""n":2"#, "n"),
+            (r#""max_tokens":-5"#, "max_tokens"),
+            (r#""max_tokens":0"#, "max_tokens"),
+            (r#""max_completion_tokens":-1"#, "max_completion_tokens"),
+            (r#""top_logprobs":3"#, "top_logprobs"),
+            (r#""presence_penalty":3"#, "presence_penalty"),
+            (r#""stream_options":{"include_usage":true}"#, "stream_options"),
+        ] {
+            assert_eq!(param_of(chat(&format!("{{{base},{extra}}}"))), Some(param.to_string()), "{extra}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        for body in [
+            r#"{"model":"m"}"#,
+            r#"{"model":"m","messages":"hi"}"#,
+            r#"{"model":"m","messages":[]}"#,
+            r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#,
+            r#"[1,2]"#,
+            r#"{not json"#,
+        ] {
+            assert!(matches!(chat(body), Err(ApiError::InvalidRequest { .. })), "{body}");
+        }
+    }
+
+    #[test]
+    fn completion_prompt_array_gives_one_request_each() -> Result<(), ApiError> {
+        let v = validate_completion(parse_body(br#"{"model":"m","prompt":["a","b"],"max_tokens":3}"#)?, "r")?;
+        assert_eq!(v.requests.len(), 2);
+        assert_eq!(v.requests[1].prompt, Prompt::Text("b".into()));
+        assert_eq!(v.requests[0].stop.max_tokens, Some(3));
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! OpenAI-compatible wire types. Serde only: no behaviour, no validation
+//! beyond what the JSON shape itself expresses (validation lives in the
+//! gateway, which turns these into `backend_api::ValidatedRequest`).
+
+mod chat;
+mod completions;
+mod error;
+mod models;
+mod usage;
+
+pub use chat::*;
+pub use completions::*;
+pub use error::*;
+pub use models::*;
+pub use usage::*;
+
+use serde::{Deserialize, Serialize};
+
+/// `stop`: OpenAI accepts one string or an array of strings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum StopSpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StopSpec {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            StopSpec::One(s) => vec![s],
+            StopSpec::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// One candidate token with its log-probability (chat `logprobs.content[].top_logprobs`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// One generated token's log-probability entry in chat responses.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// Chat `choices[].logprobs`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct ChoiceLogprobs {
+    pub content: Option<Vec<TokenLogprob>>,
+}

@@ -1,0 +1,102 @@
+//! `switchyard bench …`: measurements of the embedded engine on this
+//! machine, in the same terms as llama.cpp's `llama-bench` (pp = prompt
+//! processing, tg = text generation), so the figures compare directly.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use engine::model::{BatchItem, Llama};
+use engine::{LocalModel, WeightFormat};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Prefill tokens/s on an N-token prompt and single-stream decode tokens/s.
+    Engine(EngineBench),
+}
+
+#[derive(Args)]
+pub struct EngineBench {
+    /// GGUF file to measure.
+    #[arg(long, value_name = "PATH", default_value = gateway::config::DEFAULT_MODEL_FILE)]
+    model: PathBuf,
+    /// Prompt length for the prefill measurement (llama-bench's -p).
+    #[arg(long, default_value_t = 512)]
+    prompt_tokens: usize,
+    /// Tokens to generate for the decode measurement (llama-bench's -n).
+    #[arg(long, default_value_t = 128)]
+    gen_tokens: usize,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Weight format: fast or native.
+    #[arg(long, default_value = "fast", value_parser = gateway::config::parse_weights)]
+    weights: WeightFormat,
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Engine(args) => engine_bench(&args),
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Deterministic pseudo-random token ids (as llama-bench uses random tokens).
+fn tokens(n: usize, vocab: usize, salt: u64) -> Vec<u32> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ salt;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % vocab as u64) as u32
+        })
+        .collect()
+}
+
+fn engine_bench(args: &EngineBench) -> Result<()> {
+    anyhow::ensure!(args.runs >= 1 && args.prompt_tokens >= 1 && args.gen_tokens >= 1, "runs, prompt and gen tokens must be >= 1");
+    let ctx = args.prompt_tokens + args.gen_tokens + 1;
+    let started = Instant::now();
+    let local = LocalModel::load(&args.model, args.weights, Some(ctx.max(args.prompt_tokens + 1)))
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    println!("model: {} ({:?} weights), loaded in {:.2}s, threads: {}", args.model.display(), args.weights, started.elapsed().as_secs_f64(), rayon_threads());
+    let model: &Llama = &local.model;
+    let vocab = model.config().vocab_size;
+    let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    // One warm-up run, then the measured ones.
+    for run in 0..=args.runs {
+        let prompt = tokens(args.prompt_tokens, vocab, run as u64);
+        let mut cache = model.new_cache();
+        let t = Instant::now();
+        model.forward(&mut [BatchItem { tokens: &prompt, cache: &mut cache, want_logits: true }])?;
+        let pp_s = t.elapsed().as_secs_f64();
+
+        let mut cache = model.new_cache();
+        let gen = tokens(args.gen_tokens, vocab, 1000 + run as u64);
+        let t = Instant::now();
+        for tok in &gen {
+            model.forward(&mut [BatchItem { tokens: std::slice::from_ref(tok), cache: &mut cache, want_logits: true }])?;
+        }
+        let tg_s = t.elapsed().as_secs_f64();
+        if run > 0 {
+            pp.push(args.prompt_tokens as f64 / pp_s);
+            tg.push(args.gen_tokens as f64 / tg_s);
+        }
+    }
+    println!("pp{}: {:.1} tokens/s (median of {} runs: {:?})", args.prompt_tokens, median(pp.clone()), args.runs, rounded(&pp));
+    println!("tg{}: {:.1} tokens/s (median of {} runs: {:?})", args.gen_tokens, median(tg.clone()), args.runs, rounded(&tg));
+    Ok(())
+}
+
+fn rounded(xs: &[f64]) -> Vec<f64> {
+    xs.iter().map(|x| (x * 10.0).round() / 10.0).collect()
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,144 @@
+//! `switchyard`: an OpenAI-compatible LLM server and gateway in one binary.
+
+mod bench;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use gateway::config::{parse_listen, parse_weights, Config, LocalModelConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM server and gateway: a real model in-process, one binary.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OpenAI-compatible API (with no options: the default model on 127.0.0.1:8080).
+    Serve(ServeArgs),
+    /// Measure the embedded engine on this machine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file (unknown keys are an error).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on; overrides the file's `listen`.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen)]
+    listen: Option<SocketAddr>,
+    /// Serve this GGUF file instead of the configured models.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Name clients use for `--model` (default: the file name without extension).
+    #[arg(long, value_name = "NAME", requires = "model")]
+    model_name: Option<String>,
+    /// Cap the context window of `--model` (default: the file's own).
+    #[arg(long, value_name = "TOKENS", requires = "model")]
+    context_length: Option<usize>,
+    /// Sequences decoded together per engine step.
+    #[arg(long, value_name = "N")]
+    max_num_seqs: Option<usize>,
+    /// Tokens (decode + prefill chunks) per engine step.
+    #[arg(long, value_name = "N")]
+    max_num_batched_tokens: Option<usize>,
+    /// Weight format in memory: `fast` (re-quantize slow formats to Q8_0) or `native`.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_weights)]
+    weights: Option<engine::WeightFormat>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Result<Config> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(listen) = self.listen {
+            cfg.listen = listen;
+        }
+        if let Some(path) = self.model {
+            let name = self
+                .model_name
+                .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()));
+            cfg.models = vec![LocalModelConfig { name, path, context_length: self.context_length }];
+        }
+        if let Some(n) = self.max_num_seqs {
+            anyhow::ensure!(n >= 1, "--max-num-seqs must be at least 1");
+            cfg.engine.max_num_seqs = n;
+        }
+        if let Some(n) = self.max_num_batched_tokens {
+            anyhow::ensure!(n >= 16, "--max-num-batched-tokens must be at least 16");
+            cfg.engine.max_num_batched_tokens = n;
+        }
+        if let Some(w) = self.weights {
+            cfg.engine.weights = w;
+        }
+        Ok(cfg)
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let cfg = args.into_config()?;
+    for m in &cfg.models {
+        if !m.path.exists() {
+            anyhow::bail!(
+                "model file {} not found (model '{}'); run scripts/setup-models.sh to fetch the default model",
+                m.path.display(),
+                m.name
+            );
+        }
+    }
+    if !cfg.listen.ip().is_loopback() {
+        for _ in 0..3 {
+            tracing::warn!(
+                listen = %cfg.listen,
+                "LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION: anyone who can reach this address can use every model"
+            );
+        }
+    }
+    let state = tokio::task::block_in_place(|| gateway::server::build_state(&cfg))?;
+    let listener = gateway::server::bind(cfg.listen).await?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(url = %format!("http://{addr}/v1"), models = ?cfg.models.iter().map(|m| &m.name).collect::<Vec<_>>(), "serving");
+    gateway::server::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Bench(cmd) => tokio::task::block_in_place(|| bench::run(cmd)),
+    }
+}

