@@ -7,6 +7,7 @@ use crate::chat_template::ChatTemplate;
 use crate::sampler::Sampler;
 use crate::scheduler::{EngineConfig, Scheduler};
 use crate::sequence::EngineRequest;
+use crate::stats::{EngineStats, StatsSnapshot};
 use crate::tokenizer::Tokenizer;
 use crate::{EngineError, LocalModel};
 use backend_api::{Backend, BackendError, GenerationStream, ModelInfo, Prompt, ValidatedRequest};
@@ -26,6 +27,7 @@ struct Inner {
     template: ChatTemplate,
     context_length: usize,
     requests: UnboundedSender<EngineRequest>,
+    stats: Arc<EngineStats>,
 }
 
 impl LocalModel {
@@ -33,13 +35,14 @@ impl LocalModel {
     pub fn spawn(self, model_id: &str, config: EngineConfig) -> Result<EngineHandle, EngineError> {
         let (tx, rx) = unbounded_channel();
         let LocalModel { model, tokenizer, template, context_length, .. } = self;
-        let scheduler = Scheduler::new(model, tokenizer.clone(), config, context_length);
+        let stats = Arc::new(EngineStats::default());
+        let scheduler = Scheduler::new(model, tokenizer.clone(), config, context_length, stats.clone());
         std::thread::Builder::new()
             .name(format!("engine-{model_id}"))
             .spawn(move || scheduler.run(rx))
             .map_err(|e| EngineError::Spawn(e.to_string()))?;
         Ok(EngineHandle {
-            inner: Arc::new(Inner { model_id: model_id.to_string(), tokenizer, template, context_length, requests: tx }),
+            inner: Arc::new(Inner { model_id: model_id.to_string(), tokenizer, template, context_length, requests: tx, stats }),
         })
     }
 }
@@ -51,6 +54,11 @@ impl EngineHandle {
 
     pub fn context_length(&self) -> usize {
         self.inner.context_length
+    }
+
+    /// Live engine counters (running / waiting sequences, tokens, cancellations).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {

@@ -15,7 +15,9 @@ pub mod model;
 pub mod sampler;
 mod scheduler;
 mod sequence;
+pub mod stats;
 pub mod stop;
+pub mod testing;
 pub mod tokenizer;
 
 pub use handle::EngineHandle;

@@ -6,6 +6,7 @@
 
 use crate::model::{BatchItem, Llama};
 use crate::sequence::{EngineRequest, Sequence};
+use crate::stats::EngineStats;
 use crate::tokenizer::Tokenizer;
 use backend_api::BackendError;
 use std::collections::VecDeque;
@@ -34,11 +35,12 @@ pub(crate) struct Scheduler {
     context_length: usize,
     waiting: VecDeque<EngineRequest>,
     running: Vec<Sequence>,
+    stats: Arc<EngineStats>,
 }
 
 impl Scheduler {
-    pub(crate) fn new(model: Llama, tokenizer: Arc<Tokenizer>, config: EngineConfig, context_length: usize) -> Self {
-        Scheduler { model, tokenizer, config, context_length, waiting: VecDeque::new(), running: Vec::new() }
+    pub(crate) fn new(model: Llama, tokenizer: Arc<Tokenizer>, config: EngineConfig, context_length: usize, stats: Arc<EngineStats>) -> Self {
+        Scheduler { model, tokenizer, config, context_length, waiting: VecDeque::new(), running: Vec::new(), stats }
     }
 
     /// Runs until every handle is dropped and all work is done.
@@ -54,11 +56,14 @@ impl Scheduler {
                 self.waiting.push_back(r);
             }
             self.step();
+            self.stats.set_queue(self.running.len(), self.waiting.len());
         }
     }
 
     fn admit(&mut self) {
+        let before = self.waiting.len();
         self.waiting.retain(|r| !r.events.is_closed());
+        self.stats.add_cancelled((before - self.waiting.len()) as u64);
         while self.running.len() < self.config.max_num_seqs {
             let Some(req) = self.waiting.pop_front() else { break };
             let seq = Sequence::new(req, self.model.new_cache());
@@ -70,7 +75,9 @@ impl Scheduler {
     /// One forward pass over everything schedulable, then sampling.
     pub(crate) fn step(&mut self) {
         // Cancelled sequences leave first; dropping them frees their KV.
+        let before = self.running.len();
         self.running.retain(|s| !s.is_cancelled());
+        self.stats.add_cancelled((before - self.running.len()) as u64);
         self.admit();
         let mut budget = self.config.max_num_batched_tokens;
         // Per running sequence: the tokens it runs this step, and whether it samples.
@@ -103,6 +110,7 @@ impl Scheduler {
         }
         let result = self.model.forward(&mut items);
         drop(items);
+        let (mut prompt_tokens, mut sampled) = (0u64, 0u64);
         match result {
             Ok(logits) => {
                 let mut logits = logits.into_iter();
@@ -111,8 +119,10 @@ impl Scheduler {
                     let out = logits.next().flatten();
                     if seq.is_prefilling() {
                         seq.mark_prefilled(tokens.len());
+                        prompt_tokens += tokens.len() as u64;
                     }
                     if let Some(mut l) = out {
+                        sampled += 1;
                         let left = self.context_length.saturating_sub(seq.cache.len() + 1);
                         seq.on_logits(&mut l, &self.tokenizer, left);
                     }
@@ -127,6 +137,7 @@ impl Scheduler {
                 }
             }
         }
+        self.stats.add_step(prompt_tokens, sampled);
         self.running.retain(|s| !s.is_finished());
     }
 }

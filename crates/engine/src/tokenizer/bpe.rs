@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 /// GPT-2's byte → printable char table: printable Latin-1 bytes map to
 /// themselves, the rest to U+0100 onwards, so every byte is a visible char.
-pub(crate) fn byte_chars() -> [char; 256] {
+pub fn byte_chars() -> [char; 256] {
     let mut table = ['\0'; 256];
     let mut next = 256u32;
     for b in 0..=255u8 {

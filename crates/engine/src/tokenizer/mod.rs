@@ -6,6 +6,7 @@
 //! - `stream`: incremental decoding that only emits whole UTF-8 characters.
 
 mod bpe;
+pub use bpe::byte_chars;
 mod pretokenize;
 mod stream;
 
@@ -199,26 +200,16 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
-/// Tokens and merges for tests: a tiny vocabulary with every byte plus a few merges.
+/// The tiny test vocabulary as a spec.
 #[cfg(test)]
 pub(crate) fn tiny_spec() -> TokenizerSpec {
-    let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
-    let mut types = vec![3, 3, 3];
-    for c in bpe::byte_chars() {
-        tokens.push(c.to_string());
-        types.push(1);
-    }
-    let merges = vec!["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "Ġwor l", "Ġworl d"];
-    for m in &merges {
-        tokens.push(m.replace(' ', ""));
-        types.push(1);
-    }
+    let (tokens, token_types, merges) = crate::testing::tiny_vocabulary();
     TokenizerSpec {
         model: "gpt2".into(),
         pre: Some("smollm".into()),
         tokens,
-        token_types: types,
-        merges: merges.into_iter().map(String::from).collect(),
+        token_types,
+        merges,
         bos_id: Some(1),
         eos_id: Some(2),
         extra_eog_ids: vec![],
