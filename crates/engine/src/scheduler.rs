@@ -103,7 +103,10 @@ impl Scheduler {
             .running
             .iter_mut()
             .zip(plan.iter())
-            .filter_map(|(seq, p)| p.as_ref().map(|(tokens, want)| BatchItem { tokens, cache: &mut seq.cache, want_logits: *want }))
+            .filter_map(|(seq, p)| {
+                let prompt = seq.is_prefilling();
+                p.as_ref().map(|(tokens, want)| BatchItem { tokens, cache: &mut seq.cache, want_logits: *want, prompt })
+            })
             .collect();
         if items.is_empty() {
             return;

@@ -38,8 +38,8 @@ fn our_greedy(model: &LocalModel, prompt: &[u32], n: usize) -> Result<Vec<u32>, 
     let mut cache = model.model.new_cache();
     let mut out = Vec::new();
     let mut input = prompt.to_vec();
-    for _ in 0..n {
-        let logits = model.model.forward(&mut [BatchItem { tokens: &input, cache: &mut cache, want_logits: true }])?;
+    for step in 0..n {
+        let logits = model.model.forward(&mut [BatchItem { tokens: &input, cache: &mut cache, want_logits: true, prompt: step == 0 }])?;
         let logits = logits.into_iter().next().flatten().ok_or("no logits")?;
         let next = engine::sampler::argmax(&logits);
         out.push(next);
@@ -80,7 +80,7 @@ fn reference_logits(path: &std::path::Path, prompt: &[u32]) -> Result<Vec<f32>, 
 
 fn our_logits(model: &LocalModel, prompt: &[u32]) -> Result<Vec<f32>, Box<dyn std::error::Error>> {
     let mut cache = model.model.new_cache();
-    let ours = model.model.forward(&mut [BatchItem { tokens: prompt, cache: &mut cache, want_logits: true }])?;
+    let ours = model.model.forward(&mut [BatchItem { tokens: prompt, cache: &mut cache, want_logits: true, prompt: true }])?;
     Ok(ours.into_iter().next().flatten().ok_or("no logits")?)
 }
 

@@ -73,14 +73,14 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
         let prompt = tokens(args.prompt_tokens, vocab, run as u64);
         let mut cache = model.new_cache();
         let t = Instant::now();
-        model.forward(&mut [BatchItem { tokens: &prompt, cache: &mut cache, want_logits: true }])?;
+        model.forward(&mut [BatchItem { tokens: &prompt, cache: &mut cache, want_logits: true, prompt: true }])?;
         let pp_s = t.elapsed().as_secs_f64();
 
         let mut cache = model.new_cache();
         let gen = tokens(args.gen_tokens, vocab, 1000 + run as u64);
         let t = Instant::now();
         for tok in &gen {
-            model.forward(&mut [BatchItem { tokens: std::slice::from_ref(tok), cache: &mut cache, want_logits: true }])?;
+            model.forward(&mut [BatchItem { tokens: std::slice::from_ref(tok), cache: &mut cache, want_logits: true, prompt: false }])?;
         }
         let tg_s = t.elapsed().as_secs_f64();
         if run > 0 {

@@ -1,5 +1,6 @@
 //! A linear layer over quantized weights, run through candle's CPU kernels.
 
+use super::dense;
 use crate::EngineError;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -28,17 +29,14 @@ impl WeightFormat {
     }
 }
 
-/// From this many rows per matmul, the f32 GEMM beats the quantized kernel.
-/// Measured with `cargo run --release -p engine --example kernel_probe` on
-/// the 2-core dev machine: Q8_0 stays at ~14 GMAC/s whatever the batch,
-/// f32 GEMM grows from 4 (1 row) to 14 (16 rows) and 55 GMAC/s (512 rows).
-pub const GEMM_MIN_ROWS: usize = 16;
-
 pub struct Linear {
     mm: QMatMul,
-    /// Dequantized, transposed weights (`in_dim × out_dim`) for large
-    /// batches (prefill); only in `WeightFormat::Fast`.
-    dense_t: Option<Tensor>,
+    /// Dequantized weights (`out_dim × in_dim`) for prompt rows; only in
+    /// `WeightFormat::Fast`. Why two copies: candle's quantized kernel is
+    /// the fastest for one row (decode) but does not speed up with more
+    /// rows, while an f32 kernel over many rows (prefill) is several times
+    /// faster (`examples/kernel_probe.rs`, BENCHMARKS.md).
+    dense: Option<Vec<f32>>,
     in_dim: usize,
     out_dim: usize,
 }
@@ -84,28 +82,51 @@ impl Linear {
             let stacked = Tensor::cat(&f32s, 0).map_err(candle_err)?;
             QTensor::quantize(&stacked, target).map_err(candle_err)?
         };
-        let dense_t = match format {
-            WeightFormat::Fast => Some(
-                qt.dequantize(&Device::Cpu).and_then(|w| w.t()).and_then(|w| w.contiguous()).map_err(candle_err)?,
-            ),
+        let dense = match format {
+            WeightFormat::Fast => {
+                Some(qt.dequantize(&Device::Cpu).and_then(|w| w.flatten_all()).and_then(|w| w.to_vec1::<f32>()).map_err(candle_err)?)
+            }
             WeightFormat::Native => None,
         };
-        Ok(Linear { mm: QMatMul::from_qtensor(qt).map_err(candle_err)?, dense_t, in_dim, out_dim })
+        Ok(Linear { mm: QMatMul::from_qtensor(qt).map_err(candle_err)?, dense, in_dim, out_dim })
     }
 
     pub fn out_dim(&self) -> usize {
         self.out_dim
     }
 
-    /// `x` is `rows × in_dim`; returns `rows × out_dim`.
-    pub fn forward(&self, x: &[f32]) -> Result<Vec<f32>, EngineError> {
+    /// `x` is `rows × in_dim`; returns `rows × out_dim`. Rows flagged in
+    /// `prompt_rows` take the dense kernel (when there is one), the others
+    /// the quantized one. Each kernel's result for a row is independent of
+    /// the other rows, so a sequence gets the same bits alone or batched.
+    pub fn forward(&self, x: &[f32], prompt_rows: &[bool]) -> Result<Vec<f32>, EngineError> {
         let rows = x.len() / self.in_dim;
-        let t = Tensor::from_slice(x, (rows, self.in_dim), &Device::Cpu).map_err(candle_err)?;
-        let y = match &self.dense_t {
-            Some(w) if rows >= GEMM_MIN_ROWS => t.matmul(w),
-            _ => self.mm.forward(&t),
+        let Some(dense) = &self.dense else { return self.quantized(x, rows) };
+        let n_dense = prompt_rows.iter().filter(|p| **p).count();
+        if n_dense == rows {
+            return Ok(dense::matmul_rows(x, dense, self.in_dim));
         }
-        .map_err(candle_err)?;
+        if n_dense == 0 {
+            return self.quantized(x, rows);
+        }
+        let (mut xd, mut xq) = (Vec::with_capacity(n_dense * self.in_dim), Vec::new());
+        for (row, &p) in x.chunks_exact(self.in_dim).zip(prompt_rows) {
+            if p { xd.extend_from_slice(row) } else { xq.extend_from_slice(row) }
+        }
+        let yd = dense::matmul_rows(&xd, dense, self.in_dim);
+        let yq = self.quantized(&xq, rows - n_dense)?;
+        let (mut d, mut q) = (yd.chunks_exact(self.out_dim), yq.chunks_exact(self.out_dim));
+        let mut y = Vec::with_capacity(rows * self.out_dim);
+        for &p in prompt_rows {
+            let src = if p { d.next() } else { q.next() };
+            y.extend_from_slice(src.ok_or_else(|| EngineError::Model("row count mismatch".into()))?);
+        }
+        Ok(y)
+    }
+
+    fn quantized(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, EngineError> {
+        let t = Tensor::from_slice(x, (rows, self.in_dim), &Device::Cpu).map_err(candle_err)?;
+        let y = self.mm.forward(&t).map_err(candle_err)?;
         y.flatten_all().and_then(|y| y.to_vec1::<f32>()).map_err(candle_err)
     }
 }

@@ -4,7 +4,7 @@
 //! over its own sequence's KV cache, at its own positions.
 
 use super::linear::{Linear, WeightFormat};
-use super::ops::{add_in_place, rms_norm, softmax_in_place, swiglu, RopeTable};
+use super::ops::{add_in_place, axpy, dot, rms_norm, softmax_in_place, swiglu, RopeTable};
 use crate::gguf::{GgufFile, LlamaConfig};
 use crate::kv_cache::SeqKv;
 use crate::EngineError;
@@ -36,6 +36,9 @@ pub struct BatchItem<'a> {
     pub tokens: &'a [u32],
     pub cache: &'a mut SeqKv,
     pub want_logits: bool,
+    /// The tokens are prompt (prefill) rather than generated (decode); the
+    /// two kinds take different kernels, each batch-invariant.
+    pub prompt: bool,
 }
 
 fn vec_f32(file: &mut GgufFile, name: &str) -> Result<Vec<f32>, EngineError> {
@@ -112,6 +115,7 @@ impl Llama {
             }
             rows.extend((0..item.tokens.len()).map(|t| (i, start + t)));
         }
+        let prompt_rows: Vec<bool> = batch.iter().flat_map(|i| std::iter::repeat_n(i.prompt, i.tokens.len())).collect();
         let mut x = Vec::with_capacity(rows.len() * d);
         for item in batch.iter() {
             for &tok in item.tokens {
@@ -126,7 +130,7 @@ impl Llama {
         let (q_w, kv_w) = (cfg.n_head * hd, self.kv_width());
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, cfg.rms_eps, &mut h);
-            let mut qkv = layer.qkv.forward(&h)?;
+            let mut qkv = layer.qkv.forward(&h, &prompt_rows)?;
             let mut queries = Vec::with_capacity(rows.len() * q_w);
             for (row, &(item, pos)) in qkv.chunks_exact_mut(q_w + 2 * kv_w).zip(&rows) {
                 let (q, kv) = row.split_at_mut(q_w);
@@ -137,21 +141,23 @@ impl Llama {
                 batch[item].cache.append(l, k, v);
             }
             let attn = self.attention(l, &queries, &rows, batch);
-            add_in_place(&mut x, &layer.o.forward(&attn)?);
+            add_in_place(&mut x, &layer.o.forward(&attn, &prompt_rows)?);
             rms_norm(&x, &layer.ffn_norm, cfg.rms_eps, &mut h);
-            let act = swiglu(&layer.gate_up.forward(&h)?, cfg.n_ff);
-            add_in_place(&mut x, &layer.down.forward(&act)?);
+            let act = swiglu(&layer.gate_up.forward(&h, &prompt_rows)?, cfg.n_ff);
+            add_in_place(&mut x, &layer.down.forward(&act, &prompt_rows)?);
         }
         for item in batch.iter_mut() {
             item.cache.commit(item.tokens.len());
         }
         // Final norm and vocabulary projection only for the rows that sample.
         let mut last_rows = Vec::new();
+        let mut last_prompt = Vec::new();
         let mut row_end = 0;
         for item in batch.iter() {
             row_end += item.tokens.len();
             if item.want_logits && !item.tokens.is_empty() {
                 last_rows.extend_from_slice(&x[(row_end - 1) * d..row_end * d]);
+                last_prompt.push(item.prompt);
             }
         }
         let mut out = Vec::with_capacity(batch.len());
@@ -161,7 +167,7 @@ impl Llama {
         }
         let mut normed = vec![0.0; last_rows.len()];
         rms_norm(&last_rows, &self.norm, cfg.rms_eps, &mut normed);
-        let logits = self.lm_head.forward(&normed)?;
+        let logits = self.lm_head.forward(&normed, &last_prompt)?;
         let vocab = self.lm_head.out_dim();
         let mut chunks = logits.chunks_exact(vocab);
         for item in batch.iter() {
@@ -192,15 +198,12 @@ impl Llama {
                     let kv_off = (h / group) * hd;
                     for (j, s) in scores.iter_mut().enumerate() {
                         let k = &keys[j * kv_w + kv_off..j * kv_w + kv_off + hd];
-                        *s = qh.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                        *s = dot(qh, k) * scale;
                     }
                     softmax_in_place(&mut scores);
                     let oh = &mut dst[h * hd..(h + 1) * hd];
                     for (j, p) in scores.iter().enumerate() {
-                        let v = &values[j * kv_w + kv_off..j * kv_w + kv_off + hd];
-                        for (o, vv) in oh.iter_mut().zip(v) {
-                            *o += p * vv;
-                        }
+                        axpy(oh, *p, &values[j * kv_w + kv_off..j * kv_w + kv_off + hd]);
                     }
                 }
             },

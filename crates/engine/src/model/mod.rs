@@ -1,6 +1,7 @@
 //! Model architectures. One file per architecture, built from small
 //! modules over plain f32 rows; quantized matmuls go through candle.
 
+pub mod dense;
 mod linear;
 mod llama;
 mod ops;

@@ -1,6 +1,8 @@
 //! Row-wise kernels on plain f32 slices. The model is small enough that
 //! candle's per-op allocation and dispatch would cost more than the math.
 
+use wide::f32x8;
+
 /// RMS norm of each `dim`-wide row, scaled by `weight`, written into `out`.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let dim = weight.len();
@@ -22,6 +24,43 @@ pub fn swiglu(gate_up: &[f32], n_ff: usize) -> Vec<f32> {
         out.extend(gate.iter().zip(up).map(|(g, u)| g / (1.0 + (-g).exp()) * u));
     }
     out
+}
+
+/// Dot product in 8 lanes, reduced in a fixed order (attention scores).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let full = n / 8 * 8;
+    let mut acc = f32x8::ZERO;
+    for (x, y) in a[..full].chunks_exact(8).zip(b[..full].chunks_exact(8)) {
+        acc = lanes(x).mul_add(lanes(y), acc);
+    }
+    let l = acc.to_array();
+    let mut s = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    for i in full..n {
+        s = a[i].mul_add(b[i], s);
+    }
+    s
+}
+
+/// `out += p * v` (attention's weighted sum of values).
+#[inline]
+pub fn axpy(out: &mut [f32], p: f32, v: &[f32]) {
+    let pv = f32x8::splat(p);
+    let full = out.len().min(v.len()) / 8 * 8;
+    for (o, x) in out[..full].chunks_exact_mut(8).zip(v[..full].chunks_exact(8)) {
+        o.copy_from_slice(&lanes(x).mul_add(pv, lanes(o)).to_array());
+    }
+    for i in full..out.len().min(v.len()) {
+        out[i] = v[i].mul_add(p, out[i]);
+    }
+}
+
+#[inline]
+fn lanes(s: &[f32]) -> f32x8 {
+    let mut a = [0.0f32; 8];
+    a.copy_from_slice(&s[..8]);
+    f32x8::from(a)
 }
 
 pub fn add_in_place(acc: &mut [f32], x: &[f32]) {
@@ -107,6 +146,19 @@ mod tests {
         softmax_in_place(&mut x);
         assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert_eq!(x[2], 0.0);
+    }
+
+    #[test]
+    fn dot_and_axpy_match_scalar() {
+        let a: Vec<f32> = (0..70).map(|i| i as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..70).map(|i| 1.0 - i as f32 * 0.01).collect();
+        let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - want).abs() < 1e-3);
+        let mut out = b.clone();
+        axpy(&mut out, 0.5, &a);
+        for i in 0..70 {
+            assert!((out[i] - (b[i] + 0.5 * a[i])).abs() < 1e-5);
+        }
     }
 
     #[test]

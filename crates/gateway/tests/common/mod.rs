@@ -1,0 +1,129 @@
+//! Test harness: builds the app around a model (the tiny random GGUF or
+//! the real default model) and sends requests through the router with no
+//! socket.
+
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use engine::{EngineConfig, EngineHandle, LocalModel, WeightFormat};
+use http_body_util::BodyExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub const TINY: &str = "tiny";
+pub const REAL: &str = "smollm2-135m-instruct";
+
+pub struct TestApp {
+    pub router: Router,
+    pub engine: EngineHandle,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn start(path: &Path, name: &str, body_limit: usize, dir: Option<tempfile::TempDir>) -> TestApp {
+    let local = match LocalModel::load(path, WeightFormat::Fast, None) {
+        Ok(m) => m,
+        Err(e) => panic!("loading {}: {e}", path.display()),
+    };
+    let engine = match local.spawn(name, EngineConfig::default()) {
+        Ok(h) => h,
+        Err(e) => panic!("spawning the engine: {e}"),
+    };
+    let mut state = gateway::AppState::new(body_limit);
+    state.add_backend(Arc::new(engine.clone()));
+    TestApp { router: gateway::router(state), engine, _dir: dir }
+}
+
+/// The app around a freshly written tiny random-weight model.
+pub fn tiny_app(body_limit: usize) -> TestApp {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("tempdir: {e}"),
+    };
+    let path = dir.path().join("tiny.gguf");
+    if let Err(e) = engine::testing::write_tiny_gguf(&path) {
+        panic!("writing tiny gguf: {e}");
+    }
+    start(&path, TINY, body_limit, Some(dir))
+}
+
+pub fn real_model_path() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.exists(), "{} is missing: run scripts/setup-models.sh (the test command does)", p.display());
+    p
+}
+
+pub fn real_app() -> TestApp {
+    start(&real_model_path(), REAL, 4 << 20, None)
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        match serde_json::from_slice(&self.body) {
+            Ok(v) => v,
+            Err(e) => panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `data:` payloads of an SSE body, in order.
+    pub fn sse_data(&self) -> Vec<String> {
+        self.text().lines().filter_map(|l| l.strip_prefix("data: ").map(str::to_string)).collect()
+    }
+
+    /// The JSON chunks of an SSE body (everything but `[DONE]`).
+    pub fn sse_chunks(&self) -> Vec<serde_json::Value> {
+        self.sse_data().iter().filter(|d| *d != "[DONE]").filter_map(|d| serde_json::from_str(d).ok()).collect()
+    }
+}
+
+pub async fn send(app: &TestApp, method: &str, uri: &str, body: Option<Vec<u8>>) -> Reply {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, Body::from));
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => panic!("building request: {e}"),
+    };
+    let resp = match app.router.clone().oneshot(req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = match resp.into_body().collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(e) => panic!("reading body: {e}"),
+    };
+    Reply { status, headers, body }
+}
+
+pub async fn post(app: &TestApp, uri: &str, json: serde_json::Value) -> Reply {
+    send(app, "POST", uri, Some(json.to_string().into_bytes())).await
+}
+
+pub fn assert_openai_error(reply: &Reply, status: u16, param: Option<&str>) {
+    assert_eq!(reply.status.as_u16(), status, "{}", reply.text());
+    let v = reply.json();
+    let e = &v["error"];
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(e["type"].is_string(), "{v}");
+    assert!(e.get("param").is_some() && e.get("code").is_some(), "{v}");
+    if let Some(p) = param {
+        assert_eq!(e["param"], p, "{v}");
+    }
+    assert!(reply.headers.contains_key("x-request-id"));
+}
