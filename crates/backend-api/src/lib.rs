@@ -15,11 +15,22 @@ use futures::stream::BoxStream;
 #[derive(Debug, Clone, PartialEq)]
 pub enum GenerationEvent {
     /// The prompt was accepted: its exact size and how much of it came from cache.
-    Started { prompt_tokens: u32, cached_tokens: u32 },
+    Started {
+        prompt_tokens: u32,
+        cached_tokens: u32,
+    },
     /// New text. `text` is always whole UTF-8 characters; `tokens` are the
     /// tokens whose text completed here (with log-probs when asked for).
-    Delta { text: String, tokens: Vec<GeneratedToken> },
-    Finished { reason: FinishReason, prompt_tokens: u32, completion_tokens: u32, cached_tokens: u32 },
+    Delta {
+        text: String,
+        tokens: Vec<GeneratedToken>,
+    },
+    Finished {
+        reason: FinishReason,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+        cached_tokens: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,8 @@ fn main() {
     let macs_per_row: usize = shapes.iter().map(|(n, k)| n * k).sum();
     let ws: Vec<Vec<f32>> = shapes.iter().map(|&(n, k)| (0..n * k).map(|i| (i % 97) as f32 * 1e-3).collect()).collect();
     for m in [1usize, 4, 16, 64, 512] {
-        let xs: Vec<Vec<f32>> = shapes.iter().map(|&(_, k)| (0..m * k).map(|i| (i % 89) as f32 * 1e-2).collect()).collect();
+        let xs: Vec<Vec<f32>> =
+            shapes.iter().map(|&(_, k)| (0..m * k).map(|i| (i % 89) as f32 * 1e-2).collect()).collect();
         let iters = (1000 / m).clamp(3, 100);
         let t = Instant::now();
         for _ in 0..iters {
@@ -17,6 +18,10 @@ fn main() {
             }
         }
         let s = t.elapsed().as_secs_f64() / iters as f64;
-        println!("m={m:4}: {:6.1} GMAC/s, {:6.1} rows/s over 30 layers", (macs_per_row * m) as f64 / s / 1e9, m as f64 / s / 30.0);
+        println!(
+            "m={m:4}: {:6.1} GMAC/s, {:6.1} rows/s over 30 layers",
+            (macs_per_row * m) as f64 / s / 1e9,
+            m as f64 / s / 30.0
+        );
     }
 }

@@ -71,7 +71,10 @@ mod tests {
     fn chatml_renders_turns_and_generation_prompt() -> Result<(), TemplateError> {
         let t = ChatTemplate::new(CHATML, "", "")?;
         let out = t.render(&[turn("system", "Be brief."), turn("user", "Hi")])?;
-        assert_eq!(out, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            out,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
         Ok(())
     }
 
@@ -79,7 +82,9 @@ mod tests {
     fn raise_exception_becomes_an_error() -> Result<(), TemplateError> {
         let src = "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first must be user') }}{% endif %}ok";
         let t = ChatTemplate::new(src, "", "")?;
-        assert!(matches!(t.render(&[turn("assistant", "x")]), Err(TemplateError::Render(m)) if m.contains("first must be user")));
+        assert!(
+            matches!(t.render(&[turn("assistant", "x")]), Err(TemplateError::Render(m)) if m.contains("first must be user"))
+        );
         Ok(())
     }
 

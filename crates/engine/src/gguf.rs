@@ -100,7 +100,10 @@ impl GgufFile {
         let n_head = self.usize_key(&k("attention.head_count"))?;
         let n_head_kv = self.usize_key(&k("attention.head_count_kv")).unwrap_or(n_head);
         if n_head == 0 || n_head_kv == 0 || n_embd % n_head != 0 || n_head % n_head_kv != 0 {
-            return Err(Self::bad(&k("attention.head_count"), format!("{n_head} heads / {n_head_kv} kv heads for width {n_embd}")));
+            return Err(Self::bad(
+                &k("attention.head_count"),
+                format!("{n_head} heads / {n_head_kv} kv heads for width {n_embd}"),
+            ));
         }
         let head_dim = n_embd / n_head;
         if head_dim % 2 != 0 {
@@ -108,7 +111,9 @@ impl GgufFile {
         }
         let vocab_size = match self.usize_key(&k("vocab_size")) {
             Ok(v) => v,
-            Err(_) => self.get("tokenizer.ggml.tokens")?.to_vec().map_err(|e| Self::bad("tokenizer.ggml.tokens", e))?.len(),
+            Err(_) => {
+                self.get("tokenizer.ggml.tokens")?.to_vec().map_err(|e| Self::bad("tokenizer.ggml.tokens", e))?.len()
+            }
         };
         Ok(LlamaConfig {
             n_layer: self.usize_key(&k("block_count"))?,
@@ -144,11 +149,23 @@ impl GgufFile {
             pre: self.string_key("tokenizer.ggml.pre").ok().map(str::to_string),
             tokens: strings("tokenizer.ggml.tokens")?,
             token_types,
-            merges: if self.content.metadata.contains_key("tokenizer.ggml.merges") { strings("tokenizer.ggml.merges")? } else { Vec::new() },
+            merges: if self.content.metadata.contains_key("tokenizer.ggml.merges") {
+                strings("tokenizer.ggml.merges")?
+            } else {
+                Vec::new()
+            },
             bos_id: self.opt_u32("tokenizer.ggml.bos_token_id"),
             eos_id: self.opt_u32("tokenizer.ggml.eos_token_id"),
-            extra_eog_ids: ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"].iter().filter_map(|k| self.opt_u32(k)).collect(),
-            add_bos: self.content.metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false),
+            extra_eog_ids: ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]
+                .iter()
+                .filter_map(|k| self.opt_u32(k))
+                .collect(),
+            add_bos: self
+                .content
+                .metadata
+                .get("tokenizer.ggml.add_bos_token")
+                .and_then(|v| v.to_bool().ok())
+                .unwrap_or(false),
         })
     }
 

@@ -42,7 +42,14 @@ impl LocalModel {
             .spawn(move || scheduler.run(rx))
             .map_err(|e| EngineError::Spawn(e.to_string()))?;
         Ok(EngineHandle {
-            inner: Arc::new(Inner { model_id: model_id.to_string(), tokenizer, template, context_length, requests: tx, stats }),
+            inner: Arc::new(Inner {
+                model_id: model_id.to_string(),
+                tokenizer,
+                template,
+                context_length,
+                requests: tx,
+                stats,
+            }),
         })
     }
 }
@@ -69,7 +76,9 @@ impl EngineHandle {
     pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
         let text = match prompt {
             Prompt::Text(t) => t.clone(),
-            Prompt::Chat(turns) => self.inner.template.render(turns).map_err(|e| BackendError::invalid(e.to_string(), Some("messages")))?,
+            Prompt::Chat(turns) => {
+                self.inner.template.render(turns).map_err(|e| BackendError::invalid(e.to_string(), Some("messages")))?
+            }
         };
         Ok(self.inner.tokenizer.encode(&text))
     }
@@ -82,7 +91,11 @@ impl Backend for EngineHandle {
     }
 
     fn models(&self) -> Vec<ModelInfo> {
-        vec![ModelInfo { id: self.inner.model_id.clone(), context_length: self.inner.context_length as u32, owned_by: "switchyard".into() }]
+        vec![ModelInfo {
+            id: self.inner.model_id.clone(),
+            context_length: self.inner.context_length as u32,
+            owned_by: "switchyard".into(),
+        }]
     }
 
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {

@@ -72,7 +72,8 @@ impl LocalModel {
         }
         let token_text = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or("").to_string();
         let template_src = file.chat_template().unwrap_or_else(|| CHATML.to_string());
-        let template = ChatTemplate::new(&template_src, &token_text(tokenizer.bos_id()), &token_text(tokenizer.eos_id()))?;
+        let template =
+            ChatTemplate::new(&template_src, &token_text(tokenizer.bos_id()), &token_text(tokenizer.eos_id()))?;
         let context_length = context_length.map_or(cfg.context_length, |c| c.min(cfg.context_length)).max(1);
         let display_name = file.name.clone();
         let model = Llama::load(&mut file, cfg, format, context_length)?;

@@ -39,7 +39,13 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn new(model: Llama, tokenizer: Arc<Tokenizer>, config: EngineConfig, context_length: usize, stats: Arc<EngineStats>) -> Self {
+    pub(crate) fn new(
+        model: Llama,
+        tokenizer: Arc<Tokenizer>,
+        config: EngineConfig,
+        context_length: usize,
+        stats: Arc<EngineStats>,
+    ) -> Self {
         Scheduler { model, tokenizer, config, context_length, waiting: VecDeque::new(), running: Vec::new(), stats }
     }
 
@@ -65,7 +71,9 @@ impl Scheduler {
         self.waiting.retain(|r| !r.events.is_closed());
         self.stats.add_cancelled((before - self.waiting.len()) as u64);
         while self.running.len() < self.config.max_num_seqs {
-            let Some(req) = self.waiting.pop_front() else { break };
+            let Some(req) = self.waiting.pop_front() else {
+                break;
+            };
             let seq = Sequence::new(req, self.model.new_cache());
             seq.send_started();
             self.running.push(seq);

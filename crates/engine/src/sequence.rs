@@ -37,7 +37,16 @@ pub struct Sequence {
 impl Sequence {
     pub fn new(req: EngineRequest, cache: SeqKv) -> Self {
         let stopper = StopMatcher::new(req.stop.stop.clone());
-        Sequence { req, cache, prefilled: 0, generated: Vec::new(), decoder: StreamDecoder::new(), stopper, pending: Vec::new(), finished: false }
+        Sequence {
+            req,
+            cache,
+            prefilled: 0,
+            generated: Vec::new(),
+            decoder: StreamDecoder::new(),
+            stopper,
+            pending: Vec::new(),
+            finished: false,
+        }
     }
 
     pub fn prompt_len(&self) -> usize {
@@ -73,7 +82,10 @@ impl Sequence {
     }
 
     pub fn send_started(&self) {
-        let _ = self.req.events.send(Ok(GenerationEvent::Started { prompt_tokens: self.prompt_len() as u32, cached_tokens: 0 }));
+        let _ = self
+            .req
+            .events
+            .send(Ok(GenerationEvent::Started { prompt_tokens: self.prompt_len() as u32, cached_tokens: 0 }));
     }
 
     pub fn fail(&mut self, error: BackendError) {

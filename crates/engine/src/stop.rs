@@ -33,12 +33,7 @@ impl StopMatcher {
             return StopOutcome::Stopped(out);
         }
         // Hold the longest suffix that is a proper prefix of some stop string.
-        let keep = self
-            .stops
-            .iter()
-            .map(|s| longest_suffix_prefix(&self.held, s))
-            .max()
-            .unwrap_or(0);
+        let keep = self.stops.iter().map(|s| longest_suffix_prefix(&self.held, s)).max().unwrap_or(0);
         let cut = self.held.len() - keep;
         let out = self.held[..cut].to_string();
         self.held.drain(..cut);
@@ -54,7 +49,10 @@ impl StopMatcher {
 /// Length in bytes of the longest suffix of `text` that is a proper prefix of `stop`.
 fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
     let max = (stop.len() - 1).min(text.len());
-    (1..=max).rev().find(|&n| text.is_char_boundary(text.len() - n) && stop.starts_with(&text[text.len() - n..])).unwrap_or(0)
+    (1..=max)
+        .rev()
+        .find(|&n| text.is_char_boundary(text.len() - n) && stop.starts_with(&text[text.len() - n..]))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

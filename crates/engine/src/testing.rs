@@ -73,7 +73,10 @@ pub fn write_tiny_gguf(path: &Path) -> Result<(), String> {
     let q = |t: Tensor, dtype: GgmlDType| QTensor::quantize(&t, dtype).map_err(|e| e.to_string());
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     tensors.push(("token_embd.weight".into(), q(rand_tensor(&[vocab, N_EMBD], 1.0)?, GgmlDType::Q8_0)?));
-    tensors.push(("output_norm.weight".into(), q(Tensor::ones(N_EMBD, candle_core::DType::F32, &dev).map_err(|e| e.to_string())?, GgmlDType::F32)?));
+    tensors.push((
+        "output_norm.weight".into(),
+        q(Tensor::ones(N_EMBD, candle_core::DType::F32, &dev).map_err(|e| e.to_string())?, GgmlDType::F32)?,
+    ));
     for l in 0..N_LAYER {
         let ones = || Tensor::ones(N_EMBD, candle_core::DType::F32, &dev).map_err(|e| e.to_string());
         let name = |s: &str| format!("blk.{l}.{s}.weight");

@@ -3,10 +3,16 @@
 //! (candle's f32 GEMM does not, which is why prompt rows use our own
 //! dense kernel, `model/dense.rs`, with the same property.)
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
-fn rows_are_independent(label: &str, mm: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>, k: usize) -> candle_core::Result<()> {
+fn rows_are_independent(
+    label: &str,
+    mm: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
+    k: usize,
+) -> candle_core::Result<()> {
     let all = Tensor::randn(0f32, 1.0, (600, k), &Device::Cpu)?;
     let reference = mm(&all.narrow(0, 7, 1)?)?.flatten_all()?.to_vec1::<f32>()?;
     for m in [2usize, 3, 8, 15, 16, 17, 31, 64, 129, 512] {

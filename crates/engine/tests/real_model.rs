@@ -1,6 +1,8 @@
 //! Checks against the real default model (installed by
 //! scripts/setup-models.sh, which the test command runs first).
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use engine::model::BatchItem;
@@ -19,17 +21,16 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 fn reference_greedy(path: &std::path::Path, prompt: &[u32], n: usize) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
     let mut file = std::fs::File::open(path)?;
     let content = gguf_file::Content::read(&mut file)?;
-    let mut model = candle_transformers::models::quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
+    let mut model =
+        candle_transformers::models::quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
     let mut out = Vec::new();
     let input = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
     let mut logits = model.forward(&input, 0)?;
-    let mut pos = prompt.len();
-    for _ in 0..n {
+    for pos in prompt.len()..prompt.len() + n {
         let next = logits.squeeze(0)?.argmax(0)?.to_scalar::<u32>()?;
         out.push(next);
         let input = Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?;
         logits = model.forward(&input, pos)?;
-        pos += 1;
     }
     Ok(out)
 }
@@ -39,7 +40,12 @@ fn our_greedy(model: &LocalModel, prompt: &[u32], n: usize) -> Result<Vec<u32>, 
     let mut out = Vec::new();
     let mut input = prompt.to_vec();
     for step in 0..n {
-        let logits = model.model.forward(&mut [BatchItem { tokens: &input, cache: &mut cache, want_logits: true, prompt: step == 0 }])?;
+        let logits = model.model.forward(&mut [BatchItem {
+            tokens: &input,
+            cache: &mut cache,
+            want_logits: true,
+            prompt: step == 0,
+        }])?;
         let logits = logits.into_iter().next().flatten().ok_or("no logits")?;
         let next = engine::sampler::argmax(&logits);
         out.push(next);
@@ -74,13 +80,15 @@ fn f32_copy(dir: &std::path::Path) -> Result<PathBuf, Box<dyn std::error::Error>
 fn reference_logits(path: &std::path::Path, prompt: &[u32]) -> Result<Vec<f32>, Box<dyn std::error::Error>> {
     let mut file = std::fs::File::open(path)?;
     let content = gguf_file::Content::read(&mut file)?;
-    let mut reference = candle_transformers::models::quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
+    let mut reference =
+        candle_transformers::models::quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
     Ok(reference.forward(&Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?, 0)?.squeeze(0)?.to_vec1::<f32>()?)
 }
 
 fn our_logits(model: &LocalModel, prompt: &[u32]) -> Result<Vec<f32>, Box<dyn std::error::Error>> {
     let mut cache = model.model.new_cache();
-    let ours = model.model.forward(&mut [BatchItem { tokens: prompt, cache: &mut cache, want_logits: true, prompt: true }])?;
+    let ours =
+        model.model.forward(&mut [BatchItem { tokens: prompt, cache: &mut cache, want_logits: true, prompt: true }])?;
     Ok(ours.into_iter().next().flatten().ok_or("no logits")?)
 }
 
@@ -107,7 +115,13 @@ fn greedy_tokens_match_candle_transformers() -> TestResult {
     for prompt in prompts {
         let reference = reference_greedy(&path, &prompt, 20)?;
         let ours = our_greedy(&model, &prompt, 20)?;
-        assert_eq!(ours, reference, "ours {:?} vs reference {:?}", model.tokenizer.decode(&ours), model.tokenizer.decode(&reference));
+        assert_eq!(
+            ours,
+            reference,
+            "ours {:?} vs reference {:?}",
+            model.tokenizer.decode(&ours),
+            model.tokenizer.decode(&reference)
+        );
     }
     Ok(())
 }
@@ -158,7 +172,14 @@ fn tokenizer_matches_the_model_vocabulary() -> TestResult {
     assert_eq!(t.encode(" Paris"), vec![t.token_id("ĠParis").ok_or("no ĠParis")?]);
     assert_eq!(t.encode("2024").len(), 4);
     assert!(t.is_end_of_generation(2));
-    for s in ["Hello, world!", "naïve café — ünïcödé", "日本語 and 中文", "emoji 🦀🚀👩‍👩‍👧", "  leading\ttabs\n\nand newlines  ", "x = f(y) * 3.14159;"] {
+    for s in [
+        "Hello, world!",
+        "naïve café — ünïcödé",
+        "日本語 and 中文",
+        "emoji 🦀🚀👩‍👩‍👧",
+        "  leading\ttabs\n\nand newlines  ",
+        "x = f(y) * 3.14159;",
+    ] {
         assert_eq!(t.decode(&t.encode(s)), s);
     }
     Ok(())

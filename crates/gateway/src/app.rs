@@ -25,9 +25,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 ///    copies it onto every response, errors included;
 ///    trace: one span per request, carrying the request id;
 ///    body limit: bodies over the configured size → 413.
-/// 1–11 of the request path (auth, rate limits, …) slot in below these as
-///    they are built; today a request goes straight to validation
-///    (`validate`) and its backend (`routes`).
+///
+/// Steps 1–11 of the request path (auth, rate limits, …) slot in below
+/// these as they are built; today a request goes straight to validation
+/// (`validate`) and its backend (`routes`).
 pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit_bytes;
     let api = Router::new()

@@ -92,7 +92,11 @@ impl Default for Config {
                 max_num_batched_tokens: defaults.max_num_batched_tokens,
                 weights: engine::WeightFormat::default(),
             },
-            models: vec![LocalModelConfig { name: DEFAULT_MODEL_NAME.into(), path: DEFAULT_MODEL_FILE.into(), context_length: None }],
+            models: vec![LocalModelConfig {
+                name: DEFAULT_MODEL_NAME.into(),
+                path: DEFAULT_MODEL_FILE.into(),
+                context_length: None,
+            }],
         }
     }
 }
@@ -103,7 +107,8 @@ fn invalid(path: &str, message: impl Into<String>) -> ConfigError {
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.display().to_string(), message },
             other => other,
@@ -111,7 +116,8 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse { path: String::new(), message: e.to_string() })?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: String::new(), message: e.to_string() })?;
         let mut cfg = Config::default();
         if let Some(listen) = raw.listen {
             cfg.listen = parse_listen(&listen).map_err(|m| invalid("listen", m))?;
@@ -186,15 +192,21 @@ mod tests {
         )?;
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.engine.max_num_seqs, 4);
-        assert_eq!(cfg.models, vec![LocalModelConfig { name: "a".into(), path: "/m/a.gguf".into(), context_length: Some(2048) }]);
+        assert_eq!(
+            cfg.models,
+            vec![LocalModelConfig { name: "a".into(), path: "/m/a.gguf".into(), context_length: Some(2048) }]
+        );
         Ok(())
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = Config::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").map(|_| ()).map_err(|e| e.to_string());
+        let err =
+            Config::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").map(|_| ()).map_err(|e| e.to_string());
         assert!(matches!(&err, Err(m) if m.contains("listen_port")), "{err:?}");
-        let err = Config::from_toml("[[models]]\nname = \"a\"\npath = \"x\"\nctx = 5\n").map(|_| ()).map_err(|e| e.to_string());
+        let err = Config::from_toml("[[models]]\nname = \"a\"\npath = \"x\"\nctx = 5\n")
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         assert!(matches!(&err, Err(m) if m.contains("ctx")), "{err:?}");
     }
 

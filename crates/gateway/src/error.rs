@@ -57,8 +57,12 @@ impl ApiError {
             ApiError::InvalidRequest { param, code, .. } => {
                 ErrorBody::new(message, "invalid_request_error", param.clone(), code.as_deref())
             }
-            ApiError::ModelNotFound(_) => ErrorBody::new(message, "invalid_request_error", Some("model".into()), Some("model_not_found")),
-            ApiError::PayloadTooLarge(_) => ErrorBody::new(message, "invalid_request_error", None, Some("payload_too_large")),
+            ApiError::ModelNotFound(_) => {
+                ErrorBody::new(message, "invalid_request_error", Some("model".into()), Some("model_not_found"))
+            }
+            ApiError::PayloadTooLarge(_) => {
+                ErrorBody::new(message, "invalid_request_error", None, Some("payload_too_large"))
+            }
             ApiError::RouteNotFound(_) => ErrorBody::new(message, "invalid_request_error", None, Some("not_found")),
             ApiError::Unavailable(_) => ErrorBody::new(message, "server_error", None, Some("service_unavailable")),
             ApiError::Internal(_) => ErrorBody::new(message, "server_error", None, None),

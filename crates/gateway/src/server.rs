@@ -24,7 +24,10 @@ pub fn start_local_model(m: &LocalModelConfig, cfg: &Config) -> Result<EngineHan
     let started = Instant::now();
     let local = LocalModel::load(&m.path, cfg.engine.weights, m.context_length).map_err(err)?;
     let (ctx, general_name) = (local.context_length, local.display_name.clone().unwrap_or_default());
-    let engine_cfg = EngineConfig { max_num_seqs: cfg.engine.max_num_seqs, max_num_batched_tokens: cfg.engine.max_num_batched_tokens };
+    let engine_cfg = EngineConfig {
+        max_num_seqs: cfg.engine.max_num_seqs,
+        max_num_batched_tokens: cfg.engine.max_num_batched_tokens,
+    };
     let handle = local.spawn(&m.name, engine_cfg).map_err(err)?;
     tracing::info!(
         model = %m.name,

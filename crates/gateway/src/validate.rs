@@ -22,19 +22,34 @@ fn invalid(message: String, param: &'static str) -> ApiError {
     ApiError::invalid(message, param)
 }
 
-fn validate_common(f: &SamplingFields, max_tokens: Option<i64>, max_tokens_param: &'static str) -> Result<Common, ApiError> {
+fn validate_common(
+    f: &SamplingFields,
+    max_tokens: Option<i64>,
+    max_tokens_param: &'static str,
+) -> Result<Common, ApiError> {
     let temperature = f.temperature.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) {
-        return Err(invalid(format!("{temperature} is not valid for 'temperature': it must be between 0 and 2."), "temperature"));
+        return Err(invalid(
+            format!("{temperature} is not valid for 'temperature': it must be between 0 and 2."),
+            "temperature",
+        ));
     }
     let top_p = f.top_p.unwrap_or(1.0);
     if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(invalid(format!("{top_p} is not valid for 'top_p': it must be greater than 0 and at most 1."), "top_p"));
+        return Err(invalid(
+            format!("{top_p} is not valid for 'top_p': it must be greater than 0 and at most 1."),
+            "top_p",
+        ));
     }
     let top_k = match f.top_k {
         None | Some(-1) | Some(0) => 0,
         Some(k) if k > 0 => u32::try_from(k).unwrap_or(u32::MAX),
-        Some(k) => return Err(invalid(format!("{k} is not valid for 'top_k': use a positive number, or 0 / -1 for no limit."), "top_k")),
+        Some(k) => {
+            return Err(invalid(
+                format!("{k} is not valid for 'top_k': use a positive number, or 0 / -1 for no limit."),
+                "top_k",
+            ))
+        }
     };
     if let Some(n) = f.n {
         if n != 1 {
@@ -56,17 +71,28 @@ fn validate_common(f: &SamplingFields, max_tokens: Option<i64>, max_tokens_param
         None => None,
         Some(m) if m >= 1 && m <= i64::from(u32::MAX) => Some(m as u32),
         Some(m) => {
-            return Err(invalid(format!("{m} is not valid for '{max_tokens_param}': it must be at least 1."), max_tokens_param));
+            return Err(invalid(
+                format!("{m} is not valid for '{max_tokens_param}': it must be at least 1."),
+                max_tokens_param,
+            ));
         }
     };
     let min_tokens = match f.min_tokens {
         None => 0,
         Some(m) if m >= 0 && max_tokens.is_none_or(|mt| m <= i64::from(mt)) && m <= i64::from(u32::MAX) => m as u32,
-        Some(m) => return Err(invalid(format!("{m} is not valid for 'min_tokens': it must be between 0 and max_tokens."), "min_tokens")),
+        Some(m) => {
+            return Err(invalid(
+                format!("{m} is not valid for 'min_tokens': it must be between 0 and max_tokens."),
+                "min_tokens",
+            ))
+        }
     };
     let stop = f.stop.clone().map(|s| s.into_vec()).unwrap_or_default();
     if stop.len() > MAX_STOP_STRINGS {
-        return Err(invalid(format!("At most {MAX_STOP_STRINGS} stop sequences are allowed, got {}.", stop.len()), "stop"));
+        return Err(invalid(
+            format!("At most {MAX_STOP_STRINGS} stop sequences are allowed, got {}.", stop.len()),
+            "stop",
+        ));
     }
     if f.stream_options.is_some() && !f.stream {
         return Err(invalid("'stream_options' is only allowed when 'stream' is true.".into(), "stream_options"));
@@ -127,21 +153,28 @@ pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<Val
             "system" | "user" | "assistant" | "tool" => m.role.clone(),
             // OpenAI's newer name for system instructions.
             "developer" => "system".to_string(),
-            other => {
-                return Err(invalid(
-                    format!("messages[{i}].role '{other}' is not one of 'system', 'developer', 'user', 'assistant', 'tool'."),
-                    "messages",
-                ))
-            }
+            other => return Err(invalid(
+                format!(
+                    "messages[{i}].role '{other}' is not one of 'system', 'developer', 'user', 'assistant', 'tool'."
+                ),
+                "messages",
+            )),
         };
         turns.push(ChatTurn { role, content: message_text(m.content.as_ref(), i)? });
     }
     let logprobs = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
-        (false, Some(_)) => return Err(invalid("'top_logprobs' requires 'logprobs' to be true.".into(), "top_logprobs")),
+        (false, Some(_)) => {
+            return Err(invalid("'top_logprobs' requires 'logprobs' to be true.".into(), "top_logprobs"))
+        }
         (false, None) => None,
         (true, None) => Some(0),
         (true, Some(n)) if i64::from(n) <= MAX_TOP_LOGPROBS => Some(n),
-        (true, Some(n)) => return Err(invalid(format!("{n} is not valid for 'top_logprobs': at most {MAX_TOP_LOGPROBS}."), "top_logprobs")),
+        (true, Some(n)) => {
+            return Err(invalid(
+                format!("{n} is not valid for 'top_logprobs': at most {MAX_TOP_LOGPROBS}."),
+                "top_logprobs",
+            ))
+        }
     };
     let request = ValidatedRequest {
         request_id: request_id.to_string(),
@@ -183,7 +216,12 @@ pub fn validate_completion(req: CompletionRequest, request_id: &str) -> Result<V
     let logprobs = match req.logprobs {
         None => None,
         Some(n) if (0..=MAX_TOP_LOGPROBS).contains(&n) => Some(n as u32),
-        Some(n) => return Err(invalid(format!("{n} is not valid for 'logprobs': it must be between 0 and {MAX_TOP_LOGPROBS}."), "logprobs")),
+        Some(n) => {
+            return Err(invalid(
+                format!("{n} is not valid for 'logprobs': it must be between 0 and {MAX_TOP_LOGPROBS}."),
+                "logprobs",
+            ))
+        }
     };
     if req.echo && common.stream {
         return Err(invalid("'echo' is not supported together with 'stream'.".into(), "echo"));
@@ -229,7 +267,9 @@ mod tests {
 
     #[test]
     fn content_parts_are_joined() -> Result<(), ApiError> {
-        let v = chat(r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#)?;
+        let v = chat(
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#,
+        )?;
         assert_eq!(v.request.prompt, Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "ab".into() }]));
         Ok(())
     }

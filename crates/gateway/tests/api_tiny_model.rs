@@ -1,6 +1,8 @@
 //! HTTP behaviour through the router (no socket), on a tiny random-weight
 //! model the harness writes itself: shapes, streaming, usage, errors.
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{assert_openai_error, post, send, tiny_app, TINY};
@@ -68,10 +70,16 @@ async fn client_request_id_is_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_chat_sends_role_deltas_finish_usage_and_done() {
     let app = tiny_app(1 << 20);
-    let body = chat_body(json!({"stream": true, "stream_options": {"include_usage": true}, "ignore_eos": true, "max_tokens": 6}));
+    let body = chat_body(
+        json!({"stream": true, "stream_options": {"include_usage": true}, "ignore_eos": true, "max_tokens": 6}),
+    );
     let r = post(&app, "/v1/chat/completions", body.clone()).await;
     assert_eq!(r.status, 200);
-    assert!(r.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream")));
+    assert!(r
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream")));
     let data = r.sse_data();
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     let chunks = r.sse_chunks();
@@ -95,7 +103,8 @@ async fn streaming_chat_sends_role_deltas_finish_usage_and_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_without_usage_has_no_usage_field() {
     let app = tiny_app(1 << 20);
-    let r = post(&app, "/v1/chat/completions", chat_body(json!({"stream": true, "max_tokens": 3, "ignore_eos": true}))).await;
+    let r = post(&app, "/v1/chat/completions", chat_body(json!({"stream": true, "max_tokens": 3, "ignore_eos": true})))
+        .await;
     let chunks = r.sse_chunks();
     assert!(!chunks.is_empty());
     assert!(chunks.iter().all(|c| c.get("usage").is_none()), "{chunks:?}");
@@ -142,7 +151,13 @@ async fn same_seed_same_sample() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logprobs_are_returned_when_asked() {
     let app = tiny_app(1 << 20);
-    let v = post(&app, "/v1/chat/completions", chat_body(json!({"logprobs": true, "top_logprobs": 3, "max_tokens": 4, "ignore_eos": true}))).await.json();
+    let v = post(
+        &app,
+        "/v1/chat/completions",
+        chat_body(json!({"logprobs": true, "top_logprobs": 3, "max_tokens": 4, "ignore_eos": true})),
+    )
+    .await
+    .json();
     let content = v["choices"][0]["logprobs"]["content"].as_array().cloned().unwrap_or_default();
     assert_eq!(content.len(), 4, "{v}");
     for entry in &content {
@@ -153,7 +168,13 @@ async fn logprobs_are_returned_when_asked() {
         // Greedy: the chosen token is the most likely one.
         assert!((tops[0]["logprob"].as_f64().unwrap_or(0.0) - lp).abs() < 1e-5);
     }
-    let v = post(&app, "/v1/completions", json!({"model": TINY, "prompt": "hello", "max_tokens": 3, "logprobs": 2, "ignore_eos": true, "temperature": 0})).await.json();
+    let v = post(
+        &app,
+        "/v1/completions",
+        json!({"model": TINY, "prompt": "hello", "max_tokens": 3, "logprobs": 2, "ignore_eos": true, "temperature": 0}),
+    )
+    .await
+    .json();
     assert_eq!(v["choices"][0]["logprobs"]["tokens"].as_array().map(Vec::len), Some(3), "{v}");
 }
 
@@ -195,7 +216,12 @@ async fn bad_input_gets_openai_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_body_is_413() {
     let app = tiny_app(1024);
-    let r = post(&app, "/v1/chat/completions", chat_body(json!({"messages": [{"role": "user", "content": "y".repeat(5000)}]}))).await;
+    let r = post(
+        &app,
+        "/v1/chat/completions",
+        chat_body(json!({"messages": [{"role": "user", "content": "y".repeat(5000)}]})),
+    )
+    .await;
     assert_openai_error(&r, 413, None);
 }
 

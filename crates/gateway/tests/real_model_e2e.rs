@@ -1,5 +1,7 @@
 //! End to end through the router with the real default model.
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use axum::body::Body;
@@ -13,12 +15,24 @@ use tower::ServiceExt;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn greedy_answers_name_paris() {
     let app = real_app();
-    let v = post(&app, "/v1/completions", json!({"model": REAL, "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0})).await.json();
+    let v = post(
+        &app,
+        "/v1/completions",
+        json!({"model": REAL, "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0}),
+    )
+    .await
+    .json();
     let text = v["choices"][0]["text"].as_str().unwrap_or_default();
     assert!(text.contains("Paris"), "{v}");
 
     let q = "What is the capital city of France? Answer in one word.";
-    let v = post(&app, "/v1/chat/completions", json!({"model": REAL, "messages": [{"role": "user", "content": q}], "max_tokens": 16, "temperature": 0})).await.json();
+    let v = post(
+        &app,
+        "/v1/chat/completions",
+        json!({"model": REAL, "messages": [{"role": "user", "content": q}], "max_tokens": 16, "temperature": 0}),
+    )
+    .await
+    .json();
     let text = v["choices"][0]["message"]["content"].as_str().unwrap_or_default();
     assert!(text.contains("Paris"), "{v}");
     assert_eq!(v["choices"][0]["finish_reason"], "stop", "{v}");
@@ -31,13 +45,17 @@ async fn concurrent_requests_all_complete_with_their_own_answers() {
     let alone: Vec<serde_json::Value> = {
         let mut out = Vec::new();
         for p in prompts {
-            out.push(post(&app, "/v1/completions", json!({"model": REAL, "prompt": p, "max_tokens": 12, "temperature": 0})).await.json());
+            out.push(
+                post(&app, "/v1/completions", json!({"model": REAL, "prompt": p, "max_tokens": 12, "temperature": 0}))
+                    .await
+                    .json(),
+            );
         }
         out
     };
-    let together = futures::future::join_all(
-        prompts.iter().map(|p| post(&app, "/v1/completions", json!({"model": REAL, "prompt": p, "max_tokens": 12, "temperature": 0}))),
-    )
+    let together = futures::future::join_all(prompts.iter().map(|p| {
+        post(&app, "/v1/completions", json!({"model": REAL, "prompt": p, "max_tokens": 12, "temperature": 0}))
+    }))
     .await;
     for (a, t) in alone.iter().zip(together) {
         assert_eq!(t.status, 200);

@@ -59,12 +59,21 @@ fn tokens(n: usize, vocab: usize, salt: u64) -> Vec<u32> {
 }
 
 fn engine_bench(args: &EngineBench) -> Result<()> {
-    anyhow::ensure!(args.runs >= 1 && args.prompt_tokens >= 1 && args.gen_tokens >= 1, "runs, prompt and gen tokens must be >= 1");
+    anyhow::ensure!(
+        args.runs >= 1 && args.prompt_tokens >= 1 && args.gen_tokens >= 1,
+        "runs, prompt and gen tokens must be >= 1"
+    );
     let ctx = args.prompt_tokens + args.gen_tokens + 1;
     let started = Instant::now();
     let local = LocalModel::load(&args.model, args.weights, Some(ctx.max(args.prompt_tokens + 1)))
         .with_context(|| format!("loading {}", args.model.display()))?;
-    println!("model: {} ({:?} weights), loaded in {:.2}s, threads: {}", args.model.display(), args.weights, started.elapsed().as_secs_f64(), rayon_threads());
+    println!(
+        "model: {} ({:?} weights), loaded in {:.2}s, threads: {}",
+        args.model.display(),
+        args.weights,
+        started.elapsed().as_secs_f64(),
+        rayon_threads()
+    );
     let model: &Llama = &local.model;
     let vocab = model.config().vocab_size;
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
@@ -80,7 +89,12 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
         let gen = tokens(args.gen_tokens, vocab, 1000 + run as u64);
         let t = Instant::now();
         for tok in &gen {
-            model.forward(&mut [BatchItem { tokens: std::slice::from_ref(tok), cache: &mut cache, want_logits: true, prompt: false }])?;
+            model.forward(&mut [BatchItem {
+                tokens: std::slice::from_ref(tok),
+                cache: &mut cache,
+                want_logits: true,
+                prompt: false,
+            }])?;
         }
         let tg_s = t.elapsed().as_secs_f64();
         if run > 0 {
@@ -88,8 +102,20 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
             tg.push(args.gen_tokens as f64 / tg_s);
         }
     }
-    println!("pp{}: {:.1} tokens/s (median of {} runs: {:?})", args.prompt_tokens, median(pp.clone()), args.runs, rounded(&pp));
-    println!("tg{}: {:.1} tokens/s (median of {} runs: {:?})", args.gen_tokens, median(tg.clone()), args.runs, rounded(&tg));
+    println!(
+        "pp{}: {:.1} tokens/s (median of {} runs: {:?})",
+        args.prompt_tokens,
+        median(pp.clone()),
+        args.runs,
+        rounded(&pp)
+    );
+    println!(
+        "tg{}: {:.1} tokens/s (median of {} runs: {:?})",
+        args.gen_tokens,
+        median(tg.clone()),
+        args.runs,
+        rounded(&tg)
+    );
     Ok(())
 }
 

@@ -9,7 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM server and gateway: a real model in-process, one binary.")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An OpenAI-compatible LLM server and gateway: a real model in-process, one binary."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,9 +66,9 @@ impl ServeArgs {
             cfg.listen = listen;
         }
         if let Some(path) = self.model {
-            let name = self
-                .model_name
-                .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()));
+            let name = self.model_name.unwrap_or_else(|| {
+                path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+            });
             cfg.models = vec![LocalModelConfig { name, path, context_length: self.context_length }];
         }
         if let Some(n) = self.max_num_seqs {
@@ -83,7 +87,8 @@ impl ServeArgs {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 

@@ -62,7 +62,15 @@ pub fn matmul_rows(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
 /// rows/columns are computed on a repeat of the first (and discarded), so
 /// the arithmetic of every real element is always the same.
 #[inline]
-fn dot_tile(x: &[f32], w: &[f32], k: usize, r0: usize, rows: usize, c0: usize, cols: usize) -> [[f32; COL_TILE]; ROW_TILE] {
+fn dot_tile(
+    x: &[f32],
+    w: &[f32],
+    k: usize,
+    r0: usize,
+    rows: usize,
+    c0: usize,
+    cols: usize,
+) -> [[f32; COL_TILE]; ROW_TILE] {
     let xr: [&[f32]; ROW_TILE] = std::array::from_fn(|r| {
         let r = r0 + if r < rows { r } else { 0 };
         &x[r * k..(r + 1) * k]

@@ -21,7 +21,9 @@ pub enum WeightFormat {
 impl WeightFormat {
     fn target(self, dtype: GgmlDType, k: usize) -> GgmlDType {
         match (self, dtype) {
-            (WeightFormat::Fast, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1) if k % 32 == 0 => {
+            (WeightFormat::Fast, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1)
+                if k.is_multiple_of(32) =>
+            {
                 GgmlDType::Q8_0
             }
             _ => dtype,
@@ -78,14 +80,21 @@ impl Linear {
                 QTensor::new(storage, (out_dim, in_dim)).map_err(candle_err)?
             }
         } else {
-            let f32s = parts.iter().map(|p| p.dequantize(&Device::Cpu)).collect::<candle_core::Result<Vec<_>>>().map_err(candle_err)?;
+            let f32s = parts
+                .iter()
+                .map(|p| p.dequantize(&Device::Cpu))
+                .collect::<candle_core::Result<Vec<_>>>()
+                .map_err(candle_err)?;
             let stacked = Tensor::cat(&f32s, 0).map_err(candle_err)?;
             QTensor::quantize(&stacked, target).map_err(candle_err)?
         };
         let dense = match format {
-            WeightFormat::Fast => {
-                Some(qt.dequantize(&Device::Cpu).and_then(|w| w.flatten_all()).and_then(|w| w.to_vec1::<f32>()).map_err(candle_err)?)
-            }
+            WeightFormat::Fast => Some(
+                qt.dequantize(&Device::Cpu)
+                    .and_then(|w| w.flatten_all())
+                    .and_then(|w| w.to_vec1::<f32>())
+                    .map_err(candle_err)?,
+            ),
             WeightFormat::Native => None,
         };
         Ok(Linear { mm: QMatMul::from_qtensor(qt).map_err(candle_err)?, dense, in_dim, out_dim })
@@ -101,7 +110,9 @@ impl Linear {
     /// the other rows, so a sequence gets the same bits alone or batched.
     pub fn forward(&self, x: &[f32], prompt_rows: &[bool]) -> Result<Vec<f32>, EngineError> {
         let rows = x.len() / self.in_dim;
-        let Some(dense) = &self.dense else { return self.quantized(x, rows) };
+        let Some(dense) = &self.dense else {
+            return self.quantized(x, rows);
+        };
         let n_dense = prompt_rows.iter().filter(|p| **p).count();
         if n_dense == rows {
             return Ok(dense::matmul_rows(x, dense, self.in_dim));
@@ -111,7 +122,11 @@ impl Linear {
         }
         let (mut xd, mut xq) = (Vec::with_capacity(n_dense * self.in_dim), Vec::new());
         for (row, &p) in x.chunks_exact(self.in_dim).zip(prompt_rows) {
-            if p { xd.extend_from_slice(row) } else { xq.extend_from_slice(row) }
+            if p {
+                xd.extend_from_slice(row)
+            } else {
+                xq.extend_from_slice(row)
+            }
         }
         let yd = dense::matmul_rows(&xd, dense, self.in_dim);
         let yq = self.quantized(&xq, rows - n_dense)?;

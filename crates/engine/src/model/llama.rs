@@ -50,7 +50,12 @@ fn vec_f32(file: &mut GgufFile, name: &str) -> Result<Vec<f32>, EngineError> {
 }
 
 impl Llama {
-    pub fn load(file: &mut GgufFile, cfg: LlamaConfig, format: WeightFormat, max_positions: usize) -> Result<Self, EngineError> {
+    pub fn load(
+        file: &mut GgufFile,
+        cfg: LlamaConfig,
+        format: WeightFormat,
+        max_positions: usize,
+    ) -> Result<Self, EngineError> {
         let embed = vec_f32(file, "token_embd.weight")?;
         if embed.len() != cfg.vocab_size * cfg.n_embd {
             return Err(EngineError::Model(format!(
@@ -68,7 +73,11 @@ impl Llama {
             let gate_up = Linear::stacked(vec![t("ffn_gate")?, t("ffn_up")?], format)?;
             let down = Linear::stacked(vec![t("ffn_down")?], format)?;
             let want_qkv = (cfg.n_head + 2 * cfg.n_head_kv) * cfg.head_dim;
-            if qkv.out_dim() != want_qkv || gate_up.out_dim() != 2 * cfg.n_ff || o.out_dim() != cfg.n_embd || down.out_dim() != cfg.n_embd {
+            if qkv.out_dim() != want_qkv
+                || gate_up.out_dim() != 2 * cfg.n_ff
+                || o.out_dim() != cfg.n_embd
+                || down.out_dim() != cfg.n_embd
+            {
                 return Err(EngineError::Model(format!("layer {i}: projection shapes do not match the config")));
             }
             layers.push(Layer {
@@ -111,7 +120,10 @@ impl Llama {
         for (i, item) in batch.iter().enumerate() {
             let start = item.cache.len();
             if start + item.tokens.len() > self.rope.max_positions() {
-                return Err(EngineError::Model(format!("position {} beyond the context window", start + item.tokens.len())));
+                return Err(EngineError::Model(format!(
+                    "position {} beyond the context window",
+                    start + item.tokens.len()
+                )));
             }
             rows.extend((0..item.tokens.len()).map(|t| (i, start + t)));
         }

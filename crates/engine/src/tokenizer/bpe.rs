@@ -98,14 +98,15 @@ impl BytePairEncoder {
 
     /// The bytes a token stands for.
     pub(crate) fn decode_token(&self, id: u32) -> Vec<u8> {
-        let Some(text) = self.token(id) else { return Vec::new() };
+        let Some(text) = self.token(id) else {
+            return Vec::new();
+        };
         text.chars()
-            .map(|c| match self.char_bytes.get(&c) {
+            .flat_map(|c| match self.char_bytes.get(&c) {
                 Some(b) => vec![*b],
                 // Not a byte-char (a user-defined token): its UTF-8 as is.
                 None => c.to_string().into_bytes(),
             })
-            .flatten()
             .collect()
     }
 }

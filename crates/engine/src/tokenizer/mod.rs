@@ -81,7 +81,7 @@ impl Tokenizer {
                 }
             }
         }
-        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        specials.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
         let bpe = BytePairEncoder::new(&spec.tokens, &spec.merges)?;
         let pre = PreTokenizer::for_name(spec.pre.as_deref());
         for id in spec.bos_id.iter().chain(spec.eos_id.iter()).chain(spec.extra_eog_ids.iter()) {
@@ -93,13 +93,24 @@ impl Tokenizer {
         // control tokens (as llama.cpp does), so chat models stop at their turn end.
         let mut eog_ids: Vec<u32> = spec.eos_id.into_iter().chain(spec.extra_eog_ids.iter().copied()).collect();
         for (text, id) in &specials {
-            if matches!(text.as_str(), "<|im_end|>" | "<|eot_id|>" | "<|endoftext|>" | "<|end|>" | "<end_of_turn>" | "<|eom_id|>")
-                && !eog_ids.contains(id)
+            if matches!(
+                text.as_str(),
+                "<|im_end|>" | "<|eot_id|>" | "<|endoftext|>" | "<|end|>" | "<end_of_turn>" | "<|eom_id|>"
+            ) && !eog_ids.contains(id)
             {
                 eog_ids.push(*id);
             }
         }
-        Ok(Tokenizer { bpe, pre, specials, is_special, bos_id: spec.bos_id, eos_id: spec.eos_id, eog_ids, add_bos: spec.add_bos })
+        Ok(Tokenizer {
+            bpe,
+            pre,
+            specials,
+            is_special,
+            bos_id: spec.bos_id,
+            eos_id: spec.eos_id,
+            eog_ids,
+            add_bos: spec.add_bos,
+        })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -248,7 +259,8 @@ mod tests {
     #[test]
     fn round_trips_unicode() {
         let t = tok();
-        for s in ["héllo wörld", "日本語のテキスト", "emoji 🦀🚀 mix", "tabs\tand\nnewlines  ", "12345 digits", ""] {
+        for s in ["héllo wörld", "日本語のテキスト", "emoji 🦀🚀 mix", "tabs\tand\nnewlines  ", "12345 digits", ""]
+        {
             assert_eq!(t.decode(&t.encode(s)), s);
         }
     }

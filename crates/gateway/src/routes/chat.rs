@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backend_api::{GeneratedToken, GenerationEvent};
 use protocol::{
-    AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatDelta,
-    ChoiceLogprobs, TokenLogprob, TopLogprob, Usage,
+    AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
+    ChatDelta, ChoiceLogprobs, TokenLogprob, TopLogprob, Usage,
 };
 
 pub async fn chat_completions(
@@ -31,7 +31,8 @@ pub async fn chat_completions(
     let id = format!("chatcmpl-{rid}");
     let created = unix_now();
     if valid.common.stream {
-        let renderer = ChatChunks { id, created, model, include_usage: valid.common.include_usage, want_logprobs, usage: None };
+        let renderer =
+            ChatChunks { id, created, model, include_usage: valid.common.include_usage, want_logprobs, usage: None };
         return Ok(sse_response(vec![stream], renderer));
     }
     let done = collect(stream).await?;
@@ -79,7 +80,12 @@ struct ChatChunks {
 }
 
 impl ChatChunks {
-    fn chunk(&self, delta: ChatDelta, logprobs: Option<ChoiceLogprobs>, finish_reason: Option<String>) -> serde_json::Value {
+    fn chunk(
+        &self,
+        delta: ChatDelta,
+        logprobs: Option<ChoiceLogprobs>,
+        finish_reason: Option<String>,
+    ) -> serde_json::Value {
         to_json(&ChatCompletionChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk".into(),

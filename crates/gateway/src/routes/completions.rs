@@ -33,7 +33,14 @@ pub async fn completions(
     let id = format!("cmpl-{rid}");
     let created = unix_now();
     if valid.common.stream {
-        let renderer = CompletionChunks { id, created, model, include_usage: valid.common.include_usage, want_logprobs, usage: Usage::default() };
+        let renderer = CompletionChunks {
+            id,
+            created,
+            model,
+            include_usage: valid.common.include_usage,
+            want_logprobs,
+            usage: Usage::default(),
+        };
         return Ok(sse_response(streams, renderer));
     }
     let results: Vec<Collected> = futures::future::try_join_all(streams.into_iter().map(collect)).await?;
@@ -53,8 +60,16 @@ pub async fn completions(
             }
         })
         .collect();
-    Ok(Json(Completion { id, object: "text_completion".into(), created, model, choices, usage: Some(usage), system_fingerprint: None })
-        .into_response())
+    Ok(Json(Completion {
+        id,
+        object: "text_completion".into(),
+        created,
+        model,
+        choices,
+        usage: Some(usage),
+        system_fingerprint: None,
+    })
+    .into_response())
 }
 
 fn completion_logprobs(tokens: &[GeneratedToken]) -> CompletionLogprobs {
@@ -107,7 +122,12 @@ impl ChunkRenderer for CompletionChunks {
             }
             GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, cached_tokens } => {
                 self.usage.add(&Usage::new(prompt_tokens, completion_tokens, cached_tokens));
-                let choice = CompletionChoice { text: String::new(), index, logprobs: None, finish_reason: Some(reason.as_str().to_string()) };
+                let choice = CompletionChoice {
+                    text: String::new(),
+                    index,
+                    logprobs: None,
+                    finish_reason: Some(reason.as_str().to_string()),
+                };
                 vec![self.chunk(vec![choice], None)]
             }
         }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: fetches what the tests need
+# (model files, Python packages), lints, runs every Rust test, then drives a
+# real server with the official `openai` Python client.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup-models.sh
+./scripts/setup-python.sh
+
+echo "== lints (library code has no unwrap/expect/panic)" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== Rust tests" >&2
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+echo "== Python client tests" >&2
+cargo build -p switchyard --locked
+SWITCHYARD_BIN="$PWD/target/debug/switchyard" .venv/bin/python -m pytest -q tests/python
