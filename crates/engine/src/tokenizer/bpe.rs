@@ -2,7 +2,8 @@
 //! characters, then adjacent symbols are merged by merge rank.
 
 use super::TokenizerError;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 /// GPT-2's byte → printable char table: printable Latin-1 bytes map to
 /// themselves, the rest to U+0100 onwards, so every byte is a visible char.
@@ -69,31 +70,58 @@ impl BytePairEncoder {
     }
 
     /// Encodes one pre-tokenized piece, appending ids to `out`.
+    ///
+    /// Merges the lowest-ranked adjacent pair first (leftmost on ties), as
+    /// GPT-2 BPE does, with a heap and a linked list of symbols: O(n log n),
+    /// so a hostile prompt of one 4 MB "word" cannot stall the server.
     pub(crate) fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
-        let mut symbols: Vec<u32> = Vec::with_capacity(piece.len());
-        for &b in piece {
-            match self.byte_ids[b as usize] {
-                Some(id) => symbols.push(id),
-                // A vocabulary without this byte cannot encode it; skip rather than panic.
-                None => continue,
+        // A vocabulary without some byte cannot encode it; skip rather than panic.
+        let mut ids: Vec<u32> = piece.iter().filter_map(|&b| self.byte_ids[b as usize]).collect();
+        let n = ids.len();
+        if n < 2 {
+            out.extend_from_slice(&ids);
+            return;
+        }
+        let mut next: Vec<usize> = (1..=n).collect(); // n = end
+        let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect(); // usize::MAX = start
+        let mut alive = vec![true; n];
+        let mut heap = BinaryHeap::new();
+        let push = |heap: &mut BinaryHeap<Reverse<(u32, usize, u32, u32)>>, ids: &[u32], i: usize, j: usize| {
+            if let Some(&(rank, _)) = self.merges.get(&(ids[i], ids[j])) {
+                heap.push(Reverse((rank, i, ids[i], ids[j])));
+            }
+        };
+        for i in 0..n - 1 {
+            push(&mut heap, &ids, i, i + 1);
+        }
+        while let Some(Reverse((rank, i, left, right))) = heap.pop() {
+            let j = next[i];
+            // Stale entry: a symbol changed since it was queued.
+            if !alive[i] || j >= n || ids[i] != left || ids[j] != right {
+                continue;
+            }
+            let Some(&(r, merged)) = self.merges.get(&(left, right)) else { continue };
+            if r != rank {
+                continue;
+            }
+            ids[i] = merged;
+            alive[j] = false;
+            next[i] = next[j];
+            if next[j] < n {
+                prev[next[j]] = i;
+            }
+            if prev[i] != usize::MAX {
+                push(&mut heap, &ids, prev[i], i);
+            }
+            if next[i] < n {
+                push(&mut heap, &ids, i, next[i]);
             }
         }
-        // Repeatedly merge the lowest-ranked adjacent pair. Pieces are short
-        // (a word), so the quadratic scan is cheaper than a heap.
-        loop {
-            let mut best: Option<(u32, usize, u32)> = None;
-            for i in 0..symbols.len().saturating_sub(1) {
-                if let Some(&(rank, merged)) = self.merges.get(&(symbols[i], symbols[i + 1])) {
-                    if best.is_none_or(|(r, _, _)| rank < r) {
-                        best = Some((rank, i, merged));
-                    }
-                }
-            }
-            let Some((_, i, merged)) = best else { break };
-            symbols[i] = merged;
-            symbols.remove(i + 1);
+        let mut i = 0;
+        while i < n {
+            out.push(ids[i]);
+            i = next[i];
         }
-        out.extend_from_slice(&symbols);
     }
 
     /// The bytes a token stands for.
@@ -108,5 +136,46 @@ impl BytePairEncoder {
                 None => c.to_string().into_bytes(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoder(merges: &[&str]) -> BytePairEncoder {
+        let mut tokens: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
+        tokens.extend(merges.iter().map(|m| m.replace(' ', "")));
+        let merges: Vec<String> = merges.iter().map(|m| m.to_string()).collect();
+        match BytePairEncoder::new(&tokens, &merges) {
+            Ok(e) => e,
+            Err(e) => unreachable!("{e}"),
+        }
+    }
+
+    fn encode(e: &BytePairEncoder, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        e.encode_piece(text.as_bytes(), &mut out);
+        out.iter().filter_map(|i| e.token(*i).map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn lowest_rank_merges_first_and_leftmost_on_ties() {
+        let e = encoder(&["a a", "b b", "aa aa"]);
+        assert_eq!(encode(&e, "aaaaa"), vec!["aaaa", "a"]);
+        assert_eq!(encode(&e, "abba"), vec!["a", "bb", "a"]);
+        let e = encoder(&["b c", "a b"]);
+        assert_eq!(encode(&e, "abc"), vec!["a", "bc"]);
+    }
+
+    #[test]
+    fn a_huge_single_word_encodes_quickly() {
+        let e = encoder(&["a a", "aa aa", "aaaa aaaa"]);
+        let text = "a".repeat(1 << 20);
+        let t = std::time::Instant::now();
+        let out = encode(&e, &text);
+        assert_eq!(out.len(), (1 << 20) / 8);
+        // Quadratic merging would take hours here; allow a generous bound.
+        assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
     }
 }

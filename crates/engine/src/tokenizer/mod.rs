@@ -150,38 +150,29 @@ impl Tokenizer {
                 ids.push(bos);
             }
         }
-        let mut rest = text;
-        while !rest.is_empty() {
-            match self.find_special(rest) {
-                Some((start, len, id)) => {
-                    self.encode_ordinary(&rest[..start], &mut ids);
-                    ids.push(id);
-                    rest = &rest[start + len..];
-                }
-                None => {
-                    self.encode_ordinary(rest, &mut ids);
-                    break;
+        // Next occurrence of each special token, refreshed only once passed,
+        // so the text is scanned once per special token, not once per match.
+        let find_from = |s: &str, from: usize| text[from..].find(s).map(|p| p + from);
+        let mut next: Vec<Option<usize>> = self.specials.iter().map(|(s, _)| find_from(s, 0)).collect();
+        let mut pos = 0;
+        loop {
+            // Earliest match; the longest special wins at equal positions (sorted longest first).
+            let best = next.iter().enumerate().filter_map(|(i, p)| p.map(|p| (p, i))).min();
+            let Some((start, i)) = best else {
+                self.encode_ordinary(&text[pos..], &mut ids);
+                break;
+            };
+            let (special, id) = &self.specials[i];
+            self.encode_ordinary(&text[pos..start], &mut ids);
+            ids.push(*id);
+            pos = start + special.len();
+            for (j, p) in next.iter_mut().enumerate() {
+                if p.is_some_and(|p| p < pos) {
+                    *p = find_from(&self.specials[j].0, pos);
                 }
             }
         }
         ids
-    }
-
-    /// The earliest special token in `text` (longest at that position).
-    fn find_special(&self, text: &str) -> Option<(usize, usize, u32)> {
-        let mut best: Option<(usize, usize, u32)> = None;
-        for (s, id) in &self.specials {
-            if let Some(pos) = text.find(s.as_str()) {
-                let better = match best {
-                    None => true,
-                    Some((bpos, blen, _)) => pos < bpos || (pos == bpos && s.len() > blen),
-                };
-                if better {
-                    best = Some((pos, s.len(), *id));
-                }
-            }
-        }
-        best
     }
 
     fn encode_ordinary(&self, text: &str, out: &mut Vec<u32>) {
@@ -254,6 +245,16 @@ mod tests {
         assert_eq!(ids.first(), Some(&1));
         assert_eq!(ids.last(), Some(&2));
         assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
+    fn adjacent_and_repeated_special_tokens() {
+        let t = tok();
+        let ids = t.encode("<|im_start|><|im_end|>hello<|im_start|><|im_start|>");
+        assert_eq!(ids.len(), 5);
+        assert_eq!((ids[0], ids[1], ids[3], ids[4]), (1, 2, 1, 1));
+        let many = "<|im_start|>a".repeat(20_000);
+        assert_eq!(t.encode(&many).iter().filter(|&&i| i == 1).count(), 20_000);
     }
 
     #[test]
