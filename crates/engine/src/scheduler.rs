@@ -87,6 +87,7 @@ impl Scheduler {
         self.running.retain(|s| !s.is_cancelled());
         self.stats.add_cancelled((before - self.running.len()) as u64);
         self.admit();
+        self.stats.set_queue(self.running.len(), self.waiting.len());
         let mut budget = self.config.max_num_batched_tokens;
         // Per running sequence: the tokens it runs this step, and whether it samples.
         let mut plan: Vec<Option<(Vec<u32>, bool)>> = Vec::with_capacity(self.running.len());

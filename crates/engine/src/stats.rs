@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct EngineStats {
     running: AtomicU64,
+    peak_running: AtomicU64,
     waiting: AtomicU64,
     steps: AtomicU64,
     generated_tokens: AtomicU64,
@@ -17,6 +18,8 @@ pub struct EngineStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StatsSnapshot {
     pub running: u64,
+    /// Most sequences ever running in one step.
+    pub peak_running: u64,
     pub waiting: u64,
     pub steps: u64,
     pub generated_tokens: u64,
@@ -27,6 +30,7 @@ pub struct StatsSnapshot {
 impl EngineStats {
     pub(crate) fn set_queue(&self, running: usize, waiting: usize) {
         self.running.store(running as u64, Ordering::Relaxed);
+        self.peak_running.fetch_max(running as u64, Ordering::Relaxed);
         self.waiting.store(waiting as u64, Ordering::Relaxed);
     }
 
@@ -43,6 +47,7 @@ impl EngineStats {
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             running: self.running.load(Ordering::Relaxed),
+            peak_running: self.peak_running.load(Ordering::Relaxed),
             waiting: self.waiting.load(Ordering::Relaxed),
             steps: self.steps.load(Ordering::Relaxed),
             generated_tokens: self.generated_tokens.load(Ordering::Relaxed),
