@@ -153,12 +153,14 @@ pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<Val
             "system" | "user" | "assistant" | "tool" => m.role.clone(),
             // OpenAI's newer name for system instructions.
             "developer" => "system".to_string(),
-            other => return Err(invalid(
-                format!(
+            other => {
+                return Err(invalid(
+                    format!(
                     "messages[{i}].role '{other}' is not one of 'system', 'developer', 'user', 'assistant', 'tool'."
                 ),
-                "messages",
-            )),
+                    "messages",
+                ))
+            }
         };
         turns.push(ChatTurn { role, content: message_text(m.content.as_ref(), i)? });
     }

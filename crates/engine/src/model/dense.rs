@@ -9,7 +9,6 @@
 //! computing 4 rows × 2 columns of dot products per pass over k. Plain
 //! arrays of 8 lanes: with `-C target-cpu=native` they become AVX2 FMAs.
 
-use rayon::prelude::*;
 use wide::f32x8;
 
 const LANES: usize = 8;
@@ -27,28 +26,25 @@ pub fn matmul_rows(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
     }
     // Work item: one column block; the output is written through a
     // per-block buffer and scattered, keeping the code free of unsafe.
-    let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(COL_BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let c0 = b * COL_BLOCK;
-            let c1 = (c0 + COL_BLOCK).min(n);
-            let width = c1 - c0;
-            let mut out = vec![0.0f32; m * width];
-            for r0 in (0..m).step_by(ROW_TILE) {
-                let rows = ROW_TILE.min(m - r0);
-                for c in (c0..c1).step_by(COL_TILE) {
-                    let cols = COL_TILE.min(c1 - c);
-                    let tile = dot_tile(x, w, k, r0, rows, c, cols);
-                    for (r, tile_row) in tile.iter().enumerate().take(rows) {
-                        for (j, v) in tile_row.iter().enumerate().take(cols) {
-                            out[(r0 + r) * width + (c - c0) + j] = *v;
-                        }
+    let blocks: Vec<(usize, Vec<f32>)> = super::parallel::map(n.div_ceil(COL_BLOCK), |b| {
+        let c0 = b * COL_BLOCK;
+        let c1 = (c0 + COL_BLOCK).min(n);
+        let width = c1 - c0;
+        let mut out = vec![0.0f32; m * width];
+        for r0 in (0..m).step_by(ROW_TILE) {
+            let rows = ROW_TILE.min(m - r0);
+            for c in (c0..c1).step_by(COL_TILE) {
+                let cols = COL_TILE.min(c1 - c);
+                let tile = dot_tile(x, w, k, r0, rows, c, cols);
+                for (r, tile_row) in tile.iter().enumerate().take(rows) {
+                    for (j, v) in tile_row.iter().enumerate().take(cols) {
+                        out[(r0 + r) * width + (c - c0) + j] = *v;
                     }
                 }
             }
-            (c0, out)
-        })
-        .collect();
+        }
+        (c0, out)
+    });
     for (c0, out) in blocks {
         let width = out.len() / m;
         for r in 0..m {

@@ -1,4 +1,5 @@
-//! A linear layer over quantized weights, run through candle's CPU kernels.
+//! A linear layer: the file's quantized weights through candle's kernels,
+//! or the engine's own batch-invariant kernels (see `WeightFormat`).
 
 use super::dense;
 use crate::EngineError;
@@ -9,36 +10,25 @@ use std::borrow::Cow;
 /// How weights are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightFormat {
-    /// Exactly as stored in the file (what candle-transformers runs).
+    /// Exactly as stored in the file, through candle's kernels (what
+    /// candle-transformers runs; the reference for correctness tests).
     Native,
-    /// Re-quantized to Q8_0 at load where the file's format has no fast CPU
-    /// kernel in candle (Q4_1, Q5_*): about 2x the speed of Q4_1 here, at
-    /// a small precision cost. See BENCHMARKS.md for the measurement.
+    /// Two batch-invariant kernels: prompt rows through an f32 copy of the
+    /// weights and our tiled kernel (`dense`, several times faster than any
+    /// quantized kernel for many rows), generated rows through candle's Q8_0
+    /// kernel (the fastest here for one row; Q4_1 has no SIMD kernel in
+    /// candle and runs at half its speed). See BENCHMARKS.md.
     #[default]
     Fast,
 }
 
-impl WeightFormat {
-    fn target(self, dtype: GgmlDType, k: usize) -> GgmlDType {
-        match (self, dtype) {
-            (WeightFormat::Fast, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1)
-                if k.is_multiple_of(32) =>
-            {
-                GgmlDType::Q8_0
-            }
-            _ => dtype,
-        }
-    }
+enum Kernels {
+    Native(QMatMul),
+    Fast { dense: Vec<f32>, decode: QMatMul },
 }
 
 pub struct Linear {
-    mm: QMatMul,
-    /// Dequantized weights (`out_dim × in_dim`) for prompt rows; only in
-    /// `WeightFormat::Fast`. Why two copies: candle's quantized kernel is
-    /// the fastest for one row (decode) but does not speed up with more
-    /// rows, while an f32 kernel over many rows (prefill) is several times
-    /// faster (`examples/kernel_probe.rs`, BENCHMARKS.md).
-    dense: Option<Vec<f32>>,
+    kernels: Kernels,
     in_dim: usize,
     out_dim: usize,
 }
@@ -64,40 +54,39 @@ impl Linear {
             return Err(EngineError::Model(format!("stacked weights disagree on input width: {dims:?}")));
         }
         let out_dim: usize = dims.iter().map(|(n, _)| n).sum();
-        let dtype = parts[0].dtype();
-        let target = format.target(dtype, in_dim);
-        let same_dtype = parts.iter().all(|p| p.dtype() == dtype);
-        let qt = if target == dtype && same_dtype {
-            if parts.len() == 1 {
-                parts.into_iter().next().ok_or_else(|| EngineError::Model("no weights".into()))?
-            } else {
-                // Row-major blocks: stacking rows is concatenating bytes.
-                let mut bytes = Vec::new();
-                for p in &parts {
-                    bytes.extend_from_slice(&p.data().map_err(candle_err)?);
-                }
-                let storage = QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype).map_err(candle_err)?;
-                QTensor::new(storage, (out_dim, in_dim)).map_err(candle_err)?
+        // Q8_0 blocks hold 32 values; narrower rows keep the file's format.
+        if format == WeightFormat::Fast && in_dim.is_multiple_of(32) {
+            let mut dense = Vec::with_capacity(out_dim * in_dim);
+            for p in &parts {
+                let w = p.dequantize(&Device::Cpu).and_then(|w| w.flatten_all()).and_then(|w| w.to_vec1::<f32>());
+                dense.extend(w.map_err(candle_err)?);
             }
+            let decode = Tensor::from_slice(&dense, (out_dim, in_dim), &Device::Cpu)
+                .and_then(|t| QTensor::quantize(&t, GgmlDType::Q8_0))
+                .and_then(QMatMul::from_qtensor)
+                .map_err(candle_err)?;
+            return Ok(Linear { kernels: Kernels::Fast { dense, decode }, in_dim, out_dim });
+        }
+        let dtype = parts[0].dtype();
+        let qt = if parts.len() == 1 {
+            parts.into_iter().next().ok_or_else(|| EngineError::Model("no weights".into()))?
+        } else if parts.iter().all(|p| p.dtype() == dtype) {
+            // Row-major blocks: stacking rows is concatenating bytes.
+            let mut bytes = Vec::new();
+            for p in &parts {
+                bytes.extend_from_slice(&p.data().map_err(candle_err)?);
+            }
+            let storage = QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype).map_err(candle_err)?;
+            QTensor::new(storage, (out_dim, in_dim)).map_err(candle_err)?
         } else {
             let f32s = parts
                 .iter()
                 .map(|p| p.dequantize(&Device::Cpu))
                 .collect::<candle_core::Result<Vec<_>>>()
                 .map_err(candle_err)?;
-            let stacked = Tensor::cat(&f32s, 0).map_err(candle_err)?;
-            QTensor::quantize(&stacked, target).map_err(candle_err)?
+            QTensor::quantize(&Tensor::cat(&f32s, 0).map_err(candle_err)?, dtype).map_err(candle_err)?
         };
-        let dense = match format {
-            WeightFormat::Fast => Some(
-                qt.dequantize(&Device::Cpu)
-                    .and_then(|w| w.flatten_all())
-                    .and_then(|w| w.to_vec1::<f32>())
-                    .map_err(candle_err)?,
-            ),
-            WeightFormat::Native => None,
-        };
-        Ok(Linear { mm: QMatMul::from_qtensor(qt).map_err(candle_err)?, dense, in_dim, out_dim })
+        Ok(Linear { kernels: Kernels::Native(QMatMul::from_qtensor(qt).map_err(candle_err)?), in_dim, out_dim })
     }
 
     pub fn out_dim(&self) -> usize {
@@ -110,15 +99,16 @@ impl Linear {
     /// the other rows, so a sequence gets the same bits alone or batched.
     pub fn forward(&self, x: &[f32], prompt_rows: &[bool]) -> Result<Vec<f32>, EngineError> {
         let rows = x.len() / self.in_dim;
-        let Some(dense) = &self.dense else {
-            return self.quantized(x, rows);
+        let (dense, decode) = match &self.kernels {
+            Kernels::Native(mm) => return self.candle(mm, x, rows),
+            Kernels::Fast { dense, decode } => (dense, decode),
         };
         let n_dense = prompt_rows.iter().filter(|p| **p).count();
         if n_dense == rows {
             return Ok(dense::matmul_rows(x, dense, self.in_dim));
         }
         if n_dense == 0 {
-            return self.quantized(x, rows);
+            return self.candle(decode, x, rows);
         }
         let (mut xd, mut xq) = (Vec::with_capacity(n_dense * self.in_dim), Vec::new());
         for (row, &p) in x.chunks_exact(self.in_dim).zip(prompt_rows) {
@@ -128,8 +118,7 @@ impl Linear {
                 xq.extend_from_slice(row)
             }
         }
-        let yd = dense::matmul_rows(&xd, dense, self.in_dim);
-        let yq = self.quantized(&xq, rows - n_dense)?;
+        let (yd, yq) = (dense::matmul_rows(&xd, dense, self.in_dim), self.candle(decode, &xq, rows - n_dense)?);
         let (mut d, mut q) = (yd.chunks_exact(self.out_dim), yq.chunks_exact(self.out_dim));
         let mut y = Vec::with_capacity(rows * self.out_dim);
         for &p in prompt_rows {
@@ -139,9 +128,9 @@ impl Linear {
         Ok(y)
     }
 
-    fn quantized(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, EngineError> {
+    fn candle(&self, mm: &QMatMul, x: &[f32], rows: usize) -> Result<Vec<f32>, EngineError> {
         let t = Tensor::from_slice(x, (rows, self.in_dim), &Device::Cpu).map_err(candle_err)?;
-        let y = self.mm.forward(&t).map_err(candle_err)?;
+        let y = mm.forward(&t).map_err(candle_err)?;
         y.flatten_all().and_then(|y| y.to_vec1::<f32>()).map_err(candle_err)
     }
 }

@@ -9,7 +9,6 @@ use crate::gguf::{GgufFile, LlamaConfig};
 use crate::kv_cache::SeqKv;
 use crate::EngineError;
 use candle_core::Device;
-use rayon::prelude::*;
 
 struct Layer {
     attn_norm: Vec<f32>,
@@ -199,27 +198,27 @@ impl Llama {
         let (hd, kv_w) = (cfg.head_dim, self.kv_width());
         let group = cfg.n_head / cfg.n_head_kv;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut out = vec![0.0f32; rows.len() * cfg.n_embd];
-        out.par_chunks_mut(cfg.n_embd).zip(queries.par_chunks(cfg.n_head * hd)).zip(rows.par_iter()).for_each(
-            |((dst, q), &(item, pos))| {
-                let (keys, values) = batch[item].cache.layer(layer);
-                let n_ctx = pos + 1;
-                let mut scores = vec![0.0f32; n_ctx];
-                for h in 0..cfg.n_head {
-                    let qh = &q[h * hd..(h + 1) * hd];
-                    let kv_off = (h / group) * hd;
-                    for (j, s) in scores.iter_mut().enumerate() {
-                        let k = &keys[j * kv_w + kv_off..j * kv_w + kv_off + hd];
-                        *s = dot(qh, k) * scale;
-                    }
-                    softmax_in_place(&mut scores);
-                    let oh = &mut dst[h * hd..(h + 1) * hd];
-                    for (j, p) in scores.iter().enumerate() {
-                        axpy(oh, *p, &values[j * kv_w + kv_off..j * kv_w + kv_off + hd]);
-                    }
+        let per_row = super::parallel::map(rows.len(), |r| {
+            let (item, pos) = rows[r];
+            let q = &queries[r * cfg.n_head * hd..(r + 1) * cfg.n_head * hd];
+            let (keys, values) = batch[item].cache.layer(layer);
+            let n_ctx = pos + 1;
+            let mut dst = vec![0.0f32; cfg.n_embd];
+            let mut scores = vec![0.0f32; n_ctx];
+            for h in 0..cfg.n_head {
+                let qh = &q[h * hd..(h + 1) * hd];
+                let kv_off = (h / group) * hd;
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = dot(qh, &keys[j * kv_w + kv_off..j * kv_w + kv_off + hd]) * scale;
                 }
-            },
-        );
-        out
+                softmax_in_place(&mut scores);
+                let oh = &mut dst[h * hd..(h + 1) * hd];
+                for (j, p) in scores.iter().enumerate() {
+                    axpy(oh, *p, &values[j * kv_w + kv_off..j * kv_w + kv_off + hd]);
+                }
+            }
+            dst
+        });
+        per_row.concat()
     }
 }

@@ -5,6 +5,7 @@ pub mod dense;
 mod linear;
 mod llama;
 mod ops;
+mod parallel;
 
 pub use linear::WeightFormat;
 pub use llama::{BatchItem, Llama};
