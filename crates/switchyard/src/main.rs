@@ -51,7 +51,7 @@ struct ServeArgs {
     /// Tokens (decode + prefill chunks) per engine step.
     #[arg(long, value_name = "N")]
     max_num_batched_tokens: Option<usize>,
-    /// Weight format in memory: `fast` (re-quantize slow formats to Q8_0) or `native`.
+    /// Weights in memory: `fast` (f32 for prompts, Q8_0 for generation; see BENCHMARKS.md) or `native` (the file's format).
     #[arg(long, value_name = "FORMAT", value_parser = parse_weights)]
     weights: Option<engine::WeightFormat>,
 }
@@ -139,11 +139,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Bench(cmd) => tokio::task::block_in_place(|| bench::run(cmd)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message chain, not a backtrace: these are user-facing errors.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
