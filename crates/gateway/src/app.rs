@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(routes::models::list_models))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
+        .route("/metrics", get(routes::metrics::metrics))
         .fallback(not_found)
         .with_state(state);
     api.layer(

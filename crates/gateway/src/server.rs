@@ -3,7 +3,6 @@
 use crate::config::{Config, LocalModelConfig};
 use crate::state::AppState;
 use engine::{EngineConfig, EngineError, EngineHandle, LocalModel};
-use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -45,7 +44,7 @@ pub fn start_local_model(m: &LocalModelConfig, cfg: &Config) -> Result<EngineHan
 pub fn build_state(cfg: &Config) -> Result<AppState, ServeError> {
     let mut state = AppState::new(cfg.body_limit_bytes);
     for m in &cfg.models {
-        state.add_backend(Arc::new(start_local_model(m, cfg)?));
+        state.add_engine(start_local_model(m, cfg)?);
     }
     Ok(state)
 }

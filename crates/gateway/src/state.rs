@@ -1,6 +1,7 @@
 //! What every handler shares: the models and the backends serving them.
 
 use backend_api::{Backend, ModelInfo};
+use engine::EngineHandle;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -8,12 +9,24 @@ use std::sync::Arc;
 pub struct AppState {
     /// Model name (as clients send it) → the backend that serves it.
     backends: BTreeMap<String, Arc<dyn Backend>>,
+    /// The embedded engines among them, for their live counters.
+    engines: Vec<EngineHandle>,
     pub body_limit_bytes: usize,
 }
 
 impl AppState {
     pub fn new(body_limit_bytes: usize) -> Self {
-        AppState { backends: BTreeMap::new(), body_limit_bytes }
+        AppState { backends: BTreeMap::new(), engines: Vec::new(), body_limit_bytes }
+    }
+
+    /// Registers an embedded engine: its model, and its counters for `/metrics`.
+    pub fn add_engine(&mut self, engine: EngineHandle) {
+        self.add_backend(Arc::new(engine.clone()));
+        self.engines.push(engine);
+    }
+
+    pub fn engines(&self) -> &[EngineHandle] {
+        &self.engines
     }
 
     /// Registers every model a backend serves under its own id.

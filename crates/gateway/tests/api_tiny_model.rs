@@ -33,6 +33,19 @@ async fn models_health_and_ready() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_engine_work() {
+    let app = tiny_app(1 << 20);
+    post(&app, "/v1/completions", json!({"model": TINY, "prompt": "hello", "max_tokens": 5, "ignore_eos": true})).await;
+    let r = send(&app, "GET", "/metrics", None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/plain")));
+    let text = r.text();
+    assert!(text.contains("# TYPE llm_engine_generated_tokens_total counter"), "{text}");
+    assert!(text.contains(&format!("llm_engine_generated_tokens_total{{model=\"{TINY}\"}} 5")), "{text}");
+    assert!(text.contains(&format!("llm_engine_running_sequences{{model=\"{TINY}\"}} ")), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_completion_shape_and_exact_usage() {
     let app = tiny_app(1 << 20);
     let r = post(&app, "/v1/chat/completions", chat_body(json!({"ignore_eos": true}))).await;

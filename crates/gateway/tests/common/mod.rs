@@ -10,7 +10,6 @@ use axum::Router;
 use engine::{EngineConfig, EngineHandle, LocalModel, WeightFormat};
 use http_body_util::BodyExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tower::ServiceExt;
 
 pub const TINY: &str = "tiny";
@@ -32,7 +31,7 @@ pub fn start(path: &Path, name: &str, body_limit: usize, dir: Option<tempfile::T
         Err(e) => panic!("spawning the engine: {e}"),
     };
     let mut state = gateway::AppState::new(body_limit);
-    state.add_backend(Arc::new(engine.clone()));
+    state.add_engine(engine.clone());
     TestApp { router: gateway::router(state), engine, _dir: dir }
 }
 

@@ -1,0 +1,33 @@
+//! `GET /metrics`: Prometheus text exposition of the engines' counters.
+//! Gateway-level request metrics join here as the policies land.
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use std::fmt::Write;
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    let series: [(&str, &str, &str, fn(&engine::stats::StatsSnapshot) -> u64); 6] = [
+        ("llm_engine_running_sequences", "gauge", "Sequences in the running batch.", |s| s.running),
+        ("llm_engine_waiting_sequences", "gauge", "Sequences waiting for admission.", |s| s.waiting),
+        ("llm_engine_steps_total", "counter", "Forward passes run.", |s| s.steps),
+        ("llm_engine_prompt_tokens_total", "counter", "Prompt tokens processed (prefill).", |s| s.prompt_tokens),
+        ("llm_engine_generated_tokens_total", "counter", "Tokens generated (decode).", |s| s.generated_tokens),
+        ("llm_engine_cancelled_total", "counter", "Sequences cancelled because the client went away.", |s| s.cancelled),
+    ];
+    let snapshots: Vec<_> = state.engines().iter().map(|e| (e.model_id().to_string(), e.stats())).collect();
+    for (name, kind, help, get) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (model, snap) in &snapshots {
+            let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", escape(model), get(snap));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+}
+
+/// Label values escape backslash, quote and newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
