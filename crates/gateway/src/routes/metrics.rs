@@ -5,11 +5,15 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use engine::stats::StatsSnapshot;
 use std::fmt::Write;
+
+/// One exposed series: name, type, help text and how to read it.
+type Series = (&'static str, &'static str, &'static str, fn(&StatsSnapshot) -> u64);
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
-    let series: [(&str, &str, &str, fn(&engine::stats::StatsSnapshot) -> u64); 6] = [
+    let series: [Series; 6] = [
         ("llm_engine_running_sequences", "gauge", "Sequences in the running batch.", |s| s.running),
         ("llm_engine_waiting_sequences", "gauge", "Sequences waiting for admission.", |s| s.waiting),
         ("llm_engine_steps_total", "counter", "Forward passes run.", |s| s.steps),
