@@ -6,9 +6,10 @@
 //!
 //! Tiling: threads split the output columns; each works through column
 //! blocks that stay in L2 while every 4-row tile of the input streams past,
-//! computing 4 rows × 2 columns of dot products per pass over k. Plain
-//! arrays of 8 lanes: with `-C target-cpu=native` they become AVX2 FMAs.
+//! computing 4 rows × 2 columns of dot products per pass over k, in 8-lane
+//! vectors (`wide::f32x8`: AVX2 FMAs with `-C target-cpu=native`).
 
+use super::ops::{lanes, reduce};
 use wide::f32x8;
 
 const LANES: usize = 8;
@@ -79,10 +80,10 @@ fn dot_tile(
     let full = k / LANES * LANES;
     let mut i = 0;
     while i < full {
-        let w0 = load(&wr[0][i..i + LANES]);
-        let w1 = load(&wr[1][i..i + LANES]);
+        let w0 = lanes(&wr[0][i..i + LANES]);
+        let w1 = lanes(&wr[1][i..i + LANES]);
         for r in 0..ROW_TILE {
-            let xv = load(&xr[r][i..i + LANES]);
+            let xv = lanes(&xr[r][i..i + LANES]);
             acc[r][0] = xv.mul_add(w0, acc[r][0]);
             acc[r][1] = xv.mul_add(w1, acc[r][1]);
         }
@@ -91,9 +92,8 @@ fn dot_tile(
     let mut out = [[0.0f32; COL_TILE]; ROW_TILE];
     for r in 0..ROW_TILE {
         for c in 0..COL_TILE {
-            let a = acc[r][c].to_array();
-            // Fixed pairwise reduction of the lanes, then the scalar tail.
-            let mut s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+            // Fixed reduction of the lanes, then the scalar tail.
+            let mut s = reduce(acc[r][c]);
             for j in full..k {
                 s = xr[r][j].mul_add(wr[c][j], s);
             }
@@ -101,13 +101,6 @@ fn dot_tile(
         }
     }
     out
-}
-
-#[inline]
-fn load(s: &[f32]) -> f32x8 {
-    let mut a = [0.0f32; LANES];
-    a.copy_from_slice(s);
-    f32x8::from(a)
 }
 
 #[cfg(test)]

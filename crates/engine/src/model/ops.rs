@@ -35,8 +35,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in a[..full].chunks_exact(8).zip(b[..full].chunks_exact(8)) {
         acc = lanes(x).mul_add(lanes(y), acc);
     }
-    let l = acc.to_array();
-    let mut s = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    let mut s = reduce(acc);
     for i in full..n {
         s = a[i].mul_add(b[i], s);
     }
@@ -56,8 +55,17 @@ pub fn axpy(out: &mut [f32], p: f32, v: &[f32]) {
     }
 }
 
+/// Sum of the 8 lanes in a fixed pairwise order (part of batch invariance:
+/// a row's result never depends on how its work was scheduled).
 #[inline]
-fn lanes(s: &[f32]) -> f32x8 {
+pub(crate) fn reduce(v: f32x8) -> f32 {
+    let l = v.to_array();
+    ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
+}
+
+/// The first 8 values of `s` as one SIMD vector.
+#[inline]
+pub(crate) fn lanes(s: &[f32]) -> f32x8 {
     let mut a = [0.0f32; 8];
     a.copy_from_slice(&s[..8]);
     f32x8::from(a)
