@@ -7,7 +7,7 @@ use crate::chat_template::ChatTemplate;
 use crate::sampler::Sampler;
 use crate::scheduler::{EngineConfig, Scheduler};
 use crate::sequence::EngineRequest;
-use crate::stats::{EngineStats, StatsSnapshot};
+use crate::stats::{EngineStats, HistogramSnapshot, StatsSnapshot};
 use crate::tokenizer::Tokenizer;
 use crate::{EngineError, LocalModel};
 use backend_api::{Backend, BackendError, GenerationStream, ModelInfo, Prompt, ValidatedRequest};
@@ -68,6 +68,11 @@ impl EngineHandle {
         self.inner.stats.snapshot()
     }
 
+    /// Time-to-first-token and inter-token latency histograms.
+    pub fn latency(&self) -> (HistogramSnapshot, HistogramSnapshot) {
+        (self.inner.stats.time_to_first_token.snapshot(), self.inner.stats.inter_token_latency.snapshot())
+    }
+
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.inner.tokenizer
     }
@@ -99,6 +104,7 @@ impl Backend for EngineHandle {
     }
 
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
+        let arrived = std::time::Instant::now();
         if request.model != self.inner.model_id {
             return Err(BackendError::ModelNotFound(request.model));
         }
@@ -141,6 +147,7 @@ impl Backend for EngineHandle {
             max_new_tokens,
             logprobs: request.logprobs,
             events: tx,
+            arrived,
         };
         self.inner.requests.send(req).map_err(|_| BackendError::Unavailable("the engine has stopped".into()))?;
         Ok(UnboundedReceiverStream::new(rx).boxed())

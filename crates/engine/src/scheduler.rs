@@ -136,7 +136,7 @@ impl Scheduler {
                     if let Some(mut l) = out {
                         sampled += 1;
                         let left = self.context_length.saturating_sub(seq.cache.len() + 1);
-                        seq.on_logits(&mut l, &self.tokenizer, left);
+                        seq.on_logits(&mut l, &self.tokenizer, left, &self.stats);
                     }
                 }
             }

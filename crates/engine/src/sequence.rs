@@ -3,9 +3,11 @@
 
 use crate::kv_cache::SeqKv;
 use crate::sampler::{Sampled, Sampler};
+use crate::stats::EngineStats;
 use crate::stop::{StopMatcher, StopOutcome};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use backend_api::{BackendError, FinishReason, GeneratedToken, GenerationEvent, StopParams, TokenAlternative};
+use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub type EventSender = UnboundedSender<Result<GenerationEvent, BackendError>>;
@@ -19,6 +21,8 @@ pub struct EngineRequest {
     pub max_new_tokens: u32,
     pub logprobs: Option<u32>,
     pub events: EventSender,
+    /// When the request reached the engine's handle (for time to first token).
+    pub arrived: Instant,
 }
 
 pub struct Sequence {
@@ -32,6 +36,7 @@ pub struct Sequence {
     /// Tokens whose text has not been released yet (held by UTF-8 or stop matching).
     pending: Vec<GeneratedToken>,
     finished: bool,
+    last_token_at: Option<Instant>,
 }
 
 impl Sequence {
@@ -46,6 +51,7 @@ impl Sequence {
             stopper,
             pending: Vec::new(),
             finished: false,
+            last_token_at: None,
         }
     }
 
@@ -95,7 +101,7 @@ impl Sequence {
 
     /// Samples from the logits of the last position and emits what became
     /// final. `context_left` is how many more positions the cache can take.
-    pub fn on_logits(&mut self, logits: &mut [f32], tokenizer: &Tokenizer, context_left: usize) {
+    pub fn on_logits(&mut self, logits: &mut [f32], tokenizer: &Tokenizer, context_left: usize, stats: &EngineStats) {
         let n_generated = self.generated.len() as u32;
         let banned: Vec<u32> = if self.req.stop.ignore_eos || n_generated < self.req.stop.min_tokens {
             tokenizer.end_of_generation_ids().to_vec()
@@ -104,6 +110,12 @@ impl Sequence {
         };
         let Sampled { token, logprob, top } = self.req.sampler.sample(logits, &banned, self.req.logprobs);
         self.generated.push(token);
+        let now = Instant::now();
+        match self.last_token_at {
+            None => stats.time_to_first_token.observe(now - self.req.arrived),
+            Some(prev) => stats.inter_token_latency.observe(now - prev),
+        }
+        self.last_token_at = Some(now);
         if tokenizer.is_end_of_generation(token) && !self.req.stop.ignore_eos {
             return self.finish(FinishReason::Stop);
         }

@@ -2,6 +2,51 @@
 //! holding the handle (metrics, tests, admin views).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// A fixed-bucket latency histogram with lock-free updates.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); the last slot counts values above every bound.
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+/// Cumulative counts per bucket bound, as Prometheus exposes them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistogramSnapshot {
+    /// (upper bound in seconds, observations at or below it), then +Inf.
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut cumulative = 0;
+        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS.len() + 1);
+        for (i, c) in self.counts.iter().enumerate() {
+            cumulative += c.load(Ordering::Relaxed);
+            buckets.push((LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), cumulative));
+        }
+        HistogramSnapshot {
+            buckets,
+            count: cumulative,
+            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct EngineStats {
@@ -12,6 +57,10 @@ pub struct EngineStats {
     generated_tokens: AtomicU64,
     prompt_tokens: AtomicU64,
     cancelled: AtomicU64,
+    /// Request arrival → first generated token.
+    pub time_to_first_token: Histogram,
+    /// Between consecutive generated tokens of one sequence.
+    pub inter_token_latency: Histogram,
 }
 
 /// A point-in-time copy of the counters.
@@ -54,5 +103,25 @@ impl EngineStats {
             prompt_tokens: self.prompt_tokens.load(Ordering::Relaxed),
             cancelled: self.cancelled.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        for ms in [1, 7, 7, 90, 2_000, 100_000] {
+            h.observe(Duration::from_millis(ms));
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count, 6);
+        assert_eq!(s.buckets[0], (0.005, 1));
+        assert_eq!(s.buckets[1], (0.01, 3));
+        assert_eq!(s.buckets.last().map(|b| b.1), Some(6));
+        assert_eq!(s.buckets[s.buckets.len() - 2], (60.0, 5));
+        assert!((s.sum_seconds - 102.105).abs() < 1e-6);
     }
 }

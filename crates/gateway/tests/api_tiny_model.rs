@@ -43,6 +43,14 @@ async fn metrics_count_engine_work() {
     assert!(text.contains("# TYPE llm_engine_generated_tokens_total counter"), "{text}");
     assert!(text.contains(&format!("llm_engine_generated_tokens_total{{model=\"{TINY}\"}} 5")), "{text}");
     assert!(text.contains(&format!("llm_engine_running_sequences{{model=\"{TINY}\"}} ")), "{text}");
+    // One first token and four gaps between the five generated tokens.
+    assert!(text.contains("# TYPE llm_engine_time_to_first_token_seconds histogram"), "{text}");
+    assert!(text.contains(&format!("llm_engine_time_to_first_token_seconds_count{{model=\"{TINY}\"}} 1")), "{text}");
+    assert!(
+        text.contains(&format!("llm_engine_time_to_first_token_seconds_bucket{{model=\"{TINY}\",le=\"+Inf\"}} 1")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("llm_engine_inter_token_latency_seconds_count{{model=\"{TINY}\"}} 4")), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,14 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use engine::stats::StatsSnapshot;
+use engine::stats::{HistogramSnapshot, StatsSnapshot};
 use std::fmt::Write;
 
 /// One exposed series: name, type, help text and how to read it.
 type Series = (&'static str, &'static str, &'static str, fn(&StatsSnapshot) -> u64);
+
+/// Which of an engine's (time to first token, inter-token) histograms.
+type PickHistogram = fn(&(HistogramSnapshot, HistogramSnapshot)) -> &HistogramSnapshot;
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
@@ -26,6 +29,28 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (model, snap) in &snapshots {
             let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", escape(model), get(snap));
+        }
+    }
+    let latencies: Vec<_> = state.engines().iter().map(|e| (e.model_id().to_string(), e.latency())).collect();
+    let histograms: [(&str, &str, PickHistogram); 2] = [
+        ("llm_engine_time_to_first_token_seconds", "From arrival at the engine to the first generated token.", |l| {
+            &l.0
+        }),
+        ("llm_engine_inter_token_latency_seconds", "Between consecutive generated tokens of one sequence.", |l| &l.1),
+    ];
+    for (name, help, get) in histograms {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (model, l) in &latencies {
+            let (h, model) = (get(l), escape(model));
+            for (le, n) in &h.buckets {
+                let le = if le.is_infinite() { "+Inf".to_string() } else { le.to_string() };
+                let _ = writeln!(out, "{name}_bucket{{model=\"{model}\",le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(
+                out,
+                "{name}_sum{{model=\"{model}\"}} {}\n{name}_count{{model=\"{model}\"}} {}",
+                h.sum_seconds, h.count
+            );
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
