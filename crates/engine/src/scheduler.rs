@@ -122,7 +122,7 @@ impl Scheduler {
         }
         let result = self.model.forward(&mut items);
         drop(items);
-        let (mut prompt_tokens, mut sampled) = (0u64, 0u64);
+        let mut prompt_tokens = 0u64;
         match result {
             Ok(logits) => {
                 let mut logits = logits.into_iter();
@@ -134,7 +134,6 @@ impl Scheduler {
                         prompt_tokens += tokens.len() as u64;
                     }
                     if let Some(mut l) = out {
-                        sampled += 1;
                         let left = self.context_length.saturating_sub(seq.cache.len() + 1);
                         seq.on_logits(&mut l, &self.tokenizer, left, &self.stats);
                     }
@@ -149,7 +148,7 @@ impl Scheduler {
                 }
             }
         }
-        self.stats.add_step(prompt_tokens, sampled);
+        self.stats.add_step(prompt_tokens);
         self.running.retain(|s| !s.is_finished());
     }
 }

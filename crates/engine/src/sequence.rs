@@ -110,6 +110,7 @@ impl Sequence {
         };
         let Sampled { token, logprob, top } = self.req.sampler.sample(logits, &banned, self.req.logprobs);
         self.generated.push(token);
+        stats.add_generated();
         let now = Instant::now();
         match self.last_token_at {
             None => stats.time_to_first_token.observe(now - self.req.arrived),

@@ -83,10 +83,15 @@ impl EngineStats {
         self.waiting.store(waiting as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_step(&self, prompt_tokens: u64, generated_tokens: u64) {
+    pub(crate) fn add_step(&self, prompt_tokens: u64) {
         self.steps.fetch_add(1, Ordering::Relaxed);
         self.prompt_tokens.fetch_add(prompt_tokens, Ordering::Relaxed);
-        self.generated_tokens.fetch_add(generated_tokens, Ordering::Relaxed);
+    }
+
+    /// Counted when the token is sampled, before any event about it is
+    /// sent, so a client that saw a token also sees it counted.
+    pub(crate) fn add_generated(&self) {
+        self.generated_tokens.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_cancelled(&self, n: u64) {
