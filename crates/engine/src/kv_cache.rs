@@ -38,9 +38,4 @@ impl SeqKv {
     pub(crate) fn layer(&self, layer: usize) -> (&[f32], &[f32]) {
         self.layers.get(layer).map_or((&[][..], &[][..]), |(k, v)| (k.as_slice(), v.as_slice()))
     }
-
-    /// Bytes held, for memory accounting.
-    pub fn bytes(&self) -> usize {
-        self.layers.iter().map(|(k, v)| (k.capacity() + v.capacity()) * 4).sum::<usize>()
-    }
 }

@@ -8,6 +8,17 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use std::path::Path;
 
+/// The default model as `scripts/setup-models.sh` installs it, for tests
+/// that run the real model; the error says how to get it.
+pub fn default_model() -> Result<std::path::PathBuf, String> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!("{} is missing: run scripts/setup-models.sh (the test command does)", p.display()))
+    }
+}
+
 /// Shape of the tiny model.
 pub const TINY_CONTEXT: u32 = 512;
 const N_EMBD: usize = 64;

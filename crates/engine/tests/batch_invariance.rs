@@ -6,12 +6,10 @@
 use backend_api::{Backend, GenerationEvent, Prompt, SamplingParams, StopParams, ValidatedRequest};
 use engine::{EngineConfig, EngineHandle, LocalModel, WeightFormat};
 use futures::StreamExt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 fn engine() -> EngineHandle {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} is missing: run scripts/setup-models.sh", p.display());
+    let p = engine::testing::default_model().unwrap();
     // A small step budget forces chunked prefill of the longer prompts.
     let config = EngineConfig { max_num_seqs: 32, max_num_batched_tokens: 64 };
     LocalModel::load(&p, WeightFormat::Fast, Some(2048)).unwrap().spawn("m", config).unwrap()

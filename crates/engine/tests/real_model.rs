@@ -10,9 +10,7 @@ use engine::{LocalModel, WeightFormat};
 use std::path::PathBuf;
 
 fn model_path() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} is missing: run scripts/setup-models.sh (the test command does)", p.display());
-    p
+    engine::testing::default_model().unwrap()
 }
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use engine::{EngineConfig, EngineHandle, LocalModel, WeightFormat};
 use http_body_util::BodyExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tower::ServiceExt;
 
 pub const TINY: &str = "tiny";
@@ -48,14 +48,8 @@ pub fn tiny_app(body_limit: usize) -> TestApp {
     start(&path, TINY, body_limit, Some(dir))
 }
 
-pub fn real_model_path() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} is missing: run scripts/setup-models.sh (the test command does)", p.display());
-    p
-}
-
 pub fn real_app() -> TestApp {
-    start(&real_model_path(), REAL, 4 << 20, None)
+    start(&engine::testing::default_model().unwrap(), REAL, 4 << 20, None)
 }
 
 pub struct Reply {
