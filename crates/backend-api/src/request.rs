@@ -10,6 +10,9 @@ pub struct ValidatedRequest {
     pub stop: StopParams,
     /// Top log-probabilities to return per token; `None` = no log-probs.
     pub logprobs: Option<u32>,
+    /// Prefix-cache namespace: requests share cached prompt prefixes only
+    /// with requests of the same salt (`None` is the shared namespace).
+    pub cache_salt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

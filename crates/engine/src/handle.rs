@@ -33,8 +33,31 @@ struct Inner {
 impl LocalModel {
     /// Starts the engine actor on its own thread and returns its handle.
     pub fn spawn(self, model_id: &str, config: EngineConfig) -> Result<EngineHandle, EngineError> {
+        if config.max_num_seqs == 0 || config.max_num_batched_tokens == 0 {
+            return Err(EngineError::Config("max_num_seqs and max_num_batched_tokens must be at least 1".into()));
+        }
         let (tx, rx) = unbounded_channel();
         let LocalModel { model, tokenizer, template, context_length, .. } = self;
+        let block_bytes = model.kv_block_bytes();
+        let capacity = config.num_blocks(block_bytes) * crate::kv_cache::BLOCK_SIZE;
+        if capacity == 0 {
+            return Err(EngineError::Config(format!(
+                "kv_cache_mib {} holds no KV block ({block_bytes} bytes each)",
+                config.kv_cache_mib
+            )));
+        }
+        // One sequence must always fit in the pool on its own, or the
+        // scheduler could neither run it nor make room by preempting.
+        let context_length = if capacity < context_length {
+            tracing::warn!(
+                context_length,
+                capacity,
+                "the KV cache holds fewer positions than the context window; serving a window of {capacity}"
+            );
+            capacity
+        } else {
+            context_length
+        };
         let stats = Arc::new(EngineStats::default());
         let scheduler = Scheduler::new(model, tokenizer.clone(), config, context_length, stats.clone());
         std::thread::Builder::new()
@@ -148,6 +171,7 @@ impl Backend for EngineHandle {
             logprobs: request.logprobs,
             events: tx,
             arrived,
+            cache_salt: request.cache_salt,
         };
         self.inner.requests.send(req).map_err(|_| BackendError::Unavailable("the engine has stopped".into()))?;
         Ok(UnboundedReceiverStream::new(rx).boxed())

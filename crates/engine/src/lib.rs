@@ -44,6 +44,8 @@ pub enum EngineError {
     Model(String),
     #[error("engine: {0}")]
     Spawn(String),
+    #[error("engine configuration: {0}")]
+    Config(String),
 }
 
 /// A loaded model with its tokenizer and chat template, ready to spawn.

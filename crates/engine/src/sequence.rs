@@ -1,7 +1,7 @@
 //! One request's life inside the engine: its prompt, KV cache, sampler and
 //! the streaming state that turns sampled tokens into text events.
 
-use crate::kv_cache::SeqKv;
+use crate::kv_cache::{block_hash, root_hash, BlockId, BlockPool};
 use crate::sampler::{Sampled, Sampler};
 use crate::stats::EngineStats;
 use crate::stop::{StopMatcher, StopOutcome};
@@ -23,14 +23,24 @@ pub struct EngineRequest {
     pub events: EventSender,
     /// When the request reached the engine's handle (for time to first token).
     pub arrived: Instant,
+    /// Prefix-cache namespace: sequences only share blocks with equal salts.
+    pub cache_salt: Option<String>,
 }
 
 pub struct Sequence {
     req: EngineRequest,
-    pub cache: SeqKv,
-    /// Prompt tokens already run through the model.
-    prefilled: usize,
-    generated: Vec<u32>,
+    /// Prompt then generated tokens: what a recompute after preemption runs.
+    tokens: Vec<u32>,
+    /// Leading positions whose keys and values are in `table`'s blocks.
+    computed: usize,
+    /// Block table: position `p` is in block `table[p / block_size]`.
+    table: Vec<BlockId>,
+    /// Chain hashes of the leading full blocks, registered or hit.
+    hashes: Vec<u64>,
+    /// Prompt tokens served from the prefix cache at first admission.
+    cached_tokens: u32,
+    started: bool,
+    n_generated: usize,
     decoder: StreamDecoder,
     stopper: StopMatcher,
     /// Tokens whose text has not been released yet (held by UTF-8 or stop matching).
@@ -40,13 +50,17 @@ pub struct Sequence {
 }
 
 impl Sequence {
-    pub fn new(req: EngineRequest, cache: SeqKv) -> Self {
+    pub fn new(req: EngineRequest) -> Self {
         let stopper = StopMatcher::new(req.stop.stop.clone());
         Sequence {
+            tokens: req.prompt.clone(),
             req,
-            cache,
-            prefilled: 0,
-            generated: Vec::new(),
+            computed: 0,
+            table: Vec::new(),
+            hashes: Vec::new(),
+            cached_tokens: 0,
+            started: false,
+            n_generated: 0,
             decoder: StreamDecoder::new(),
             stopper,
             pending: Vec::new(),
@@ -59,8 +73,17 @@ impl Sequence {
         self.req.prompt.len()
     }
 
-    pub fn is_prefilling(&self) -> bool {
-        self.prefilled < self.req.prompt.len()
+    /// Tokens that still need a forward pass before the next sample: the
+    /// rest of the prompt (or, after preemption, of everything so far), or
+    /// the one token sampled last.
+    pub fn pending(&self) -> usize {
+        self.tokens.len() - self.computed
+    }
+
+    /// Running a single generated token per step (as opposed to a prompt,
+    /// or a recompute after preemption).
+    pub fn is_decoding(&self) -> bool {
+        self.n_generated > 0 && self.pending() == 1
     }
 
     pub fn is_finished(&self) -> bool {
@@ -72,26 +95,105 @@ impl Sequence {
         self.req.events.is_closed()
     }
 
-    /// The next prompt chunk of at most `budget` tokens.
-    pub fn next_prefill_chunk(&self, budget: usize) -> Vec<u32> {
-        let end = (self.prefilled + budget).min(self.req.prompt.len());
-        self.req.prompt[self.prefilled..end].to_vec()
+    pub fn computed(&self) -> usize {
+        self.computed
     }
 
-    pub fn mark_prefilled(&mut self, n: usize) {
-        self.prefilled += n;
+    pub fn table(&self) -> &[BlockId] {
+        &self.table
     }
 
-    /// The input of the next decode step: the last sampled token.
-    pub fn decode_input(&self) -> Option<u32> {
-        self.generated.last().copied()
+    /// The next `n` tokens to run, at positions `computed()..`.
+    pub fn next_tokens(&self, n: usize) -> &[u32] {
+        &self.tokens[self.computed..(self.computed + n).min(self.tokens.len())]
     }
 
-    pub fn send_started(&self) {
-        let _ = self
-            .req
-            .events
-            .send(Ok(GenerationEvent::Started { prompt_tokens: self.prompt_len() as u32, cached_tokens: 0 }));
+    /// Positions this sequence could hold with its blocks plus `free` more.
+    pub fn room(&self, free_blocks: usize, block_size: usize) -> usize {
+        (self.table.len() + free_blocks) * block_size - self.computed
+    }
+
+    /// Grows the block table to cover `positions`; false (keeping what it
+    /// got) when the pool runs dry.
+    pub fn reserve(&mut self, pool: &mut BlockPool, positions: usize, block_size: usize) -> bool {
+        while self.table.len() * block_size < positions {
+            match pool.allocate() {
+                Some(b) => self.table.push(b),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Reuses the longest cached prefix (whole blocks, always leaving the
+    /// last token to compute so there are logits to sample from). Returns
+    /// the positions served from the cache.
+    pub fn attach_prefix(&mut self, pool: &mut BlockPool, block_size: usize) -> usize {
+        if !self.table.is_empty() {
+            return 0;
+        }
+        let mut parent = root_hash(self.req.cache_salt.as_deref());
+        let reusable = self.tokens.len().saturating_sub(1) / block_size;
+        for chunk in self.tokens.chunks_exact(block_size).take(reusable) {
+            let hash = block_hash(parent, chunk);
+            let Some(id) = pool.lookup(hash, parent, chunk) else { break };
+            pool.acquire(id);
+            self.table.push(id);
+            self.hashes.push(hash);
+            parent = hash;
+        }
+        self.computed = self.table.len() * block_size;
+        self.computed
+    }
+
+    /// Registers every block that became full in the prefix cache.
+    pub fn register_full_blocks(&mut self, pool: &mut BlockPool, block_size: usize) {
+        let full = (self.computed / block_size).min(self.table.len());
+        while self.hashes.len() < full {
+            let i = self.hashes.len();
+            let parent = self.hashes.last().copied().unwrap_or_else(|| root_hash(self.req.cache_salt.as_deref()));
+            let chunk = &self.tokens[i * block_size..(i + 1) * block_size];
+            let hash = block_hash(parent, chunk);
+            pool.register(self.table[i], hash, parent, chunk);
+            self.hashes.push(hash);
+        }
+    }
+
+    /// Gives every block back (finished, cancelled or preempted). A
+    /// preempted sequence starts over from its tokens, usually mostly from
+    /// its own blocks still in the prefix cache.
+    pub fn release(&mut self, pool: &mut BlockPool) {
+        pool.release_all(&self.table);
+        self.table.clear();
+        self.hashes.clear();
+        self.computed = 0;
+    }
+
+    /// After a forward pass over the next `n` tokens.
+    pub fn mark_computed(&mut self, n: usize) {
+        self.computed = (self.computed + n).min(self.tokens.len());
+    }
+
+    /// Positions in the cache that came from the prompt, among `n` just run.
+    pub fn prompt_rows_in(&self, start: usize, n: usize) -> usize {
+        self.prompt_len().saturating_sub(start).min(n)
+    }
+
+    /// The first admission's `Started` event, with the cached prompt tokens.
+    pub fn start(&mut self, cached_tokens: usize) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.cached_tokens = cached_tokens as u32;
+        let _ = self.req.events.send(Ok(GenerationEvent::Started {
+            prompt_tokens: self.prompt_len() as u32,
+            cached_tokens: self.cached_tokens,
+        }));
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.started
     }
 
     pub fn fail(&mut self, error: BackendError) {
@@ -102,14 +204,15 @@ impl Sequence {
     /// Samples from the logits of the last position and emits what became
     /// final. `context_left` is how many more positions the cache can take.
     pub fn on_logits(&mut self, logits: &mut [f32], tokenizer: &Tokenizer, context_left: usize, stats: &EngineStats) {
-        let n_generated = self.generated.len() as u32;
+        let n_generated = self.n_generated as u32;
         let banned: Vec<u32> = if self.req.stop.ignore_eos || n_generated < self.req.stop.min_tokens {
             tokenizer.end_of_generation_ids().to_vec()
         } else {
             Vec::new()
         };
         let Sampled { token, logprob, top } = self.req.sampler.sample(logits, &banned, self.req.logprobs);
-        self.generated.push(token);
+        self.tokens.push(token);
+        self.n_generated += 1;
         stats.add_generated();
         let now = Instant::now();
         match self.last_token_at {
@@ -133,7 +236,7 @@ impl Sequence {
             top_logprobs: top.into_iter().map(alt).collect(),
         });
         let text = self.decoder.push(&bytes);
-        let active = self.generated.len() as u32 >= self.req.stop.min_tokens;
+        let active = self.n_generated as u32 >= self.req.stop.min_tokens;
         match self.stopper.push(&text, active) {
             StopOutcome::Stopped(t) => {
                 self.emit(t);
@@ -143,7 +246,7 @@ impl Sequence {
                 if !t.is_empty() {
                     self.emit(t);
                 }
-                if self.generated.len() as u32 >= self.req.max_new_tokens || context_left == 0 {
+                if self.n_generated as u32 >= self.req.max_new_tokens || context_left == 0 {
                     self.finish(FinishReason::Length);
                 }
             }
@@ -171,8 +274,8 @@ impl Sequence {
         let _ = self.req.events.send(Ok(GenerationEvent::Finished {
             reason,
             prompt_tokens: self.prompt_len() as u32,
-            completion_tokens: self.generated.len() as u32,
-            cached_tokens: 0,
+            completion_tokens: self.n_generated as u32,
+            cached_tokens: self.cached_tokens,
         }));
         self.finished = true;
     }

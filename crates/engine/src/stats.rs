@@ -57,6 +57,11 @@ pub struct EngineStats {
     generated_tokens: AtomicU64,
     prompt_tokens: AtomicU64,
     cancelled: AtomicU64,
+    preemptions: AtomicU64,
+    kv_blocks_total: AtomicU64,
+    kv_blocks_used: AtomicU64,
+    prefix_query_tokens: AtomicU64,
+    prefix_hit_tokens: AtomicU64,
     /// Request arrival → first generated token.
     pub time_to_first_token: Histogram,
     /// Between consecutive generated tokens of one sequence.
@@ -74,6 +79,14 @@ pub struct StatsSnapshot {
     pub generated_tokens: u64,
     pub prompt_tokens: u64,
     pub cancelled: u64,
+    /// Sequences sent back to the queue to free KV blocks.
+    pub preemptions: u64,
+    pub kv_blocks_total: u64,
+    /// Blocks referenced by a sequence (free cached blocks not included).
+    pub kv_blocks_used: u64,
+    /// Prompt tokens of admitted requests, and those served from the prefix cache.
+    pub prefix_query_tokens: u64,
+    pub prefix_hit_tokens: u64,
 }
 
 impl EngineStats {
@@ -98,6 +111,21 @@ impl EngineStats {
         self.cancelled.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub(crate) fn add_preemption(&self) {
+        self.preemptions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_blocks(&self, total: usize, used: usize) {
+        self.kv_blocks_total.store(total as u64, Ordering::Relaxed);
+        self.kv_blocks_used.store(used as u64, Ordering::Relaxed);
+    }
+
+    /// One request's first admission: its prompt, and how much of it hit.
+    pub(crate) fn add_prefix_lookup(&self, prompt_tokens: usize, hit_tokens: usize) {
+        self.prefix_query_tokens.fetch_add(prompt_tokens as u64, Ordering::Relaxed);
+        self.prefix_hit_tokens.fetch_add(hit_tokens as u64, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             running: self.running.load(Ordering::Relaxed),
@@ -107,6 +135,11 @@ impl EngineStats {
             generated_tokens: self.generated_tokens.load(Ordering::Relaxed),
             prompt_tokens: self.prompt_tokens.load(Ordering::Relaxed),
             cancelled: self.cancelled.load(Ordering::Relaxed),
+            preemptions: self.preemptions.load(Ordering::Relaxed),
+            kv_blocks_total: self.kv_blocks_total.load(Ordering::Relaxed),
+            kv_blocks_used: self.kv_blocks_used.load(Ordering::Relaxed),
+            prefix_query_tokens: self.prefix_query_tokens.load(Ordering::Relaxed),
+            prefix_hit_tokens: self.prefix_hit_tokens.load(Ordering::Relaxed),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 fn engine() -> EngineHandle {
     let p = engine::testing::default_model().unwrap();
     // A small step budget forces chunked prefill of the longer prompts.
-    let config = EngineConfig { max_num_seqs: 32, max_num_batched_tokens: 64 };
+    let config = EngineConfig { max_num_seqs: 32, max_num_batched_tokens: 64, ..Default::default() };
     LocalModel::load(&p, WeightFormat::Fast, Some(2048)).unwrap().spawn("m", config).unwrap()
 }
 
@@ -25,6 +25,7 @@ fn request(i: usize) -> ValidatedRequest {
         sampling: SamplingParams::greedy(),
         stop: StopParams { max_tokens: Some(12 + i as u32 % 5), ignore_eos: true, ..Default::default() },
         logprobs: None,
+        cache_salt: None,
     }
 }
 

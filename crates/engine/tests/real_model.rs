@@ -34,19 +34,19 @@ fn reference_greedy(path: &std::path::Path, prompt: &[u32], n: usize) -> Result<
 }
 
 fn our_greedy(model: &LocalModel, prompt: &[u32], n: usize) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
-    let mut cache = model.model.new_cache();
+    let (mut kv, blocks) = model.model.kv_for_one(prompt.len() + n);
     let mut out = Vec::new();
     let mut input = prompt.to_vec();
-    for step in 0..n {
-        let logits = model.model.forward(&mut [BatchItem {
-            tokens: &input,
-            cache: &mut cache,
-            want_logits: true,
-            prompt: step == 0,
-        }])?;
+    let mut start = 0;
+    for _ in 0..n {
+        let logits = model.model.forward(
+            &mut kv,
+            &[BatchItem { tokens: &input, start, blocks: &blocks, want_logits: true, prompt_end: prompt.len() }],
+        )?;
         let logits = logits.into_iter().next().flatten().ok_or("no logits")?;
         let next = engine::sampler::argmax(&logits);
         out.push(next);
+        start += input.len();
         input = vec![next];
     }
     Ok(out)
@@ -84,9 +84,11 @@ fn reference_logits(path: &std::path::Path, prompt: &[u32]) -> Result<Vec<f32>, 
 }
 
 fn our_logits(model: &LocalModel, prompt: &[u32]) -> Result<Vec<f32>, Box<dyn std::error::Error>> {
-    let mut cache = model.model.new_cache();
-    let ours =
-        model.model.forward(&mut [BatchItem { tokens: prompt, cache: &mut cache, want_logits: true, prompt: true }])?;
+    let (mut kv, blocks) = model.model.kv_for_one(prompt.len());
+    let ours = model.model.forward(
+        &mut kv,
+        &[BatchItem { tokens: prompt, start: 0, blocks: &blocks, want_logits: true, prompt_end: prompt.len() }],
+    )?;
     Ok(ours.into_iter().next().flatten().ok_or("no logits")?)
 }
 

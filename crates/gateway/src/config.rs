@@ -46,6 +46,8 @@ struct RawServer {
 struct RawEngine {
     max_num_seqs: Option<usize>,
     max_num_batched_tokens: Option<usize>,
+    kv_cache_mib: Option<usize>,
+    prefix_caching: Option<bool>,
     /// "fast" (default) or "native".
     weights: Option<String>,
 }
@@ -71,7 +73,21 @@ pub struct Config {
 pub struct EngineSettings {
     pub max_num_seqs: usize,
     pub max_num_batched_tokens: usize,
+    /// Memory for each local model's KV block pool.
+    pub kv_cache_mib: usize,
+    pub prefix_caching: bool,
     pub weights: engine::WeightFormat,
+}
+
+impl EngineSettings {
+    pub fn engine_config(&self) -> engine::EngineConfig {
+        engine::EngineConfig {
+            max_num_seqs: self.max_num_seqs,
+            max_num_batched_tokens: self.max_num_batched_tokens,
+            kv_cache_mib: self.kv_cache_mib,
+            prefix_caching: self.prefix_caching,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +106,8 @@ impl Default for Config {
             engine: EngineSettings {
                 max_num_seqs: defaults.max_num_seqs,
                 max_num_batched_tokens: defaults.max_num_batched_tokens,
+                kv_cache_mib: defaults.kv_cache_mib,
+                prefix_caching: defaults.prefix_caching,
                 weights: engine::WeightFormat::default(),
             },
             models: vec![LocalModelConfig {
@@ -140,6 +158,15 @@ impl Config {
             }
             cfg.engine.max_num_batched_tokens = n;
         }
+        if let Some(n) = raw.engine.kv_cache_mib {
+            if n == 0 {
+                return Err(invalid("engine.kv_cache_mib", "must be at least 1"));
+            }
+            cfg.engine.kv_cache_mib = n;
+        }
+        if let Some(on) = raw.engine.prefix_caching {
+            cfg.engine.prefix_caching = on;
+        }
         if let Some(w) = raw.engine.weights {
             cfg.engine.weights = parse_weights(&w).map_err(|m| invalid("engine.weights", m))?;
         }
@@ -188,10 +215,11 @@ mod tests {
     #[test]
     fn reads_listen_and_models() -> Result<(), ConfigError> {
         let cfg = Config::from_toml(
-            "listen = \"0.0.0.0:9000\"\n[engine]\nmax_num_seqs = 4\n[[models]]\nname = \"a\"\npath = \"/m/a.gguf\"\ncontext_length = 2048\n",
+            "listen = \"0.0.0.0:9000\"\n[engine]\nmax_num_seqs = 4\nkv_cache_mib = 64\nprefix_caching = false\n[[models]]\nname = \"a\"\npath = \"/m/a.gguf\"\ncontext_length = 2048\n",
         )?;
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.engine.max_num_seqs, 4);
+        assert_eq!((cfg.engine.kv_cache_mib, cfg.engine.prefix_caching), (64, false));
         assert_eq!(
             cfg.models,
             vec![LocalModelConfig { name: "a".into(), path: "/m/a.gguf".into(), context_length: Some(2048) }]

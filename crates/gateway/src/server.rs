@@ -2,7 +2,7 @@
 
 use crate::config::{Config, LocalModelConfig};
 use crate::state::AppState;
-use engine::{EngineConfig, EngineError, EngineHandle, LocalModel};
+use engine::{EngineError, EngineHandle, LocalModel};
 use std::time::Instant;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -23,17 +23,15 @@ pub fn start_local_model(m: &LocalModelConfig, cfg: &Config) -> Result<EngineHan
     let started = Instant::now();
     let local = LocalModel::load(&m.path, cfg.engine.weights, m.context_length).map_err(err)?;
     let (ctx, general_name) = (local.context_length, local.display_name.clone().unwrap_or_default());
-    let engine_cfg = EngineConfig {
-        max_num_seqs: cfg.engine.max_num_seqs,
-        max_num_batched_tokens: cfg.engine.max_num_batched_tokens,
-    };
-    let handle = local.spawn(&m.name, engine_cfg).map_err(err)?;
+    let handle = local.spawn(&m.name, cfg.engine.engine_config()).map_err(err)?;
     tracing::info!(
         model = %m.name,
         file = %m.path.display(),
         general_name = %general_name,
         context_length = ctx,
         weights = ?cfg.engine.weights,
+        kv_cache_mib = cfg.engine.kv_cache_mib,
+        prefix_caching = cfg.engine.prefix_caching,
         load_ms = started.elapsed().as_millis() as u64,
         "model loaded"
     );

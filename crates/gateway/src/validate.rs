@@ -16,6 +16,7 @@ pub struct Common {
     pub stop: StopParams,
     pub stream: bool,
     pub include_usage: bool,
+    pub cache_salt: Option<String>,
 }
 
 fn invalid(message: String, param: &'static str) -> ApiError {
@@ -97,7 +98,11 @@ fn validate_common(
     if f.stream_options.is_some() && !f.stream {
         return Err(invalid("'stream_options' is only allowed when 'stream' is true.".into(), "stream_options"));
     }
+    if f.cache_salt.as_deref().is_some_and(str::is_empty) {
+        return Err(invalid("'cache_salt' must not be empty.".into(), "cache_salt"));
+    }
     Ok(Common {
+        cache_salt: f.cache_salt.clone(),
         sampling: SamplingParams {
             temperature,
             top_p,
@@ -185,6 +190,7 @@ pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<Val
         sampling: common.sampling.clone(),
         stop: common.stop.clone(),
         logprobs,
+        cache_salt: common.cache_salt.clone(),
     };
     Ok(ValidChat { request, common })
 }
@@ -238,6 +244,7 @@ pub fn validate_completion(req: CompletionRequest, request_id: &str) -> Result<V
             sampling: common.sampling.clone(),
             stop: common.stop.clone(),
             logprobs,
+            cache_salt: common.cache_salt.clone(),
         })
         .collect();
     Ok(ValidCompletion { requests, prompts, common, echo: req.echo })

@@ -36,6 +36,12 @@ pub struct SamplingFields {
     /// Extension: end-of-sequence and stop strings are ignored before this many tokens.
     pub min_tokens: Option<i64>,
     pub user: Option<String>,
+    /// Extension (vLLM): requests share cached prompt prefixes only with
+    /// requests carrying the same salt.
+    pub cache_salt: Option<String>,
+    /// OpenAI's cache-routing hint. Accepted; the embedded engine has one
+    /// prefix cache that every request already shares, so it needs no hint.
+    pub prompt_cache_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -80,21 +80,19 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
     // One warm-up run, then the measured ones.
     for run in 0..=args.runs {
         let prompt = tokens(args.prompt_tokens, vocab, run as u64);
-        let mut cache = model.new_cache();
+        let (mut kv, blocks) = model.kv_for_one(prompt.len());
         let t = Instant::now();
-        model.forward(&mut [BatchItem { tokens: &prompt, cache: &mut cache, want_logits: true, prompt: true }])?;
+        let item = BatchItem { tokens: &prompt, start: 0, blocks: &blocks, want_logits: true, prompt_end: prompt.len() };
+        model.forward(&mut kv, &[item])?;
         let pp_s = t.elapsed().as_secs_f64();
 
-        let mut cache = model.new_cache();
         let gen = tokens(args.gen_tokens, vocab, 1000 + run as u64);
+        let (mut kv, blocks) = model.kv_for_one(gen.len());
         let t = Instant::now();
-        for tok in &gen {
-            model.forward(&mut [BatchItem {
-                tokens: std::slice::from_ref(tok),
-                cache: &mut cache,
-                want_logits: true,
-                prompt: false,
-            }])?;
+        for (pos, tok) in gen.iter().enumerate() {
+            let item =
+                BatchItem { tokens: std::slice::from_ref(tok), start: pos, blocks: &blocks, want_logits: true, prompt_end: 0 };
+            model.forward(&mut kv, &[item])?;
         }
         let tg_s = t.elapsed().as_secs_f64();
         if run > 0 {

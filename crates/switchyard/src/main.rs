@@ -51,6 +51,12 @@ struct ServeArgs {
     /// Tokens (decode + prefill chunks) per engine step.
     #[arg(long, value_name = "N")]
     max_num_batched_tokens: Option<usize>,
+    /// Memory for the KV cache block pool, per local model (MiB).
+    #[arg(long, value_name = "MIB")]
+    kv_cache_mib: Option<usize>,
+    /// Never reuse the KV cache of earlier prompts' prefixes.
+    #[arg(long)]
+    no_prefix_cache: bool,
     /// Weights in memory: `fast` (f32 for prompts, Q8_0 for generation; see BENCHMARKS.md) or `native` (the file's format).
     #[arg(long, value_name = "FORMAT", value_parser = parse_weights)]
     weights: Option<engine::WeightFormat>,
@@ -78,6 +84,13 @@ impl ServeArgs {
         if let Some(n) = self.max_num_batched_tokens {
             anyhow::ensure!(n >= 16, "--max-num-batched-tokens must be at least 16");
             cfg.engine.max_num_batched_tokens = n;
+        }
+        if let Some(n) = self.kv_cache_mib {
+            anyhow::ensure!(n >= 1, "--kv-cache-mib must be at least 1");
+            cfg.engine.kv_cache_mib = n;
+        }
+        if self.no_prefix_cache {
+            cfg.engine.prefix_caching = false;
         }
         if let Some(w) = self.weights {
             cfg.engine.weights = w;

@@ -6,7 +6,7 @@
 use super::linear::{Linear, WeightFormat};
 use super::ops::{add_in_place, axpy, dot, rms_norm, softmax_in_place, swiglu, RopeTable};
 use crate::gguf::{GgufFile, LlamaConfig};
-use crate::kv_cache::SeqKv;
+use crate::kv_cache::{BlockId, KvStore, BLOCK_SIZE};
 use crate::EngineError;
 use candle_core::Device;
 
@@ -28,16 +28,26 @@ pub struct Llama {
     rope: RopeTable,
 }
 
-/// One sequence's share of a step: `tokens` continue its KV cache at
-/// position `cache.len()`. Logits come back only where asked for (the last
-/// prefill chunk and decode steps), for the last token.
+/// One sequence's share of a step: `tokens` sit at positions `start..`,
+/// after the `start` positions already in its blocks. Logits come back
+/// only where asked for (the last prefill chunk and decode steps), for the
+/// last token.
 pub struct BatchItem<'a> {
     pub tokens: &'a [u32],
-    pub cache: &'a mut SeqKv,
+    pub start: usize,
+    /// The sequence's block table; it must cover `start + tokens.len()`.
+    pub blocks: &'a [BlockId],
     pub want_logits: bool,
-    /// The tokens are prompt (prefill) rather than generated (decode); the
-    /// two kinds take different kernels, each batch-invariant.
-    pub prompt: bool,
+    /// Positions below this are prompt, the rest generated. The two take
+    /// different kernels (each batch-invariant); deciding by position means
+    /// a sequence recomputed after preemption gets the very same values.
+    pub prompt_end: usize,
+}
+
+impl BatchItem<'_> {
+    fn is_prompt(&self, pos: usize) -> bool {
+        pos < self.prompt_end
+    }
 }
 
 fn vec_f32(file: &mut GgufFile, name: &str) -> Result<Vec<f32>, EngineError> {
@@ -105,28 +115,40 @@ impl Llama {
         self.cfg.n_head_kv * self.cfg.head_dim
     }
 
-    pub fn new_cache(&self) -> SeqKv {
-        SeqKv::new(self.cfg.n_layer)
+    /// Bytes of KV cache one block of `BLOCK_SIZE` positions takes.
+    pub fn kv_block_bytes(&self) -> usize {
+        KvStore::block_bytes(self.cfg.n_layer, BLOCK_SIZE, self.kv_width())
+    }
+
+    pub fn new_kv_store(&self, num_blocks: usize) -> KvStore {
+        KvStore::new(self.cfg.n_layer, BLOCK_SIZE, self.kv_width(), num_blocks)
+    }
+
+    /// A store and block table for one sequence of up to `positions`, for
+    /// benchmarks and tests that drive the model without the scheduler.
+    pub fn kv_for_one(&self, positions: usize) -> (KvStore, Vec<BlockId>) {
+        let blocks = positions.div_ceil(BLOCK_SIZE);
+        (self.new_kv_store(blocks), (0..blocks as BlockId).collect())
     }
 
     /// Runs one step over the batch; returns, per item, the logits of its
     /// last token when `want_logits`.
-    pub fn forward(&self, batch: &mut [BatchItem<'_>]) -> Result<Vec<Option<Vec<f32>>>, EngineError> {
+    pub fn forward(&self, kv: &mut KvStore, batch: &[BatchItem<'_>]) -> Result<Vec<Option<Vec<f32>>>, EngineError> {
         let cfg = &self.cfg;
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
         // Position and owner of every row of the stacked batch.
         let mut rows: Vec<(usize, usize)> = Vec::new();
         for (i, item) in batch.iter().enumerate() {
-            let start = item.cache.len();
-            if start + item.tokens.len() > self.rope.max_positions() {
-                return Err(EngineError::Model(format!(
-                    "position {} beyond the context window",
-                    start + item.tokens.len()
-                )));
+            let end = item.start + item.tokens.len();
+            if end > self.rope.max_positions() {
+                return Err(EngineError::Model(format!("position {end} beyond the context window")));
             }
-            rows.extend((0..item.tokens.len()).map(|t| (i, start + t)));
+            if !kv.covers(item.blocks, end) {
+                return Err(EngineError::Model(format!("block table does not cover position {end}")));
+            }
+            rows.extend((item.start..end).map(|p| (i, p)));
         }
-        let prompt_rows: Vec<bool> = batch.iter().flat_map(|i| std::iter::repeat_n(i.prompt, i.tokens.len())).collect();
+        let prompt_rows: Vec<bool> = rows.iter().map(|&(i, p)| batch[i].is_prompt(p)).collect();
         let mut x = Vec::with_capacity(rows.len() * d);
         for item in batch.iter() {
             for &tok in item.tokens {
@@ -144,21 +166,18 @@ impl Llama {
             let mut qkv = layer.qkv.forward(&h, &prompt_rows)?;
             let mut queries = Vec::with_capacity(rows.len() * q_w);
             for (row, &(item, pos)) in qkv.chunks_exact_mut(q_w + 2 * kv_w).zip(&rows) {
-                let (q, kv) = row.split_at_mut(q_w);
-                let (k, v) = kv.split_at_mut(kv_w);
+                let (q, k_v) = row.split_at_mut(q_w);
+                let (k, v) = k_v.split_at_mut(kv_w);
                 self.rope.apply(q, pos);
                 self.rope.apply(k, pos);
                 queries.extend_from_slice(q);
-                batch[item].cache.append(l, k, v);
+                kv.write(l, batch[item].blocks, pos, k, v);
             }
-            let attn = self.attention(l, &queries, &rows, batch);
+            let attn = self.attention(kv, l, &queries, &rows, batch);
             add_in_place(&mut x, &layer.o.forward(&attn, &prompt_rows)?);
             rms_norm(&x, &layer.ffn_norm, cfg.rms_eps, &mut h);
             let act = swiglu(&layer.gate_up.forward(&h, &prompt_rows)?, cfg.n_ff);
             add_in_place(&mut x, &layer.down.forward(&act, &prompt_rows)?);
-        }
-        for item in batch.iter_mut() {
-            item.cache.commit(item.tokens.len());
         }
         // Final norm and vocabulary projection only for the rows that sample.
         let mut last_rows = Vec::new();
@@ -168,7 +187,7 @@ impl Llama {
             row_end += item.tokens.len();
             if item.want_logits && !item.tokens.is_empty() {
                 last_rows.extend_from_slice(&x[(row_end - 1) * d..row_end * d]);
-                last_prompt.push(item.prompt);
+                last_prompt.push(item.is_prompt(item.start + item.tokens.len() - 1));
             }
         }
         let mut out = Vec::with_capacity(batch.len());
@@ -191,9 +210,16 @@ impl Llama {
         Ok(out)
     }
 
-    /// Causal attention of every row over its own sequence's cache (which
-    /// already holds this step's keys and values), in parallel over rows.
-    fn attention(&self, layer: usize, queries: &[f32], rows: &[(usize, usize)], batch: &[BatchItem<'_>]) -> Vec<f32> {
+    /// Causal attention of every row over its own sequence's blocks (which
+    /// already hold this step's keys and values), in parallel over rows.
+    fn attention(
+        &self,
+        kv: &KvStore,
+        layer: usize,
+        queries: &[f32],
+        rows: &[(usize, usize)],
+        batch: &[BatchItem<'_>],
+    ) -> Vec<f32> {
         let cfg = &self.cfg;
         let (hd, kv_w) = (cfg.head_dim, self.kv_width());
         let group = cfg.n_head / cfg.n_head_kv;
@@ -201,20 +227,27 @@ impl Llama {
         let per_row = super::parallel::map(rows.len(), |r| {
             let (item, pos) = rows[r];
             let q = &queries[r * cfg.n_head * hd..(r + 1) * cfg.n_head * hd];
-            let (keys, values) = batch[item].cache.layer(layer);
             let n_ctx = pos + 1;
+            let blocks = batch[item].blocks;
             let mut dst = vec![0.0f32; cfg.n_embd];
             let mut scores = vec![0.0f32; n_ctx];
             for h in 0..cfg.n_head {
                 let qh = &q[h * hd..(h + 1) * hd];
                 let kv_off = (h / group) * hd;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    *s = dot(qh, &keys[j * kv_w + kv_off..j * kv_w + kv_off + hd]) * scale;
+                let mut j = 0;
+                for (keys, _) in kv.runs(layer, blocks, n_ctx) {
+                    for key in keys.chunks_exact(kv_w) {
+                        scores[j] = dot(qh, &key[kv_off..kv_off + hd]) * scale;
+                        j += 1;
+                    }
                 }
                 softmax_in_place(&mut scores);
                 let oh = &mut dst[h * hd..(h + 1) * hd];
-                for (j, p) in scores.iter().enumerate() {
-                    axpy(oh, *p, &values[j * kv_w + kv_off..j * kv_w + kv_off + hd]);
+                let mut p = scores.iter();
+                for (_, values) in kv.runs(layer, blocks, n_ctx) {
+                    for (value, w) in values.chunks_exact(kv_w).zip(&mut p) {
+                        axpy(oh, *w, &value[kv_off..kv_off + hd]);
+                    }
                 }
             }
             dst

@@ -16,13 +16,24 @@ type PickHistogram = fn(&(HistogramSnapshot, HistogramSnapshot)) -> &HistogramSn
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
-    let series: [Series; 6] = [
+    let series: [Series; 11] = [
         ("llm_engine_running_sequences", "gauge", "Sequences in the running batch.", |s| s.running),
         ("llm_engine_waiting_sequences", "gauge", "Sequences waiting for admission.", |s| s.waiting),
         ("llm_engine_steps_total", "counter", "Forward passes run.", |s| s.steps),
         ("llm_engine_prompt_tokens_total", "counter", "Prompt tokens processed (prefill).", |s| s.prompt_tokens),
         ("llm_engine_generated_tokens_total", "counter", "Tokens generated (decode).", |s| s.generated_tokens),
         ("llm_engine_cancelled_total", "counter", "Sequences cancelled because the client went away.", |s| s.cancelled),
+        ("llm_engine_preemptions_total", "counter", "Sequences preempted to free KV blocks (recomputed later).", |s| {
+            s.preemptions
+        }),
+        ("llm_engine_kv_blocks_total", "gauge", "KV cache blocks in the pool.", |s| s.kv_blocks_total),
+        ("llm_engine_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", |s| s.kv_blocks_used),
+        ("llm_engine_prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.", |s| {
+            s.prefix_query_tokens
+        }),
+        ("llm_engine_prefix_cache_hits_total", "counter", "Prompt tokens served from the prefix cache.", |s| {
+            s.prefix_hit_tokens
+        }),
     ];
     let snapshots: Vec<_> = state.engines().iter().map(|e| (e.model_id().to_string(), e.stats())).collect();
     for (name, kind, help, get) in series {
