@@ -42,8 +42,8 @@ impl LocalModel {
         let capacity = config.num_blocks(block_bytes) * crate::kv_cache::BLOCK_SIZE;
         if capacity == 0 {
             return Err(EngineError::Config(format!(
-                "kv_cache_mib {} holds no KV block ({block_bytes} bytes each)",
-                config.kv_cache_mib
+                "a KV cache of {} bytes holds no block ({block_bytes} bytes each)",
+                config.kv_cache_bytes
             )));
         }
         // One sequence must always fit in the pool on its own, or the

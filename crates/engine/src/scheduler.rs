@@ -29,22 +29,22 @@ pub struct EngineConfig {
     pub max_num_seqs: usize,
     /// Tokens (decode + prefill) in one step.
     pub max_num_batched_tokens: usize,
-    /// Memory for the KV block pool, in MiB.
-    pub kv_cache_mib: usize,
+    /// Memory for the KV block pool, in bytes.
+    pub kv_cache_bytes: usize,
     /// Reuse the KV of prompt prefixes seen before.
     pub prefix_caching: bool,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { max_num_seqs: 32, max_num_batched_tokens: 512, kv_cache_mib: 1024, prefix_caching: true }
+        EngineConfig { max_num_seqs: 32, max_num_batched_tokens: 512, kv_cache_bytes: 1024 << 20, prefix_caching: true }
     }
 }
 
 impl EngineConfig {
     /// Blocks the KV budget buys for a model whose blocks take `block_bytes`.
     pub fn num_blocks(&self, block_bytes: usize) -> usize {
-        (self.kv_cache_mib << 20) / block_bytes.max(1)
+        self.kv_cache_bytes / block_bytes.max(1)
     }
 }
 

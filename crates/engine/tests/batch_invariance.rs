@@ -10,8 +10,10 @@ use std::time::Duration;
 
 fn engine() -> EngineHandle {
     let p = engine::testing::default_model().unwrap();
-    // A small step budget forces chunked prefill of the longer prompts.
-    let config = EngineConfig { max_num_seqs: 32, max_num_batched_tokens: 64, ..Default::default() };
+    // A small step budget forces chunked prefill of the longer prompts; no
+    // prefix cache, so the batched runs really recompute every prompt.
+    let config =
+        EngineConfig { max_num_seqs: 32, max_num_batched_tokens: 64, prefix_caching: false, ..Default::default() };
     LocalModel::load(&p, WeightFormat::Fast, Some(2048)).unwrap().spawn("m", config).unwrap()
 }
 

@@ -60,6 +60,9 @@ struct RawModel {
     context_length: Option<usize>,
 }
 
+/// 1 TiB: far beyond any machine this runs on, and safe to shift into bytes.
+pub const MAX_KV_CACHE_MIB: usize = 1 << 20;
+
 /// Validated runtime configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -84,7 +87,7 @@ impl EngineSettings {
         engine::EngineConfig {
             max_num_seqs: self.max_num_seqs,
             max_num_batched_tokens: self.max_num_batched_tokens,
-            kv_cache_mib: self.kv_cache_mib,
+            kv_cache_bytes: self.kv_cache_mib << 20,
             prefix_caching: self.prefix_caching,
         }
     }
@@ -106,7 +109,7 @@ impl Default for Config {
             engine: EngineSettings {
                 max_num_seqs: defaults.max_num_seqs,
                 max_num_batched_tokens: defaults.max_num_batched_tokens,
-                kv_cache_mib: defaults.kv_cache_mib,
+                kv_cache_mib: defaults.kv_cache_bytes >> 20,
                 prefix_caching: defaults.prefix_caching,
                 weights: engine::WeightFormat::default(),
             },
@@ -159,8 +162,8 @@ impl Config {
             cfg.engine.max_num_batched_tokens = n;
         }
         if let Some(n) = raw.engine.kv_cache_mib {
-            if n == 0 {
-                return Err(invalid("engine.kv_cache_mib", "must be at least 1"));
+            if n == 0 || n > MAX_KV_CACHE_MIB {
+                return Err(invalid("engine.kv_cache_mib", format!("must be between 1 and {MAX_KV_CACHE_MIB}")));
             }
             cfg.engine.kv_cache_mib = n;
         }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_openai_error, post, send, tiny_app, TINY};
+use common::{assert_openai_error, post, send, tiny_app, Reply, TINY};
 use serde_json::json;
 
 fn chat_body(extra: serde_json::Value) -> serde_json::Value {
@@ -263,4 +263,40 @@ async fn stop_strings_end_generation_and_are_not_returned() {
     let expected = &text[..text.find(&stop).unwrap_or(text.len())];
     assert_eq!(cut, expected);
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_prompt_reports_cached_tokens_and_salts_isolate() {
+    let app = tiny_app(1 << 20);
+    let prompt = "hello world ".repeat(20);
+    let body = |salt: Option<&str>| {
+        let mut b = json!({"model": TINY, "prompt": prompt, "max_tokens": 2, "temperature": 0});
+        if let Some(s) = salt {
+            b["cache_salt"] = json!(s);
+        }
+        b
+    };
+    let cached = |r: &Reply| r.json()["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64();
+    let first = post(&app, "/v1/completions", body(None)).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(cached(&first), Some(0));
+    let second = post(&app, "/v1/completions", body(None)).await;
+    let prompt_tokens = second.json()["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
+    assert_eq!(cached(&second), Some((prompt_tokens - 1) / 16 * 16));
+    assert_eq!(second.json()["choices"][0]["text"], first.json()["choices"][0]["text"]);
+    let salted = post(&app, "/v1/completions", body(Some("team-a"))).await;
+    assert_eq!(cached(&salted), Some(0));
+    let empty_salt = post(&app, "/v1/completions", body(Some(""))).await;
+    assert_eq!(empty_salt.status, 400);
+    assert_eq!(empty_salt.json()["error"]["param"], "cache_salt");
+    let metrics = send(&app, "GET", "/metrics", None).await.text();
+    assert!(
+        metrics.contains(&format!(
+            "llm_engine_prefix_cache_hits_total{{model=\"{TINY}\"}} {}",
+            cached(&second).unwrap_or(0)
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("llm_engine_kv_blocks_total{"), "{metrics}");
+    assert!(metrics.contains("llm_engine_preemptions_total{"), "{metrics}");
 }

@@ -80,10 +80,15 @@ async fn client_disconnect_cancels_generation() {
         }
     }
     assert_eq!(app.engine.stats().running, 1);
+    assert!(app.engine.stats().kv_blocks_used > 0);
     drop(body);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.engine.stats().running != 0 {
-        assert!(Instant::now() < deadline, "sequence still running after disconnect: {:?}", app.engine.stats());
+    while app.engine.stats().running != 0 || app.engine.stats().kv_blocks_used != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "sequence or its blocks still held after disconnect: {:?}",
+            app.engine.stats()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stats = app.engine.stats();

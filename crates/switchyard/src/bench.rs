@@ -82,7 +82,8 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
         let prompt = tokens(args.prompt_tokens, vocab, run as u64);
         let (mut kv, blocks) = model.kv_for_one(prompt.len());
         let t = Instant::now();
-        let item = BatchItem { tokens: &prompt, start: 0, blocks: &blocks, want_logits: true, prompt_end: prompt.len() };
+        let item =
+            BatchItem { tokens: &prompt, start: 0, blocks: &blocks, want_logits: true, prompt_end: prompt.len() };
         model.forward(&mut kv, &[item])?;
         let pp_s = t.elapsed().as_secs_f64();
 
@@ -90,8 +91,13 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
         let (mut kv, blocks) = model.kv_for_one(gen.len());
         let t = Instant::now();
         for (pos, tok) in gen.iter().enumerate() {
-            let item =
-                BatchItem { tokens: std::slice::from_ref(tok), start: pos, blocks: &blocks, want_logits: true, prompt_end: 0 };
+            let item = BatchItem {
+                tokens: std::slice::from_ref(tok),
+                start: pos,
+                blocks: &blocks,
+                want_logits: true,
+                prompt_end: 0,
+            };
             model.forward(&mut kv, &[item])?;
         }
         let tg_s = t.elapsed().as_secs_f64();

@@ -86,7 +86,11 @@ impl ServeArgs {
             cfg.engine.max_num_batched_tokens = n;
         }
         if let Some(n) = self.kv_cache_mib {
-            anyhow::ensure!(n >= 1, "--kv-cache-mib must be at least 1");
+            anyhow::ensure!(
+                (1..=gateway::config::MAX_KV_CACHE_MIB).contains(&n),
+                "--kv-cache-mib must be between 1 and {}",
+                gateway::config::MAX_KV_CACHE_MIB
+            );
             cfg.engine.kv_cache_mib = n;
         }
         if self.no_prefix_cache {
