@@ -3,7 +3,8 @@
 # LLAMA_SERVER points at a llama.cpp `llama-server` binary, llama.cpp's server
 # on the same GGUF, one after the other, and drives each with
 # ../shared/bench/serve_bench.py (random workload at concurrency 1, 4, 16, 32,
-# then the shared-prefix workload). Prints a markdown table; JSON per run in
+# then the shared-prefix workload; Switchyard's prefix run is repeated with
+# --no-prefix-cache for the on/off comparison). Prints a markdown table; JSON per run in
 # $OUT (default target/bench-serve).
 #   scripts/bench-serve.sh
 #   LLAMA_SERVER=/path/to/llama-server scripts/bench-serve.sh
@@ -24,14 +25,18 @@ wait_ready() { # url: bounded wait for a health endpoint
   echo "bench-serve: $1 never became ready" >&2; return 1
 }
 
+run_prefix() { # name base-url model
+  $PY "$BENCH" --url "$2" --model "$3" --workload prefix --concurrency 4 --requests 32 --prefixes 4 \
+    --prefix-words 400 --output-tokens 16 --out "$OUT/$1-prefix.json" >/dev/null
+}
+
 run_set() { # name base-url model
   for c in 1 4 16 32; do
     n=$(( c < 8 ? 16 : c * 2 ))
     $PY "$BENCH" --url "$2" --model "$3" --workload random --concurrency $c --requests $n \
       --output-tokens 64 --input-words 64 --out "$OUT/$1-c$c.json" >/dev/null
   done
-  $PY "$BENCH" --url "$2" --model "$3" --workload prefix --concurrency 4 --requests 32 --prefixes 4 \
-    --prefix-words 400 --output-tokens 16 --out "$OUT/$1-prefix.json" >/dev/null
+  run_prefix "$@"
 }
 
 ./target/release/switchyard serve --listen 127.0.0.1:18091 --model "$MODEL_FILE" --model-name bench >"$OUT/switchyard.log" 2>&1 &
@@ -40,15 +45,21 @@ trap 'kill $pid 2>/dev/null || true' EXIT
 wait_ready http://127.0.0.1:18091/ready
 run_set switchyard http://127.0.0.1:18091 bench
 kill $pid; wait $pid 2>/dev/null || true
+./target/release/switchyard serve --listen 127.0.0.1:18091 --model "$MODEL_FILE" --model-name bench --no-prefix-cache \
+  >"$OUT/switchyard-nocache.log" 2>&1 &
+pid=$!
+wait_ready http://127.0.0.1:18091/ready
+run_prefix switchyard-no-prefix-cache http://127.0.0.1:18091 bench
+kill $pid; wait $pid 2>/dev/null || true
 
-names=switchyard
+names="switchyard switchyard-no-prefix-cache"
 if [ -n "${LLAMA_SERVER:-}" ]; then
   "$LLAMA_SERVER" -m "$MODEL_FILE" -t 2 -np 32 -c 65536 --host 127.0.0.1 --port 18092 >"$OUT/llama-server.log" 2>&1 &
   pid=$!
   wait_ready http://127.0.0.1:18092/health
   run_set llamacpp http://127.0.0.1:18092 bench
   kill $pid; wait $pid 2>/dev/null || true
-  names="switchyard llamacpp"
+  names="$names llamacpp"
 fi
 
 $PY - "$OUT" $names <<'PY'
@@ -58,7 +69,10 @@ print("| server | workload | concurrency | out tok/s | TTFT p50 / p99 ms | TPOT 
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for name in names:
     for run in ["c1", "c4", "c16", "c32", "prefix"]:
-        d = json.load(open(f"{out}/{name}-{run}.json"))
+        try:
+            d = json.load(open(f"{out}/{name}-{run}.json"))
+        except FileNotFoundError:
+            continue
         print(f"| {name} | {d['workload']} | {d['concurrency']} | {d['output_throughput_tok_s']:.1f} | "
               f"{d['p50_ttft_ms']:.0f} / {d['p99_ttft_ms']:.0f} | {d['mean_tpot_ms']:.1f} | "
               f"{d['total_cached_prompt_tokens']} / {d['total_prompt_tokens']} |")

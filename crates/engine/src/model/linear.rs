@@ -2,8 +2,9 @@
 //! or the engine's own batch-invariant kernels (see `WeightFormat`).
 
 use super::dense;
+use super::q8::Q8Matrix;
 use crate::EngineError;
-use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::quantized::{QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
 use std::borrow::Cow;
 
@@ -13,18 +14,19 @@ pub enum WeightFormat {
     /// Exactly as stored in the file, through candle's kernels (what
     /// candle-transformers runs; the reference for correctness tests).
     Native,
-    /// Two batch-invariant kernels: prompt rows through an f32 copy of the
-    /// weights and our tiled kernel (`dense`, several times faster than any
-    /// quantized kernel for many rows), generated rows through candle's Q8_0
-    /// kernel (the fastest here for one row; Q4_1 has no SIMD kernel in
-    /// candle and runs at half its speed). See BENCHMARKS.md.
+    /// Two batch-invariant kernels of our own: prompt rows through an f32
+    /// copy of the weights (`dense`), generated rows through Q8_0 weights
+    /// and a tiled int8 kernel (`q8`) that reads each weight once for up
+    /// to four rows, so decoding many sequences costs little more than one
+    /// (candle's Q8_0 kernel costs the same per row at any batch size, and
+    /// Q4_1 has no SIMD kernel in candle at all). See BENCHMARKS.md.
     #[default]
     Fast,
 }
 
 enum Kernels {
     Native(QMatMul),
-    Fast { dense: Vec<f32>, decode: QMatMul },
+    Fast { dense: Vec<f32>, decode: Q8Matrix },
 }
 
 pub struct Linear {
@@ -61,10 +63,8 @@ impl Linear {
                 let w = p.dequantize(&Device::Cpu).and_then(|w| w.flatten_all()).and_then(|w| w.to_vec1::<f32>());
                 dense.extend(w.map_err(candle_err)?);
             }
-            let decode = Tensor::from_slice(&dense, (out_dim, in_dim), &Device::Cpu)
-                .and_then(|t| QTensor::quantize(&t, GgmlDType::Q8_0))
-                .and_then(QMatMul::from_qtensor)
-                .map_err(candle_err)?;
+            let decode = Q8Matrix::quantize(&dense, in_dim)
+                .ok_or_else(|| EngineError::Model(format!("cannot quantize a {out_dim} x {in_dim} weight")))?;
             return Ok(Linear { kernels: Kernels::Fast { dense, decode }, in_dim, out_dim });
         }
         let dtype = parts[0].dtype();
@@ -108,7 +108,7 @@ impl Linear {
             return Ok(dense::matmul_rows(x, dense, self.in_dim));
         }
         if n_dense == 0 {
-            return self.candle(decode, x, rows);
+            return Ok(decode.matmul(x));
         }
         let (mut xd, mut xq) = (Vec::with_capacity(n_dense * self.in_dim), Vec::new());
         for (row, &p) in x.chunks_exact(self.in_dim).zip(prompt_rows) {
@@ -118,7 +118,7 @@ impl Linear {
                 xq.extend_from_slice(row)
             }
         }
-        let (yd, yq) = (dense::matmul_rows(&xd, dense, self.in_dim), self.candle(decode, &xq, rows - n_dense)?);
+        let (yd, yq) = (dense::matmul_rows(&xd, dense, self.in_dim), decode.matmul(&xq));
         let (mut d, mut q) = (yd.chunks_exact(self.out_dim), yq.chunks_exact(self.out_dim));
         let mut y = Vec::with_capacity(rows * self.out_dim);
         for &p in prompt_rows {

@@ -6,6 +6,7 @@ mod linear;
 mod llama;
 mod ops;
 mod parallel;
+pub mod q8;
 
 pub use linear::WeightFormat;
 pub use llama::{BatchItem, Llama};

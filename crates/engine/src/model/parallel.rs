@@ -16,3 +16,10 @@ pub fn map<T: Send + Sync>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     // Every index was run exactly once above.
     slots.into_iter().filter_map(OnceLock::into_inner).collect()
 }
+
+/// Threads `map` runs on (asked once: candle reads the environment and the
+/// system on every call).
+pub fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(candle_core::utils::get_num_threads)
+}
