@@ -5,7 +5,7 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use engine::model::dense::matmul_rows;
+use engine::model::dense::DenseMatrix;
 use engine::model::q8::Q8Matrix;
 
 fn data(len: usize, seed: u64) -> Vec<f32> {
@@ -43,7 +43,7 @@ fn int8_decode_kernel_rows_do_not_depend_on_the_batch() {
 #[test]
 fn dense_prompt_kernel_rows_do_not_depend_on_the_batch() {
     for (n, k) in SHAPES {
-        let w = data(n * k, 3);
-        rows_are_independent("dense", &|x| matmul_rows(x, &w, k), n, k);
+        let w = DenseMatrix::pack(&data(n * k, 3), k);
+        rows_are_independent("dense", &|x| w.matmul(x), n, k);
     }
 }

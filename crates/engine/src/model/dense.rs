@@ -1,111 +1,109 @@
-//! A dense f32 matmul whose result for each row is independent of which
-//! other rows share the call: every output element is one dot product,
-//! accumulated lane by lane in the same fixed order whatever the tiling.
-//! (candle's f32 GEMM is faster for big batches but changes a row's bits
-//! with the batch size, which would break batch invariance.)
+//! A dense f32 matmul for prompt rows whose result for each row is
+//! independent of which other rows share the call: every output element
+//! is one chain of fused multiply-adds over k in order, whatever the
+//! tiling. (candle's f32 GEMM is faster for big batches but changes a
+//! row's bits with the batch size, which would break batch invariance.)
 //!
-//! Tiling: threads split the output columns; each works through column
-//! blocks that stay in L2 while every 4-row tile of the input streams past,
-//! computing 4 rows × 2 columns of dot products per pass over k, in 8-lane
-//! vectors (`wide::f32x8`: AVX2 FMAs with `-C target-cpu=native`).
+//! Layout and tiling, as in BLIS-style GEMMs: the weights are packed once
+//! into panels of 16 output columns, k-major (`[panel][k][16]`), so the
+//! microkernel reads two 8-lane vectors of weights per k and broadcasts
+//! one activation per row: 6 rows × 16 columns = 12 accumulators, 12 FMAs
+//! per 2 vector loads and 6 broadcasts. Threads split the panels; each
+//! panel stays in cache while every 6-row tile of the input passes.
 
-use super::ops::{lanes, reduce};
 use wide::f32x8;
 
-const LANES: usize = 8;
-const ROW_TILE: usize = 4;
-const COL_TILE: usize = 2;
-/// Columns per cache block: 64 × 1536 × 4 bytes = 384 KiB at most.
-const COL_BLOCK: usize = 64;
+const ROW_TILE: usize = 6;
+const PANEL: usize = 16;
 
-/// `y[m × n] = x[m × k] · wᵀ` with `w` row-major `n × k`.
-pub fn matmul_rows(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
-    let (m, n) = (x.len() / k, w.len() / k);
-    let mut y = vec![0.0f32; m * n];
-    if m == 0 || n == 0 {
-        return y;
-    }
-    // Work item: one column block; the output is written through a
-    // per-block buffer and scattered, keeping the code free of unsafe.
-    let blocks: Vec<(usize, Vec<f32>)> = super::parallel::map(n.div_ceil(COL_BLOCK), |b| {
-        let c0 = b * COL_BLOCK;
-        let c1 = (c0 + COL_BLOCK).min(n);
-        let width = c1 - c0;
-        let mut out = vec![0.0f32; m * width];
-        for r0 in (0..m).step_by(ROW_TILE) {
-            let rows = ROW_TILE.min(m - r0);
-            for c in (c0..c1).step_by(COL_TILE) {
-                let cols = COL_TILE.min(c1 - c);
-                let tile = dot_tile(x, w, k, r0, rows, c, cols);
-                for (r, tile_row) in tile.iter().enumerate().take(rows) {
-                    for (j, v) in tile_row.iter().enumerate().take(cols) {
-                        out[(r0 + r) * width + (c - c0) + j] = *v;
-                    }
-                }
-            }
-        }
-        (c0, out)
-    });
-    for (c0, out) in blocks {
-        let width = out.len() / m;
-        for r in 0..m {
-            y[r * n + c0..r * n + c0 + width].copy_from_slice(&out[r * width..(r + 1) * width]);
-        }
-    }
-    y
+/// Weights `n × k`, packed in 16-column panels.
+pub struct DenseMatrix {
+    n: usize,
+    k: usize,
+    /// `[panel][k][16]`; the last panel is zero-padded.
+    panels: Vec<f32>,
 }
 
-/// Dot products of up to 4 rows of `x` with up to 2 rows of `w`. Missing
-/// rows/columns are computed on a repeat of the first (and discarded), so
-/// the arithmetic of every real element is always the same.
+impl DenseMatrix {
+    /// Packs row-major `n × k` weights.
+    pub fn pack(w: &[f32], k: usize) -> Self {
+        let n = w.len().checked_div(k).unwrap_or(0);
+        let n_panels = n.div_ceil(PANEL);
+        let mut panels = vec![0.0f32; n_panels * k * PANEL];
+        for (c, row) in w.chunks_exact(k.max(1)).enumerate().take(n) {
+            let (p, j) = (c / PANEL, c % PANEL);
+            for (kk, v) in row.iter().enumerate() {
+                panels[(p * k + kk) * PANEL + j] = *v;
+            }
+        }
+        DenseMatrix { n, k, panels }
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.n
+    }
+
+    /// `y[m × n] = x[m × k] · wᵀ`.
+    pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
+        let (n, k) = (self.n, self.k);
+        let m = x.len().checked_div(k).unwrap_or(0);
+        let mut y = vec![0.0f32; m * n];
+        if m == 0 || n == 0 {
+            return y;
+        }
+        // Work item: one panel; its output goes through a small buffer and
+        // is scattered, which keeps the code free of unsafe.
+        let panels: Vec<Vec<f32>> = super::parallel::map(n.div_ceil(PANEL), |p| {
+            let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
+            let mut out = vec![0.0f32; m * PANEL];
+            for r0 in (0..m).step_by(ROW_TILE) {
+                let rows = ROW_TILE.min(m - r0);
+                let tile = tile(x, k, r0, rows, panel);
+                for (r, acc) in tile.iter().enumerate().take(rows) {
+                    out[(r0 + r) * PANEL..(r0 + r) * PANEL + 8].copy_from_slice(&acc[0].to_array());
+                    out[(r0 + r) * PANEL + 8..(r0 + r + 1) * PANEL].copy_from_slice(&acc[1].to_array());
+                }
+            }
+            out
+        });
+        for (p, out) in panels.iter().enumerate() {
+            let (c0, width) = (p * PANEL, PANEL.min(n - p * PANEL));
+            for r in 0..m {
+                y[r * n + c0..r * n + c0 + width].copy_from_slice(&out[r * PANEL..r * PANEL + width]);
+            }
+        }
+        y
+    }
+}
+
+/// Rows `r0..r0 + rows` (at most 6; missing rows repeat the first and are
+/// discarded) times one panel: `[row][half]` accumulators of 8 columns.
 #[inline]
-fn dot_tile(
-    x: &[f32],
-    w: &[f32],
-    k: usize,
-    r0: usize,
-    rows: usize,
-    c0: usize,
-    cols: usize,
-) -> [[f32; COL_TILE]; ROW_TILE] {
+fn tile(x: &[f32], k: usize, r0: usize, rows: usize, panel: &[f32]) -> [[f32x8; 2]; ROW_TILE] {
     let xr: [&[f32]; ROW_TILE] = std::array::from_fn(|r| {
         let r = r0 + if r < rows { r } else { 0 };
         &x[r * k..(r + 1) * k]
     });
-    let wr: [&[f32]; COL_TILE] = std::array::from_fn(|c| {
-        let c = c0 + if c < cols { c } else { 0 };
-        &w[c * k..(c + 1) * k]
-    });
-    let mut acc = [[f32x8::ZERO; COL_TILE]; ROW_TILE];
-    let full = k / LANES * LANES;
-    let mut i = 0;
-    while i < full {
-        let w0 = lanes(&wr[0][i..i + LANES]);
-        let w1 = lanes(&wr[1][i..i + LANES]);
-        for r in 0..ROW_TILE {
-            let xv = lanes(&xr[r][i..i + LANES]);
-            acc[r][0] = xv.mul_add(w0, acc[r][0]);
-            acc[r][1] = xv.mul_add(w1, acc[r][1]);
-        }
-        i += LANES;
-    }
-    let mut out = [[0.0f32; COL_TILE]; ROW_TILE];
-    for r in 0..ROW_TILE {
-        for c in 0..COL_TILE {
-            // Fixed reduction of the lanes, then the scalar tail.
-            let mut s = reduce(acc[r][c]);
-            for j in full..k {
-                s = xr[r][j].mul_add(wr[c][j], s);
-            }
-            out[r][c] = s;
+    let mut acc = [[f32x8::ZERO; 2]; ROW_TILE];
+    for (kk, w) in panel.chunks_exact(PANEL).enumerate().take(k) {
+        let w0 = f32x8::from(<[f32; 8]>::try_from(&w[..8]).unwrap_or_default());
+        let w1 = f32x8::from(<[f32; 8]>::try_from(&w[8..]).unwrap_or_default());
+        for (acc_r, xs) in acc.iter_mut().zip(&xr) {
+            let xv = f32x8::splat(xs[kk]);
+            acc_r[0] = xv.mul_add(w0, acc_r[0]);
+            acc_r[1] = xv.mul_add(w1, acc_r[1]);
         }
     }
-    out
+    acc
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn matmul_rows(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
+        DenseMatrix::pack(w, k).matmul(x)
+    }
 
     fn naive(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
         let (m, n) = (x.len() / k, w.len() / k);

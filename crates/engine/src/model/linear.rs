@@ -1,7 +1,7 @@
 //! A linear layer: the file's quantized weights through candle's kernels,
 //! or the engine's own batch-invariant kernels (see `WeightFormat`).
 
-use super::dense;
+use super::dense::DenseMatrix;
 use super::q8::Q8Matrix;
 use crate::EngineError;
 use candle_core::quantized::{QMatMul, QStorage, QTensor};
@@ -26,7 +26,7 @@ pub enum WeightFormat {
 
 enum Kernels {
     Native(QMatMul),
-    Fast { dense: Vec<f32>, decode: Q8Matrix },
+    Fast { dense: DenseMatrix, decode: Q8Matrix },
 }
 
 pub struct Linear {
@@ -65,6 +65,7 @@ impl Linear {
             }
             let decode = Q8Matrix::quantize(&dense, in_dim)
                 .ok_or_else(|| EngineError::Model(format!("cannot quantize a {out_dim} x {in_dim} weight")))?;
+            let dense = DenseMatrix::pack(&dense, in_dim);
             return Ok(Linear { kernels: Kernels::Fast { dense, decode }, in_dim, out_dim });
         }
         let dtype = parts[0].dtype();
@@ -105,7 +106,7 @@ impl Linear {
         };
         let n_dense = prompt_rows.iter().filter(|p| **p).count();
         if n_dense == rows {
-            return Ok(dense::matmul_rows(x, dense, self.in_dim));
+            return Ok(dense.matmul(x));
         }
         if n_dense == 0 {
             return Ok(decode.matmul(x));
@@ -118,7 +119,7 @@ impl Linear {
                 xq.extend_from_slice(row)
             }
         }
-        let (yd, yq) = (dense::matmul_rows(&xd, dense, self.in_dim), decode.matmul(&xq));
+        let (yd, yq) = (dense.matmul(&xd), decode.matmul(&xq));
         let (mut d, mut q) = (yd.chunks_exact(self.out_dim), yq.chunks_exact(self.out_dim));
         let mut y = Vec::with_capacity(rows * self.out_dim);
         for &p in prompt_rows {
