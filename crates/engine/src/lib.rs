@@ -3,9 +3,11 @@
 //! `LocalModel::spawn`) is the only way in, and implements
 //! `backend_api::Backend`.
 //!
-//! One actor thread owns the model, the KV caches and the scheduler; callers
+//! One actor thread owns the model, the paged KV cache (`kv_cache`: block
+//! pool, prefix-cache index, tensor storage) and the scheduler; callers
 //! send requests through the handle and get a stream of events back. A
-//! dropped stream (client gone) cancels its sequence at the next step.
+//! dropped stream (client gone) cancels its sequence at the next step and
+//! returns its blocks.
 
 pub mod chat_template;
 pub mod gguf;

@@ -1,5 +1,7 @@
 //! Model architectures. One file per architecture, built from small
-//! modules over plain f32 rows; quantized matmuls go through candle.
+//! modules over plain f32 rows; matmuls go through our own batch-invariant
+//! kernels (`dense` for prompt rows, `q8` for generated rows) or, with
+//! `WeightFormat::Native`, through candle's quantized kernels.
 
 pub mod dense;
 mod linear;
