@@ -14,10 +14,13 @@ fn engine(config: EngineConfig) -> EngineHandle {
     LocalModel::load(&p, WeightFormat::Fast, Some(2048)).unwrap().spawn("m", config).unwrap()
 }
 
-/// Bytes of `blocks` KV blocks of the default model.
+/// Bytes of `n` KV blocks of the default model.
 fn blocks(n: usize) -> usize {
-    let p = engine::testing::default_model().unwrap();
-    let m = LocalModel::load(&p, WeightFormat::Native, Some(64)).unwrap();
+    blocks_of(&engine::testing::default_model().unwrap(), n)
+}
+
+fn blocks_of(path: &std::path::Path, n: usize) -> usize {
+    let m = LocalModel::load(path, WeightFormat::Native, Some(64)).unwrap();
     n * m.model.kv_block_bytes()
 }
 
@@ -148,4 +151,41 @@ async fn the_context_window_shrinks_to_what_the_kv_budget_holds() {
     assert_eq!(e.context_length(), 4 * BLOCK_SIZE);
     let err = e.generate(request(story(3, 200), 4, None)).await.err().expect("an over-long prompt is refused");
     assert!(err.to_string().contains("context length"), "{err}");
+}
+
+/// The tiny random model, with a pool that holds one full-context
+/// sequence and little more: twelve concurrent requests must all finish,
+/// unchanged, through repeated preemption (with and without the prefix
+/// cache, which lets a preempted sequence resume from its own blocks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_for_one_sequence_serves_twelve_through_preemption() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    engine::testing::write_tiny_gguf(&path).unwrap();
+    let spawn = |config: EngineConfig| {
+        LocalModel::load(&path, WeightFormat::Fast, Some(96)).unwrap().spawn("m", config).unwrap()
+    };
+    let prompt = |i: usize| format!("{} {i}", "hello world".repeat(2 + i % 5));
+    let roomy = spawn(EngineConfig { prefix_caching: false, ..Default::default() });
+    let mut alone = Vec::new();
+    for i in 0..12 {
+        alone.push(run(&roomy, request(prompt(i), 24 + i as u32 % 7, None)).await.ids);
+    }
+    for prefix_caching in [false, true] {
+        // 7 blocks = 112 positions: one sequence of the 96-position window, plus a little.
+        let tight = spawn(EngineConfig { kv_cache_bytes: blocks_of(&path, 7), prefix_caching, ..Default::default() });
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let e = tight.clone();
+                let req = request(prompt(i), 24 + i as u32 % 7, None);
+                tokio::spawn(async move { run(&e, req).await.ids })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), alone[i], "request {i} (prefix caching {prefix_caching})");
+        }
+        let s = settled(&tight).await;
+        assert!(s.preemptions > 0, "no preemption with prefix caching {prefix_caching}: {s:?}");
+        assert_eq!((s.kv_blocks_used, s.running, s.waiting), (0, 0, 0), "{s:?}");
+    }
 }

@@ -32,6 +32,14 @@ pub struct EngineBench {
     /// Weight format: fast or native.
     #[arg(long, default_value = "fast", value_parser = gateway::config::parse_weights)]
     weights: WeightFormat,
+    /// Also measure decode-only throughput with this many sequences per
+    /// step (comma-separated, like llama-batched-bench's -npl), each after
+    /// a prompt of `--batch-prompt-tokens`.
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    batch: Vec<usize>,
+    /// Prompt length of each sequence in the batched decode measurement.
+    #[arg(long, default_value_t = 128)]
+    batch_prompt_tokens: usize,
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -63,7 +71,7 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
         args.runs >= 1 && args.prompt_tokens >= 1 && args.gen_tokens >= 1,
         "runs, prompt and gen tokens must be >= 1"
     );
-    let ctx = args.prompt_tokens + args.gen_tokens + 1;
+    let ctx = args.prompt_tokens.max(args.batch_prompt_tokens) + args.gen_tokens + 1;
     let started = Instant::now();
     let local = LocalModel::load(&args.model, args.weights, Some(ctx.max(args.prompt_tokens + 1)))
         .with_context(|| format!("loading {}", args.model.display()))?;
@@ -119,6 +127,54 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
         median(tg.clone()),
         args.runs,
         rounded(&tg)
+    );
+    for &b in &args.batch {
+        batched_decode(model, args, b)?;
+    }
+    Ok(())
+}
+
+/// `b` sequences prefilled with `batch_prompt_tokens` each, then
+/// `gen_tokens` steps that decode one token for every sequence: the
+/// decode-only throughput of a full continuous batch.
+fn batched_decode(model: &Llama, args: &EngineBench, b: usize) -> Result<()> {
+    anyhow::ensure!(b >= 1, "--batch sizes must be >= 1");
+    let (pp, vocab) = (args.batch_prompt_tokens.max(1), model.config().vocab_size);
+    let per_seq = (pp + args.gen_tokens).div_ceil(engine::kv_cache::BLOCK_SIZE);
+    let mut kv = model.new_kv_store(b * per_seq);
+    let tables: Vec<Vec<u32>> = (0..b).map(|i| ((i * per_seq) as u32..((i + 1) * per_seq) as u32).collect()).collect();
+    let mut rates = Vec::new();
+    for run in 0..=args.runs {
+        let prompts: Vec<Vec<u32>> = (0..b).map(|i| tokens(pp, vocab, (run * 1000 + i) as u64)).collect();
+        for (p, t) in prompts.iter().zip(&tables) {
+            let item = BatchItem { tokens: p, start: 0, blocks: t, want_logits: false, prompt_end: pp };
+            model.forward(&mut kv, &[item])?;
+        }
+        let gen: Vec<Vec<u32>> =
+            (0..b).map(|i| tokens(args.gen_tokens, vocab, (run * 1000 + i + 500) as u64)).collect();
+        let t = Instant::now();
+        for step in 0..args.gen_tokens {
+            let items: Vec<BatchItem<'_>> = (0..b)
+                .map(|i| BatchItem {
+                    tokens: std::slice::from_ref(&gen[i][step]),
+                    start: pp + step,
+                    blocks: &tables[i],
+                    want_logits: true,
+                    prompt_end: pp,
+                })
+                .collect();
+            model.forward(&mut kv, &items)?;
+        }
+        if run > 0 {
+            rates.push((b * args.gen_tokens) as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    println!(
+        "tg{} at batch {b} (after pp{pp} each): {:.1} tokens/s (median of {} runs: {:?})",
+        args.gen_tokens,
+        median(rates.clone()),
+        args.runs,
+        rounded(&rates)
     );
     Ok(())
 }
