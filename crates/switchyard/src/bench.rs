@@ -150,15 +150,18 @@ fn batched_decode(model: &Llama, args: &EngineBench, b: usize) -> Result<()> {
             let item = BatchItem { tokens: p, start: 0, blocks: t, want_logits: false, prompt_end: pp };
             model.forward(&mut kv, &[item])?;
         }
-        let gen: Vec<Vec<u32>> =
-            (0..b).map(|i| tokens(args.gen_tokens, vocab, (run * 1000 + i + 500) as u64)).collect();
+        // One token per sequence per step.
+        let steps: Vec<Vec<u32>> =
+            (0..args.gen_tokens).map(|s| tokens(b, vocab, (run * 1000 + s + 500) as u64)).collect();
         let t = Instant::now();
-        for step in 0..args.gen_tokens {
-            let items: Vec<BatchItem<'_>> = (0..b)
-                .map(|i| BatchItem {
-                    tokens: std::slice::from_ref(&gen[i][step]),
+        for (step, toks) in steps.iter().enumerate() {
+            let items: Vec<BatchItem<'_>> = toks
+                .iter()
+                .zip(&tables)
+                .map(|(tok, table)| BatchItem {
+                    tokens: std::slice::from_ref(tok),
                     start: pp + step,
-                    blocks: &tables[i],
+                    blocks: table,
                     want_logits: true,
                     prompt_end: pp,
                 })
