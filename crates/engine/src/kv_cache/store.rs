@@ -1,6 +1,8 @@
 //! Tensor storage for the paged KV cache: per layer, one key and one value
-//! buffer laid out `[block][slot][kv_width]`, so a block's positions are
-//! contiguous and attention walks a block table one run at a time.
+//! buffer, one contiguous run per block. Values are `[block][slot][kv_width]`
+//! (attention sums whole value rows); keys are transposed within a block,
+//! `[block][kv_width][slot]`, so one query dimension times a block's keys
+//! is a vector over its 16 positions and scores need no horizontal sums.
 
 use super::BlockId;
 
@@ -50,15 +52,19 @@ impl KvStore {
 
     /// Stores one position's key and value in one layer.
     pub(crate) fn write(&mut self, layer: usize, table: &[BlockId], pos: usize, k: &[f32], v: &[f32]) {
-        let (Some(off), w) = (self.offset(table, pos), self.kv_width) else { return };
+        let (Some(off), w, bs) = (self.offset(table, pos), self.kv_width, self.block_size) else { return };
+        let (block_start, slot) = (off - (pos % bs) * w, pos % bs);
         if let Some((ks, vs)) = self.layers.get_mut(layer) {
-            ks[off..off + w].copy_from_slice(&k[..w]);
+            for (d, &kd) in k.iter().take(w).enumerate() {
+                ks[block_start + d * bs + slot] = kd;
+            }
             vs[off..off + w].copy_from_slice(&v[..w]);
         }
     }
 
-    /// The keys and values of positions `0..n` of one layer, as contiguous
-    /// runs (one per block), in position order.
+    /// The keys (`[kv_width][slot]`, all slots) and values (`[slot][kv_width]`,
+    /// the valid slots only) of positions `0..n` of one layer, one block at
+    /// a time, in position order.
     pub(crate) fn runs<'a>(
         &'a self,
         layer: usize,
@@ -70,7 +76,7 @@ impl KvStore {
         table.iter().enumerate().take(n.div_ceil(bs)).map(move |(i, &b)| {
             let len = (n - i * bs).min(bs) * w;
             let start = b as usize * bs * w;
-            (&ks[start..start + len], &vs[start..start + len])
+            (&ks[start..start + bs * w], &vs[start..start + len])
         })
     }
 }

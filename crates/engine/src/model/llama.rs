@@ -4,11 +4,12 @@
 //! over its own sequence's KV cache, at its own positions.
 
 use super::linear::{Linear, WeightFormat};
-use super::ops::{add_in_place, axpy, dot, rms_norm, softmax_in_place, swiglu, RopeTable};
+use super::ops::{add_in_place, block_scores, rms_norm, softmax_in_place, swiglu, weighted_sum, RopeTable};
 use crate::gguf::{GgufFile, LlamaConfig};
 use crate::kv_cache::{BlockId, KvStore, BLOCK_SIZE};
 use crate::EngineError;
 use candle_core::Device;
+use wide::f32x8;
 
 struct Layer {
     attn_norm: Vec<f32>,
@@ -65,6 +66,13 @@ impl Llama {
         format: WeightFormat,
         max_positions: usize,
     ) -> Result<Self, EngineError> {
+        // Attention keeps a head's output in registers, 8 lanes at a time.
+        if ![8, 16, 32, 64, 128].contains(&cfg.head_dim) {
+            return Err(EngineError::Model(format!(
+                "head dimension {} is not supported (8, 16, 32, 64 or 128)",
+                cfg.head_dim
+            )));
+        }
         let embed = vec_f32(file, "token_embd.weight")?;
         if embed.len() != cfg.vocab_size * cfg.n_embd {
             return Err(EngineError::Model(format!(
@@ -230,28 +238,43 @@ impl Llama {
             let n_ctx = pos + 1;
             let blocks = batch[item].blocks;
             let mut dst = vec![0.0f32; cfg.n_embd];
-            let mut scores = vec![0.0f32; n_ctx];
+            let mut scores = vec![0.0f32; n_ctx.next_multiple_of(BLOCK_SIZE)];
             for h in 0..cfg.n_head {
                 let qh = &q[h * hd..(h + 1) * hd];
                 let kv_off = (h / group) * hd;
-                let mut j = 0;
-                for (keys, _) in kv.runs(layer, blocks, n_ctx) {
-                    for key in keys.chunks_exact(kv_w) {
-                        scores[j] = dot(qh, &key[kv_off..kv_off + hd]) * scale;
-                        j += 1;
-                    }
+                for ((keys, _), s) in kv.runs(layer, blocks, n_ctx).zip(scores.chunks_exact_mut(BLOCK_SIZE)) {
+                    block_scores(qh, &keys[kv_off * BLOCK_SIZE..(kv_off + hd) * BLOCK_SIZE], scale, s);
                 }
-                softmax_in_place(&mut scores);
-                let oh = &mut dst[h * hd..(h + 1) * hd];
-                let mut p = scores.iter();
-                for (_, values) in kv.runs(layer, blocks, n_ctx) {
-                    for (value, w) in values.chunks_exact(kv_w).zip(&mut p) {
-                        axpy(oh, *w, &value[kv_off..kv_off + hd]);
-                    }
+                softmax_in_place(&mut scores[..n_ctx]);
+                let out = &mut dst[h * hd..(h + 1) * hd];
+                let runs = kv.runs(layer, blocks, n_ctx).map(|(_, v)| v).zip(scores.chunks(BLOCK_SIZE));
+                match hd / 8 {
+                    8 => head_output::<8>(runs, kv_w, kv_off, out),
+                    16 => head_output::<16>(runs, kv_w, kv_off, out),
+                    4 => head_output::<4>(runs, kv_w, kv_off, out),
+                    2 => head_output::<2>(runs, kv_w, kv_off, out),
+                    _ => head_output::<1>(runs, kv_w, kv_off, out),
                 }
             }
             dst
         });
         per_row.concat()
+    }
+}
+
+/// One head's attention output, `8 × N` wide: probability-weighted values
+/// of every block, accumulated in registers.
+fn head_output<'a, const N: usize>(
+    runs: impl Iterator<Item = (&'a [f32], &'a [f32])>,
+    stride: usize,
+    off: usize,
+    out: &mut [f32],
+) {
+    let mut acc = [f32x8::ZERO; N];
+    for (values, p) in runs {
+        weighted_sum(&mut acc, values, stride, off, p);
+    }
+    for (o, a) in out.chunks_exact_mut(8).zip(&acc) {
+        o.copy_from_slice(&a.to_array());
     }
 }

@@ -3,6 +3,8 @@
 
 use wide::f32x8;
 
+const LANES: usize = 8;
+
 /// RMS norm of each `dim`-wide row, scaled by `weight`, written into `out`.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let dim = weight.len();
@@ -15,43 +17,56 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// `gate_up` rows are `[gate (n_ff) | up (n_ff)]`; returns `silu(gate) * up`.
+/// `gate_up` rows are `[gate (n_ff) | up (n_ff)]`; returns `silu(gate) * up`,
+/// eight lanes at a time (the tail through the same code, padded).
 pub fn swiglu(gate_up: &[f32], n_ff: usize) -> Vec<f32> {
     let rows = gate_up.len() / (2 * n_ff);
-    let mut out = Vec::with_capacity(rows * n_ff);
-    for row in gate_up.chunks_exact(2 * n_ff) {
+    let mut out = vec![0.0f32; rows * n_ff];
+    let silu_mul = |g: &[f32], u: &[f32], o: &mut [f32]| {
+        let (mut ga, mut ua) = ([0.0f32; LANES], [0.0f32; LANES]);
+        ga[..g.len()].copy_from_slice(g);
+        ua[..u.len()].copy_from_slice(u);
+        let g = f32x8::from(ga);
+        let r = g / (f32x8::ONE + (-g).exp()) * f32x8::from(ua);
+        o.copy_from_slice(&r.to_array()[..o.len()]);
+    };
+    for (row, dst) in gate_up.chunks_exact(2 * n_ff).zip(out.chunks_exact_mut(n_ff)) {
         let (gate, up) = row.split_at(n_ff);
-        out.extend(gate.iter().zip(up).map(|(g, u)| g / (1.0 + (-g).exp()) * u));
+        for ((g, u), o) in gate.chunks(LANES).zip(up.chunks(LANES)).zip(dst.chunks_mut(LANES)) {
+            silu_mul(g, u, o);
+        }
     }
     out
 }
 
-/// Dot product in 8 lanes, reduced in a fixed order (attention scores).
+/// Attention scores of one query head against one block of 16 keys stored
+/// transposed (`keys[d * 16 + slot]`): `out[slot] = scale · q·k_slot`,
+/// each an FMA chain over d in order.
 #[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let full = n / 8 * 8;
-    let mut acc = f32x8::ZERO;
-    for (x, y) in a[..full].chunks_exact(8).zip(b[..full].chunks_exact(8)) {
-        acc = lanes(x).mul_add(lanes(y), acc);
+pub fn block_scores(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
+    let (mut a, mut b) = (f32x8::ZERO, f32x8::ZERO);
+    for (qd, k) in q.iter().zip(keys.chunks_exact(2 * LANES)) {
+        let qv = f32x8::splat(*qd);
+        a = qv.mul_add(lanes(k), a);
+        b = qv.mul_add(lanes(&k[LANES..]), b);
     }
-    let mut s = reduce(acc);
-    for i in full..n {
-        s = a[i].mul_add(b[i], s);
-    }
-    s
+    let s = f32x8::splat(scale);
+    out[..LANES].copy_from_slice(&(a * s).to_array());
+    out[LANES..2 * LANES].copy_from_slice(&(b * s).to_array());
 }
 
-/// `out += p * v` (attention's weighted sum of values).
+/// `acc += Σ_j p_j · v_j` over one block of values: row `j` of the head's
+/// values is `values[j * stride + off..][..8 * N]`. The head's output stays
+/// in registers across the whole context (a fixed `N` lets the compiler
+/// keep the accumulators out of memory); positions are summed in order.
 #[inline]
-pub fn axpy(out: &mut [f32], p: f32, v: &[f32]) {
-    let pv = f32x8::splat(p);
-    let full = out.len().min(v.len()) / 8 * 8;
-    for (o, x) in out[..full].chunks_exact_mut(8).zip(v[..full].chunks_exact(8)) {
-        o.copy_from_slice(&lanes(x).mul_add(pv, lanes(o)).to_array());
-    }
-    for i in full..out.len().min(v.len()) {
-        out[i] = v[i].mul_add(p, out[i]);
+pub fn weighted_sum<const N: usize>(acc: &mut [f32x8; N], values: &[f32], stride: usize, off: usize, p: &[f32]) {
+    for (row, w) in values.chunks_exact(stride).zip(p) {
+        let pv = f32x8::splat(*w);
+        let Some(row) = row.get(off..off + N * LANES) else { return };
+        for (a, c) in acc.iter_mut().zip(row.chunks_exact(LANES)) {
+            *a = pv.mul_add(lanes(c), *a);
+        }
     }
 }
 
@@ -80,14 +95,30 @@ pub fn add_in_place(acc: &mut [f32], x: &[f32]) {
 /// Softmax over `xs` in place (numerically stable).
 pub fn softmax_in_place(xs: &mut [f32]) {
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in xs.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+    // Eight exponentials at a time (attention calls this for every head of
+    // every row over the whole context); the tail goes through the same
+    // vector code, padded, so every element gets the same function.
+    let m = f32x8::splat(max);
+    let mut sums = f32x8::ZERO;
+    let mut chunks = xs.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        let e = (lanes(c) - m).exp();
+        sums += e;
+        c.copy_from_slice(&e.to_array());
     }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut pad = [f32::NEG_INFINITY; LANES];
+        pad[..tail.len()].copy_from_slice(tail);
+        let e = (f32x8::from(pad) - m).exp();
+        sums += e;
+        tail.copy_from_slice(&e.to_array()[..tail.len()]);
+    }
+    let sum = reduce(sums);
     if sum > 0.0 {
+        let inv = 1.0 / sum;
         for v in xs.iter_mut() {
-            *v /= sum;
+            *v *= inv;
         }
     }
 }
@@ -157,15 +188,48 @@ mod tests {
     }
 
     #[test]
-    fn dot_and_axpy_match_scalar() {
-        let a: Vec<f32> = (0..70).map(|i| i as f32 * 0.1).collect();
-        let b: Vec<f32> = (0..70).map(|i| 1.0 - i as f32 * 0.01).collect();
-        let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - want).abs() < 1e-3);
-        let mut out = b.clone();
-        axpy(&mut out, 0.5, &a);
-        for i in 0..70 {
-            assert!((out[i] - (b[i] + 0.5 * a[i])).abs() < 1e-5);
+    fn vector_softmax_and_swiglu_match_scalar_math() {
+        for n in [1usize, 7, 8, 9, 16, 37, 200] {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7).collect();
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let total: f32 = x.iter().map(|v| (v - max).exp()).sum();
+            let mut got = x.clone();
+            softmax_in_place(&mut got);
+            for (g, v) in got.iter().zip(&x) {
+                assert!((g - (v - max).exp() / total).abs() < 1e-6, "n={n}");
+            }
+            let gate_up: Vec<f32> = x.iter().chain(x.iter().rev()).copied().collect();
+            let act = swiglu(&gate_up, n);
+            for (i, a) in act.iter().enumerate() {
+                let (g, u) = (x[i], x[n - 1 - i]);
+                let want = g / (1.0 + (-g).exp()) * u;
+                assert!((a - want).abs() <= 1e-5 * (1.0 + want.abs()), "n={n} i={i}: {a} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn block_scores_and_weighted_sum_match_scalar() {
+        let hd = 64;
+        let q: Vec<f32> = (0..hd).map(|i| (i as f32 * 0.37).sin()).collect();
+        let keys: Vec<Vec<f32>> =
+            (0..16).map(|s| (0..hd).map(|d| ((s * 7 + d) as f32 * 0.11).cos()).collect()).collect();
+        let transposed: Vec<f32> = (0..hd).flat_map(|d| keys.iter().map(move |k| k[d])).collect();
+        let mut out = [0.0f32; 16];
+        block_scores(&q, &transposed, 0.5, &mut out);
+        for (s, k) in keys.iter().enumerate() {
+            let want: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * 0.5;
+            assert!((out[s] - want).abs() < 1e-4, "slot {s}");
+        }
+        let p: Vec<f32> = (0..16).map(|i| i as f32 / 100.0).collect();
+        // Rows of 80 values; the head is the 64 after an offset of 8.
+        let rows: Vec<f32> = keys.iter().flat_map(|k| [vec![9.0; 8], k.clone(), vec![9.0; 8]].concat()).collect();
+        let mut acc = [f32x8::ZERO; 8];
+        weighted_sum(&mut acc, &rows, 80, 8, &p);
+        let sum: Vec<f32> = acc.iter().flat_map(|a| a.to_array()).collect();
+        for d in 0..hd {
+            let want: f32 = keys.iter().zip(&p).map(|(k, w)| k[d] * w).sum();
+            assert!((sum[d] - want).abs() < 1e-5, "dim {d}");
         }
     }
 
