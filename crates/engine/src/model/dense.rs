@@ -47,32 +47,23 @@ impl DenseMatrix {
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
         let (n, k) = (self.n, self.k);
         let m = x.len().checked_div(k).unwrap_or(0);
-        let mut y = vec![0.0f32; m * n];
-        if m == 0 || n == 0 {
-            return y;
-        }
-        // Work item: one panel; its output goes through a small buffer and
-        // is scattered, which keeps the code free of unsafe.
-        let panels: Vec<Vec<f32>> = super::parallel::map(n.div_ceil(PANEL), |p| {
-            let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
-            let mut out = vec![0.0f32; m * PANEL];
+        // Work item: one panel.
+        super::parallel::column_blocks(m, n, PANEL, |c0, c1| {
+            let panel = &self.panels[c0 * k..(c0 + PANEL) * k];
+            let width = c1 - c0;
+            let mut out = vec![0.0f32; m * width];
             for r0 in (0..m).step_by(ROW_TILE) {
                 let rows = ROW_TILE.min(m - r0);
                 let tile = tile(x, k, r0, rows, panel);
                 for (r, acc) in tile.iter().enumerate().take(rows) {
-                    out[(r0 + r) * PANEL..(r0 + r) * PANEL + 8].copy_from_slice(&acc[0].to_array());
-                    out[(r0 + r) * PANEL + 8..(r0 + r + 1) * PANEL].copy_from_slice(&acc[1].to_array());
+                    let mut row = [0.0f32; PANEL];
+                    row[..8].copy_from_slice(&acc[0].to_array());
+                    row[8..].copy_from_slice(&acc[1].to_array());
+                    out[(r0 + r) * width..(r0 + r + 1) * width].copy_from_slice(&row[..width]);
                 }
             }
             out
-        });
-        for (p, out) in panels.iter().enumerate() {
-            let (c0, width) = (p * PANEL, PANEL.min(n - p * PANEL));
-            for r in 0..m {
-                y[r * n + c0..r * n + c0 + width].copy_from_slice(&out[r * PANEL..r * PANEL + width]);
-            }
-        }
-        y
+        })
     }
 }
 

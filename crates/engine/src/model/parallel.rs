@@ -23,3 +23,22 @@ pub fn threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(candle_core::utils::get_num_threads)
 }
+
+/// An `m × n` row-major matrix computed by column ranges of `width` in
+/// parallel: `block(c0, c1)` returns the `m × (c1 - c0)` values of columns
+/// `c0..c1`, which are then scattered into place (keeping the kernels free
+/// of unsafe shared writes).
+pub fn column_blocks(m: usize, n: usize, width: usize, block: impl Fn(usize, usize) -> Vec<f32> + Sync) -> Vec<f32> {
+    let mut y = vec![0.0f32; m * n];
+    if m == 0 || n == 0 || width == 0 {
+        return y;
+    }
+    let blocks = map(n.div_ceil(width), |b| block(b * width, ((b + 1) * width).min(n)));
+    for (b, out) in blocks.iter().enumerate() {
+        let (c0, w) = (b * width, ((b + 1) * width).min(n) - b * width);
+        for (r, src) in out.chunks_exact(w).enumerate().take(m) {
+            y[r * n + c0..r * n + c0 + w].copy_from_slice(src);
+        }
+    }
+    y
+}

@@ -98,22 +98,20 @@ impl Q8Matrix {
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
         let m = x.len() / k;
-        let mut y = vec![0.0f32; m * n];
         if m == 0 || n == 0 {
-            return y;
+            return vec![0.0f32; m * n];
         }
         let xq = quantize_rows(&x[..m * k]);
         let items = super::parallel::threads() * ITEMS_PER_THREAD;
         let item_width = n.div_ceil(items).next_multiple_of(8).max(32);
-        let blocks: Vec<(usize, Vec<f32>)> = super::parallel::map(n.div_ceil(item_width), |b| {
-            let (c0, c1) = (b * item_width, ((b + 1) * item_width).min(n));
+        super::parallel::column_blocks(m, n, item_width, |c0, c1| {
             let mut out = vec![0.0f32; m * (c1 - c0)];
             for cb in (c0..c1).step_by(COL_BLOCK) {
                 let cb_end = (cb + COL_BLOCK).min(c1);
                 let mut r0 = 0;
                 while r0 < m {
                     let rows = MAX_ROWS.min(m - r0);
-                    // One row leaves registers for more columns.
+                    // One column per tile keeps the weight stream sequential.
                     match rows {
                         1 => self.tiles::<1, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
                         2 => self.tiles::<2, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
@@ -123,15 +121,8 @@ impl Q8Matrix {
                     r0 += rows;
                 }
             }
-            (c0, out)
-        });
-        for (c0, out) in blocks {
-            let width = out.len() / m;
-            for r in 0..m {
-                y[r * n + c0..r * n + c0 + width].copy_from_slice(&out[r * width..(r + 1) * width]);
-            }
-        }
-        y
+            out
+        })
     }
 
     /// Rows `r0..r0+R` against columns `cols.0..cols.1`, `C` at a time,
