@@ -90,6 +90,24 @@ pub trait Backend: Send + Sync {
     /// too long, unknown model) come back here, before any event.
     /// Dropping the stream cancels the generation.
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError>;
+    /// Prompt tokens the request will cost, counted before it runs (rate
+    /// limits and budgets reserve it). Backends that know their tokenizer
+    /// count exactly; the default is `estimate_prompt_tokens`.
+    fn count_prompt_tokens(&self, request: &ValidatedRequest) -> Result<u32, BackendError> {
+        Ok(estimate_prompt_tokens(&request.prompt))
+    }
     /// True when the backend can serve requests now.
     async fn ready(&self) -> bool;
+}
+
+/// A tokenizer-free estimate of a prompt's size: one token per 4 bytes of
+/// text (rounded up; English BPE vocabularies average 3.5–4.5 bytes per
+/// token) plus 4 tokens per chat turn for the role and separators a chat
+/// template adds. Used only for models whose tokenizer is not known here.
+pub fn estimate_prompt_tokens(prompt: &Prompt) -> u32 {
+    let bytes_to_tokens = |n: usize| n.div_ceil(4) as u32;
+    match prompt {
+        Prompt::Text(t) => bytes_to_tokens(t.len()).max(1),
+        Prompt::Chat(turns) => turns.iter().map(|t| bytes_to_tokens(t.content.len()) + 4).sum::<u32>().max(1),
+    }
 }

@@ -126,6 +126,10 @@ impl Backend for EngineHandle {
         }]
     }
 
+    fn count_prompt_tokens(&self, request: &ValidatedRequest) -> Result<u32, BackendError> {
+        Ok(self.prompt_tokens(&request.prompt)?.len() as u32)
+    }
+
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
         let arrived = std::time::Instant::now();
         if request.model != self.inner.model_id {

@@ -2,13 +2,15 @@
 
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
+use crate::observe::observe;
+use crate::policy::auth::authenticate;
 use crate::routes;
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::{middleware, Extension, Router};
 use std::any::Any;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -26,9 +28,18 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 ///    trace: one span per request, carrying the request id;
 ///    body limit: bodies over the configured size → 413.
 ///
-/// Steps 1–11 of the request path (auth, rate limits, …) slot in below
-/// these as they are built; today a request goes straight to validation
-/// (`validate`) and its backend (`routes`).
+/// Then the request path:
+///
+/// - observe (`/v1/…` only): status, model, latency and gateway overhead
+///   into the metrics when the response body is done;
+/// 1. auth: API key → `Principal` (or the admin token on `/admin/…`);
+///    the public allowlist (`/health`, `/ready`, `/metrics` by default)
+///    passes without one;
+/// 2. validate, in the handler: wire JSON → `ValidatedRequest`;
+/// 3. rate limits and 4. budget, in the handler (`routes::admit`): the
+///    estimate is reserved before the backend runs;
+/// 9. the backend;
+/// 11. record: the meter settles the reservation to the real usage.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit_bytes;
     let api = Router::new()
@@ -38,7 +49,15 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route("/metrics", get(routes::metrics::metrics))
+        .route("/admin/keys", get(routes::admin::list_keys).post(routes::admin::create_key))
+        .route(
+            "/admin/keys/{id}",
+            get(routes::admin::show_key).patch(routes::admin::update_key).delete(routes::admin::revoke_key),
+        )
+        .route("/admin/users/{id}", get(routes::admin::user_spend))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state);
     api.layer(
         ServiceBuilder::new()

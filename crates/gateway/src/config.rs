@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+pub use crate::policy_config::{PolicyConfig, StoreConfig};
+
 /// The default model, as installed by `scripts/setup-models.sh`.
 pub const DEFAULT_MODEL_NAME: &str = "smollm2-135m-instruct";
 pub const DEFAULT_MODEL_FILE: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -33,6 +35,18 @@ struct RawConfig {
     engine: RawEngine,
     #[serde(default)]
     models: Vec<RawModel>,
+    #[serde(default)]
+    auth: crate::policy_config::RawAuth,
+    #[serde(default)]
+    state: crate::policy_config::RawState,
+    #[serde(default)]
+    limits: crate::policy_config::RawLimitDefaults,
+    #[serde(default)]
+    keys: Vec<crate::policy_config::RawKey>,
+    #[serde(default)]
+    users: Vec<crate::policy_config::RawUser>,
+    #[serde(default)]
+    prices: std::collections::BTreeMap<String, crate::policy_config::RawPrice>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +84,7 @@ pub struct Config {
     pub body_limit_bytes: usize,
     pub engine: EngineSettings,
     pub models: Vec<LocalModelConfig>,
+    pub policy: PolicyConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -118,6 +133,7 @@ impl Default for Config {
                 path: DEFAULT_MODEL_FILE.into(),
                 context_length: None,
             }],
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -173,6 +189,15 @@ impl Config {
         if let Some(w) = raw.engine.weights {
             cfg.engine.weights = parse_weights(&w).map_err(|m| invalid("engine.weights", m))?;
         }
+        cfg.policy = crate::policy_config::RawPolicy {
+            auth: raw.auth,
+            state: raw.state,
+            limits: raw.limits,
+            keys: raw.keys,
+            users: raw.users,
+            prices: raw.prices,
+        }
+        .validate()?;
         if !raw.models.is_empty() {
             let mut models = Vec::with_capacity(raw.models.len());
             for (i, m) in raw.models.into_iter().enumerate() {
@@ -247,5 +272,65 @@ mod tests {
         assert!(matches!(&err, Err(m) if m.contains("listen")), "{err:?}");
         let err = Config::from_toml("[engine]\nweights = \"q2\"").map(|_| ()).map_err(|e| e.to_string());
         assert!(matches!(&err, Err(m) if m.contains("engine.weights")), "{err:?}");
+    }
+
+    #[test]
+    fn reads_keys_users_prices_and_state() -> Result<(), ConfigError> {
+        std::env::set_var("SY_TEST_CONFIG_KEY", "sy-secret-from-env");
+        let cfg = Config::from_toml(
+            r#"
+[state]
+store = "redis"
+redis_url = "redis://127.0.0.1:6390"
+fail_open = true
+[limits]
+default_max_tokens = 128
+[[keys]]
+id = "team-a"
+key_env = "SY_TEST_CONFIG_KEY"
+user = "alice"
+models = ["m"]
+rpm = 10
+tpm = 1000
+budget_usd = 2.5
+budget_period = "daily"
+metadata = { team = "a" }
+[[keys]]
+id = "ops"
+key_sha256 = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
+[[users]]
+id = "alice"
+rpd = 100
+[prices.m]
+input_per_million = 0.5
+output_per_million = 1.5
+"#,
+        )?;
+        let p = &cfg.policy;
+        assert_eq!(p.store, StoreConfig::Redis { url: "redis://127.0.0.1:6390".into(), prefix: "switchyard".into() });
+        assert!(p.fail_open);
+        assert_eq!(p.default_max_tokens, 128);
+        assert_eq!(p.keys[0].hash, crate::policy::keys::hash_key("sy-secret-from-env"));
+        assert_eq!((p.keys[0].limits.rpm, p.keys[0].limits.tpm), (Some(10), Some(1000)));
+        assert_eq!(p.keys[0].limits.budget.as_ref().map(|b| b.usd), Some(2.5));
+        assert_eq!(p.keys[1].hash, crate::policy::keys::hash_key("abc"));
+        assert_eq!(p.users.get("alice").and_then(|l| l.rpd), Some(100));
+        assert_eq!(p.prices.cost_nanos("m", 1_000_000, 0), 500_000_000);
+        Ok(())
+    }
+
+    #[test]
+    fn policy_mistakes_name_their_path() {
+        let err = |t: &str| Config::from_toml(t).map(|_| ()).map_err(|e| e.to_string());
+        let e = err("[[keys]]\nid = \"a\"\nkey_env = \"SY_TEST_UNSET_VARIABLE\"\n");
+        assert!(matches!(&e, Err(m) if m.contains("keys[0].key_env") && m.contains("SY_TEST_UNSET_VARIABLE")), "{e:?}");
+        let e = err("[[keys]]\nid = \"a\"\nkey_sha256 = \"00\"\nrpm = 0\n");
+        assert!(matches!(&e, Err(m) if m.contains("keys[0]")), "{e:?}");
+        let e = err("[[users]]\nid = \"u\"\nrmp = 5\n");
+        assert!(matches!(&e, Err(m) if m.contains("rmp")), "{e:?}");
+        let e = err("[state]\nstore = \"etcd\"\n");
+        assert!(matches!(&e, Err(m) if m.contains("state.store")), "{e:?}");
+        let e = err("[state]\nstore = \"redis\"\nredis_url = \"localhost\"\n");
+        assert!(matches!(&e, Err(m) if m.contains("state.redis_url")), "{e:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! One error type for the HTTP surface, and its one mapping to an HTTP
 //! status, OpenAI's error body and a low-cardinality label for metrics.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backend_api::BackendError;
@@ -19,6 +19,20 @@ pub enum ApiError {
     #[error("Not found: {0}")]
     RouteNotFound(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("This API key is not allowed to use the model '{0}'.")]
+    ModelNotAllowed(String),
+    /// A rate limit (requests or tokens per minute or day) would be exceeded.
+    #[error("{message}")]
+    RateLimited { message: String, kind: &'static str, retry_after: Option<u64>, headers: Box<HeaderMap> },
+    /// A budget is spent.
+    #[error("{message}")]
+    QuotaExceeded { message: String, retry_after: Option<u64>, headers: Box<HeaderMap> },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("No API key with id '{0}'.")]
+    KeyNotFound(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("The server had an error while processing your request: {0}")]
     Internal(String),
@@ -34,6 +48,11 @@ impl ApiError {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::KeyNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -46,6 +65,12 @@ impl ApiError {
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::RouteNotFound(_) => "not_found",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::ModelNotAllowed(_) => "model_not_allowed",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::QuotaExceeded { .. } => "insufficient_quota",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::KeyNotFound(_) => "key_not_found",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -64,6 +89,19 @@ impl ApiError {
                 ErrorBody::new(message, "invalid_request_error", None, Some("payload_too_large"))
             }
             ApiError::RouteNotFound(_) => ErrorBody::new(message, "invalid_request_error", None, Some("not_found")),
+            ApiError::Unauthorized(_) => {
+                ErrorBody::new(message, "invalid_request_error", None, Some("invalid_api_key"))
+            }
+            ApiError::ModelNotAllowed(_) => {
+                ErrorBody::new(message, "invalid_request_error", Some("model".into()), Some("model_not_allowed"))
+            }
+            // OpenAI's shape: the type names what ran out.
+            ApiError::RateLimited { kind, .. } => ErrorBody::new(message, kind, None, Some("rate_limit_exceeded")),
+            ApiError::QuotaExceeded { .. } => {
+                ErrorBody::new(message, "insufficient_quota", None, Some("insufficient_quota"))
+            }
+            ApiError::Conflict(_) => ErrorBody::new(message, "invalid_request_error", None, Some("conflict")),
+            ApiError::KeyNotFound(_) => ErrorBody::new(message, "invalid_request_error", None, Some("not_found")),
             ApiError::Unavailable(_) => ErrorBody::new(message, "server_error", None, Some("service_unavailable")),
             ApiError::Internal(_) => ErrorBody::new(message, "server_error", None, None),
         }
@@ -88,6 +126,20 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %self, "request rejected");
         }
-        (self.status(), Json(self.body())).into_response()
+        let mut resp = (self.status(), Json(self.body())).into_response();
+        match self {
+            ApiError::RateLimited { retry_after, headers, .. }
+            | ApiError::QuotaExceeded { retry_after, headers, .. } => {
+                resp.headers_mut().extend(*headers);
+                if let Some(secs) = retry_after.and_then(|s| HeaderValue::try_from(s.to_string()).ok()) {
+                    resp.headers_mut().insert("retry-after", secs);
+                }
+            }
+            ApiError::Unauthorized(_) => {
+                resp.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp
     }
 }

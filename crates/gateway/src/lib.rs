@@ -6,16 +6,24 @@
 //! - `routes`, `sse`, `collect`: the endpoints and their response shapes.
 //! - `error`: the one mapping from failures to status + OpenAI error body.
 //! - `server`: loading the configured models and serving.
+//! - `policy`, `store`: API keys, rate limits, budgets; the state behind them.
+//! - `metrics`, `observe`, `timing`: the gateway's Prometheus series.
 
 pub mod app;
 pub mod collect;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod metrics;
+pub mod observe;
+pub mod policy;
+pub mod policy_config;
 pub mod routes;
 pub mod server;
 pub mod sse;
 pub mod state;
+pub mod store;
+pub mod timing;
 pub mod validate;
 
 pub use app::router;

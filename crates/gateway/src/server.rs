@@ -1,8 +1,15 @@
 //! Loading the configured local models and serving the app on a socket.
 
-use crate::config::{Config, LocalModelConfig};
+use crate::config::{Config, LocalModelConfig, StoreConfig};
+use crate::metrics::GatewayMetrics;
+use crate::policy::keys::hash_key;
+use crate::policy::{Policy, PolicySettings};
 use crate::state::AppState;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::redis::RedisStore;
+use crate::store::StateStore;
 use engine::{EngineError, EngineHandle, LocalModel};
+use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -15,6 +22,8 @@ pub enum ServeError {
     Bind { addr: String, source: std::io::Error },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Policy(String),
 }
 
 /// Loads one local model and starts its engine.
@@ -38,13 +47,68 @@ pub fn start_local_model(m: &LocalModelConfig, cfg: &Config) -> Result<EngineHan
     Ok(handle)
 }
 
-/// Loads every configured model into a fresh app state.
-pub fn build_state(cfg: &Config) -> Result<AppState, ServeError> {
-    let mut state = AppState::new(cfg.body_limit_bytes);
+/// Loads every configured model into a fresh app state, behind the
+/// configured policies. `insecure`: allow serving beyond loopback with no
+/// way to authenticate (no keys, no admin token).
+pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError> {
+    let mut state = AppState::with_policy(cfg.body_limit_bytes, build_policy(cfg, insecure)?);
     for m in &cfg.models {
         state.add_engine(start_local_model(m, cfg)?);
     }
     Ok(state)
+}
+
+/// Auth is on when keys are configured, an admin token is set (keys are
+/// managed through the admin API), `auth.required` is set, or the server
+/// listens beyond loopback. Beyond loopback with no way to have a key, the
+/// server refuses to start unless `insecure`.
+pub fn build_policy(cfg: &Config, insecure: bool) -> Result<Policy, ServeError> {
+    let p = &cfg.policy;
+    let admin_token = std::env::var(&p.admin_token_env).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let exposed = !cfg.listen.ip().is_loopback();
+    let can_authenticate = !p.keys.is_empty() || admin_token.is_some();
+    if exposed && !can_authenticate && !insecure {
+        return Err(ServeError::Policy(format!(
+            "refusing to listen on {} without API keys: configure [[keys]] or set {} (admin API), or pass --insecure",
+            cfg.listen, p.admin_token_env
+        )));
+    }
+    let auth_required = p.auth_required || can_authenticate || (exposed && !insecure);
+    let metrics = Arc::new(GatewayMetrics::default());
+    let store: Arc<dyn StateStore> = if !auth_required {
+        Arc::new(EmbeddedStore::in_memory())
+    } else {
+        match &p.store {
+            StoreConfig::Embedded { path } => Arc::new(
+                EmbeddedStore::open(path)
+                    .map_err(|e| ServeError::Policy(format!("state file {}: {e}", path.display())))?,
+            ),
+            StoreConfig::Redis { url, prefix } => Arc::new(RedisStore::new(url, prefix).map_err(ServeError::Policy)?),
+        }
+    };
+    tracing::info!(
+        auth = auth_required,
+        admin_api = admin_token.is_some(),
+        config_keys = p.keys.len(),
+        store = match (&p.store, auth_required) {
+            (_, false) => "none",
+            (StoreConfig::Embedded { .. }, true) => "embedded",
+            (StoreConfig::Redis { .. }, true) => "redis",
+        },
+        fail_open = p.fail_open,
+        "policies"
+    );
+    let settings = PolicySettings {
+        auth_required,
+        public_routes: p.public_routes.clone(),
+        admin_token_hash: admin_token.as_deref().map(hash_key),
+        config_keys: p.keys.clone(),
+        users: p.users.clone(),
+        prices: p.prices.clone(),
+        default_max_tokens: p.default_max_tokens,
+        fail_open: p.fail_open,
+    };
+    Ok(Policy::new(settings, store, metrics))
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.

@@ -1,22 +1,45 @@
-//! What every handler shares: the models and the backends serving them.
+//! What every handler shares: the models and the backends serving them,
+//! the policies (keys, limits, budgets) and the gateway metrics.
 
+use crate::metrics::GatewayMetrics;
+use crate::policy::{Policy, PolicySettings};
+use crate::store::embedded::EmbeddedStore;
 use backend_api::{Backend, ModelInfo};
 use engine::EngineHandle;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AppState {
     /// Model name (as clients send it) → the backend that serves it.
     backends: BTreeMap<String, Arc<dyn Backend>>,
     /// The embedded engines among them, for their live counters.
     engines: Vec<EngineHandle>,
+    policy: Arc<Policy>,
     pub body_limit_bytes: usize,
 }
 
 impl AppState {
+    /// No policies: auth off, nothing limited, state in memory.
     pub fn new(body_limit_bytes: usize) -> Self {
-        AppState { backends: BTreeMap::new(), engines: Vec::new(), body_limit_bytes }
+        let policy = Policy::new(
+            PolicySettings::default(),
+            Arc::new(EmbeddedStore::in_memory()),
+            Arc::new(GatewayMetrics::default()),
+        );
+        Self::with_policy(body_limit_bytes, policy)
+    }
+
+    pub fn with_policy(body_limit_bytes: usize, policy: Policy) -> Self {
+        AppState { backends: BTreeMap::new(), engines: Vec::new(), policy: Arc::new(policy), body_limit_bytes }
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.policy.metrics
     }
 
     /// Registers an embedded engine: its model, and its counters for `/metrics`.

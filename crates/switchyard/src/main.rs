@@ -60,6 +60,9 @@ struct ServeArgs {
     /// Weights in memory: `fast` (f32 for prompts, Q8_0 for generation; see BENCHMARKS.md) or `native` (the file's format).
     #[arg(long, value_name = "FORMAT", value_parser = parse_weights)]
     weights: Option<engine::WeightFormat>,
+    /// Serve beyond loopback even with no API keys and no admin token (anyone who can reach it can use it).
+    #[arg(long)]
+    insecure: bool,
 }
 
 impl ServeArgs {
@@ -129,6 +132,7 @@ async fn shutdown_signal() {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    let args_insecure = args.insecure;
     let cfg = args.into_config()?;
     for m in &cfg.models {
         if !m.path.exists() {
@@ -139,15 +143,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
             );
         }
     }
-    if !cfg.listen.ip().is_loopback() {
+    let insecure = args_insecure;
+    if !cfg.listen.ip().is_loopback() && insecure {
         for _ in 0..3 {
             tracing::warn!(
                 listen = %cfg.listen,
-                "LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION: anyone who can reach this address can use every model"
+                "--insecure: LISTENING BEYOND LOOPBACK; unless keys are configured, anyone who can reach this address can use every model"
             );
         }
     }
-    let state = tokio::task::block_in_place(|| gateway::server::build_state(&cfg))?;
+    let state = tokio::task::block_in_place(|| gateway::server::build_state(&cfg, insecure))?;
     let listener = gateway::server::bind(cfg.listen).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(url = %format!("http://{addr}/v1"), models = ?cfg.models.iter().map(|m| &m.name).collect::<Vec<_>>(), "serving");

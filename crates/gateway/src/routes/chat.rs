@@ -1,40 +1,52 @@
 //! `POST /v1/chat/completions`.
 
+use super::admit::{admit, Caller};
 use super::request_id;
 use crate::collect::{collect, unix_now};
 use crate::error::ApiError;
 use crate::extract::OpenAiJson;
+use crate::policy::Principal;
 use crate::sse::{sse_response, to_json, ChunkRenderer};
 use crate::state::AppState;
+use crate::timing::RequestTiming;
 use crate::validate::validate_chat;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use backend_api::{GeneratedToken, GenerationEvent};
 use protocol::{
     AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
     ChatDelta, ChoiceLogprobs, TokenLogprob, TopLogprob, Usage,
 };
+use std::sync::Arc;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+    timing: Option<Extension<Arc<RequestTiming>>>,
     headers: HeaderMap,
     OpenAiJson(body): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     let rid = request_id(&headers);
-    let valid = validate_chat(body, &rid)?;
+    let caller = Caller::new(principal, timing);
+    let mut valid = validate_chat(body, &rid)?;
     let model = valid.request.model.clone();
-    let backend = state.backend_for(&model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?;
+    let backend = state.backend_for(&model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?.clone();
     let want_logprobs = valid.request.logprobs.is_some();
-    let stream = backend.generate(valid.request).await?;
+    let admitted = admit(&state, &caller, &backend, &model, std::slice::from_mut(&mut valid.request)).await?;
+    let streams = admitted.start(&backend, vec![valid.request]).await?;
     let id = format!("chatcmpl-{rid}");
     let created = unix_now();
     if valid.common.stream {
         let renderer =
             ChatChunks { id, created, model, include_usage: valid.common.include_usage, want_logprobs, usage: None };
-        return Ok(sse_response(vec![stream], renderer));
+        let mut resp = sse_response(streams, renderer);
+        admitted.decorate(&mut resp);
+        return Ok(resp);
     }
+    let stream = streams.into_iter().next().ok_or_else(|| ApiError::Internal("no stream".into()))?;
     let done = collect(stream).await?;
     let completion = ChatCompletion {
         id,
@@ -50,7 +62,9 @@ pub async fn chat_completions(
         usage: done.usage,
         system_fingerprint: None,
     };
-    Ok(Json(completion).into_response())
+    let mut resp = Json(completion).into_response();
+    admitted.decorate(&mut resp);
+    Ok(resp)
 }
 
 pub fn chat_logprobs(tokens: &[GeneratedToken]) -> ChoiceLogprobs {

@@ -1,35 +1,40 @@
 //! `POST /v1/completions` (legacy text completions; a prompt array gives
 //! one choice per prompt, generated concurrently).
 
+use super::admit::{admit, Caller};
 use super::request_id;
 use crate::collect::{collect, unix_now, Collected};
 use crate::error::ApiError;
 use crate::extract::OpenAiJson;
+use crate::policy::Principal;
 use crate::sse::{sse_response, to_json, ChunkRenderer};
 use crate::state::AppState;
+use crate::timing::RequestTiming;
 use crate::validate::validate_completion;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use backend_api::{GeneratedToken, GenerationEvent};
 use protocol::{Completion, CompletionChoice, CompletionLogprobs, CompletionRequest, Usage};
+use std::sync::Arc;
 
 pub async fn completions(
     State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+    timing: Option<Extension<Arc<RequestTiming>>>,
     headers: HeaderMap,
     OpenAiJson(body): OpenAiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let rid = request_id(&headers);
-    let valid = validate_completion(body, &rid)?;
+    let caller = Caller::new(principal, timing);
+    let mut valid = validate_completion(body, &rid)?;
     let model = valid.requests.first().map(|r| r.model.clone()).unwrap_or_default();
-    let backend = state.backend_for(&model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?;
+    let backend = state.backend_for(&model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?.clone();
     let want_logprobs = valid.requests.first().is_some_and(|r| r.logprobs.is_some());
-    // Start every choice before reading any, so the engine batches them.
-    let mut streams = Vec::with_capacity(valid.requests.len());
-    for r in valid.requests {
-        streams.push(backend.generate(r).await?);
-    }
+    let admitted = admit(&state, &caller, &backend, &model, &mut valid.requests).await?;
+    let streams = admitted.start(&backend, valid.requests).await?;
     let id = format!("cmpl-{rid}");
     let created = unix_now();
     if valid.common.stream {
@@ -41,7 +46,9 @@ pub async fn completions(
             want_logprobs,
             usage: Usage::default(),
         };
-        return Ok(sse_response(streams, renderer));
+        let mut resp = sse_response(streams, renderer);
+        admitted.decorate(&mut resp);
+        return Ok(resp);
     }
     let results: Vec<Collected> = futures::future::try_join_all(streams.into_iter().map(collect)).await?;
     let mut usage = Usage::new(0, 0, 0);
@@ -60,7 +67,7 @@ pub async fn completions(
             }
         })
         .collect();
-    Ok(Json(Completion {
+    let mut resp = Json(Completion {
         id,
         object: "text_completion".into(),
         created,
@@ -69,7 +76,9 @@ pub async fn completions(
         usage: Some(usage),
         system_fingerprint: None,
     })
-    .into_response())
+    .into_response();
+    admitted.decorate(&mut resp);
+    Ok(resp)
 }
 
 fn completion_logprobs(tokens: &[GeneratedToken]) -> CompletionLogprobs {

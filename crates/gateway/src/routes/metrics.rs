@@ -1,6 +1,7 @@
-//! `GET /metrics`: Prometheus text exposition of the engines' counters.
-//! Gateway-level request metrics join here as the policies land.
+//! `GET /metrics`: Prometheus text exposition of the engines' counters
+//! and the gateway's own series (`crate::metrics`).
 
+use crate::metrics::escape;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
@@ -64,10 +65,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             );
         }
     }
+    state.metrics().render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
-}
-
-/// Label values escape backslash, quote and newline.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

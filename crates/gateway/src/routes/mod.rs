@@ -1,5 +1,7 @@
 //! HTTP handlers, one file per endpoint family.
 
+pub mod admin;
+pub mod admit;
 pub mod chat;
 pub mod completions;
 pub mod health;

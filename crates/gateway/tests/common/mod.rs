@@ -22,6 +22,23 @@ pub struct TestApp {
 }
 
 pub fn start(path: &Path, name: &str, body_limit: usize, dir: Option<tempfile::TempDir>) -> TestApp {
+    start_with(path, name, gateway::AppState::new(body_limit), dir)
+}
+
+/// The app with the policies of a config file (`[[keys]]`, `[state]`, …).
+pub fn start_with_config(path: &Path, name: &str, toml: &str, dir: Option<tempfile::TempDir>) -> TestApp {
+    let cfg = match gateway::Config::from_toml(toml) {
+        Ok(c) => c,
+        Err(e) => panic!("config: {e}"),
+    };
+    let policy = match gateway::server::build_policy(&cfg, false) {
+        Ok(p) => p,
+        Err(e) => panic!("policy: {e}"),
+    };
+    start_with(path, name, gateway::AppState::with_policy(4 << 20, policy), dir)
+}
+
+fn start_with(path: &Path, name: &str, mut state: gateway::AppState, dir: Option<tempfile::TempDir>) -> TestApp {
     let local = match LocalModel::load(path, WeightFormat::Fast, None) {
         Ok(m) => m,
         Err(e) => panic!("loading {}: {e}", path.display()),
@@ -30,13 +47,18 @@ pub fn start(path: &Path, name: &str, body_limit: usize, dir: Option<tempfile::T
         Ok(h) => h,
         Err(e) => panic!("spawning the engine: {e}"),
     };
-    let mut state = gateway::AppState::new(body_limit);
     state.add_engine(engine.clone());
     TestApp { router: gateway::router(state), engine, _dir: dir }
 }
 
 /// The app around a freshly written tiny random-weight model.
 pub fn tiny_app(body_limit: usize) -> TestApp {
+    let (dir, path) = tiny_model();
+    start(&path, TINY, body_limit, Some(dir))
+}
+
+/// A directory holding a freshly written tiny random-weight model.
+pub fn tiny_model() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => panic!("tempdir: {e}"),
@@ -45,7 +67,7 @@ pub fn tiny_app(body_limit: usize) -> TestApp {
     if let Err(e) = engine::testing::write_tiny_gguf(&path) {
         panic!("writing tiny gguf: {e}");
     }
-    start(&path, TINY, body_limit, Some(dir))
+    (dir, path)
 }
 
 pub fn real_app() -> TestApp {
@@ -82,11 +104,21 @@ impl Reply {
 }
 
 pub async fn send(app: &TestApp, method: &str, uri: &str, body: Option<Vec<u8>>) -> Reply {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(body.map_or_else(Body::empty, Body::from));
+    send_with(app, method, uri, body, &[]).await
+}
+
+pub async fn send_with(
+    app: &TestApp,
+    method: &str,
+    uri: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(body.map_or_else(Body::empty, Body::from));
     let req = match req {
         Ok(r) => r,
         Err(e) => panic!("building request: {e}"),

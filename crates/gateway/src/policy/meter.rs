@@ -1,0 +1,123 @@
+//! Counts what a request's backend streams really used and settles its
+//! admission once: inline when the last choice finishes (so the spend is
+//! recorded before the client sees the end of the response), or, when the
+//! client went away or the backend failed, from what was generated so far.
+
+use super::admission::Admission;
+use crate::timing::RequestTiming;
+use backend_api::{GenerationEvent, GenerationStream};
+use futures::StreamExt;
+use std::sync::{Arc, Mutex};
+
+pub struct Meter {
+    state: Mutex<MeterState>,
+    timing: Option<Arc<RequestTiming>>,
+}
+
+struct MeterState {
+    admission: Option<Admission>,
+    open: usize,
+    input: u64,
+    output: u64,
+    cost_nanos: Option<u64>,
+}
+
+/// One choice's counts; reports to the meter when the choice ends, however it ends.
+struct Tap {
+    meter: Arc<Meter>,
+    prompt: u64,
+    generated: u64,
+    done: bool,
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Cut short: charge the prompt and the tokens generated so far.
+        if let Some(admission) = self.meter.close_one(self.prompt, self.generated) {
+            let (input, output) = self.meter.totals();
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        admission.settle(input, output).await;
+                    });
+                }
+                Err(_) => tracing::error!("no runtime to settle an interrupted request on"),
+            }
+        }
+    }
+}
+
+impl Meter {
+    pub fn new(admission: Admission, choices: usize, timing: Option<Arc<RequestTiming>>) -> Arc<Self> {
+        let state = MeterState { admission: Some(admission), open: choices, input: 0, output: 0, cost_nanos: None };
+        Arc::new(Meter { state: Mutex::new(state), timing })
+    }
+
+    /// Adds one choice's usage; the admission comes back when it was the last one open.
+    fn close_one(&self, input: u64, output: u64) -> Option<Admission> {
+        let mut s = self.state.lock().ok()?;
+        s.input += input;
+        s.output += output;
+        s.open = s.open.saturating_sub(1);
+        if s.open == 0 {
+            if let Some(t) = &self.timing {
+                t.backend_finished();
+            }
+            s.admission.take()
+        } else {
+            None
+        }
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        self.state.lock().map(|s| (s.input, s.output)).unwrap_or((0, 0))
+    }
+
+    /// The cost recorded at settlement, once settled.
+    pub fn cost_nanos(&self) -> Option<u64> {
+        self.state.lock().ok().and_then(|s| s.cost_nanos)
+    }
+
+    async fn settle(&self, admission: Admission) {
+        let (input, output) = self.totals();
+        let cost = admission.settle(input, output).await;
+        if let Ok(mut s) = self.state.lock() {
+            s.cost_nanos = Some(cost);
+        }
+    }
+
+    /// Wraps one choice's backend stream.
+    pub fn wrap(self: &Arc<Self>, stream: GenerationStream) -> GenerationStream {
+        let tap = Tap { meter: self.clone(), prompt: 0, generated: 0, done: false };
+        futures::stream::unfold((stream, tap), |(mut stream, mut tap)| async move {
+            let event = stream.next().await?;
+            match &event {
+                Ok(GenerationEvent::Started { prompt_tokens, .. }) => tap.prompt = u64::from(*prompt_tokens),
+                Ok(GenerationEvent::Delta { tokens, .. }) => tap.generated += tokens.len() as u64,
+                Ok(GenerationEvent::Finished { prompt_tokens, completion_tokens, .. }) => {
+                    tap.done = true;
+                    let meter = tap.meter.clone();
+                    if let Some(admission) = meter.close_one(u64::from(*prompt_tokens), u64::from(*completion_tokens)) {
+                        meter.settle(admission).await;
+                    }
+                }
+                Err(_) => {}
+            }
+            Some((event, (stream, tap)))
+        })
+        .boxed()
+    }
+}
+
+impl Meter {
+    /// Choices that never started (the backend refused them): they close
+    /// with no usage, so the reservation is still settled.
+    pub fn abandon(self: &Arc<Self>, choices: usize) {
+        for _ in 0..choices {
+            drop(Tap { meter: self.clone(), prompt: 0, generated: 0, done: false });
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The request policies around every call (steps 1, 3, 4 and 11 of the
+//! request path):
+//!
+//! - `auth`: API key → `Principal` (a middleware; admin routes use the admin token);
+//! - `keys`: key records, hashing, generation;
+//! - `limits`: rate limits and budgets as counters, response headers;
+//! - `admission`: reserve the estimate before the backend runs, settle to
+//!   the real usage after (streams included), record cost and metrics;
+//! - `pricing`: the price table.
+//!
+//! `Policy` holds what they share: the state store, the keys and users
+//! from the config file, prices and settings.
+
+pub mod admission;
+pub mod auth;
+pub mod keys;
+pub mod limits;
+pub mod meter;
+pub mod pricing;
+
+use crate::metrics::GatewayMetrics;
+use crate::store::{StateStore, StoreError};
+use keys::{hash_key, KeyRecord};
+use limits::Limits;
+use pricing::PriceTable;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// Auth is off (loopback, no keys): no limits apply.
+    Anonymous,
+    Key(Arc<KeyRecord>),
+}
+
+impl Principal {
+    pub fn allows_model(&self, model: &str) -> bool {
+        match self {
+            Principal::Anonymous => true,
+            Principal::Key(k) => k.allows_model(model),
+        }
+    }
+}
+
+/// Settings of the policy layer, validated from the config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySettings {
+    /// Keys must be presented on every route not listed in `public_routes`.
+    pub auth_required: bool,
+    pub public_routes: Vec<String>,
+    /// SHA-256 of the admin token; `None` = the admin API is off.
+    pub admin_token_hash: Option<String>,
+    /// Keys from the config file (hashed), read-only through the admin API.
+    pub config_keys: Vec<KeyRecord>,
+    /// Per-user limits, across all of a user's keys.
+    pub users: HashMap<String, Limits>,
+    pub prices: PriceTable,
+    /// With token limits or a budget, a request without `max_tokens` is
+    /// capped (and reserved) at this many completion tokens, so its real
+    /// usage can never exceed what was admitted.
+    pub default_max_tokens: u32,
+    /// When the state store is unreachable: serve without limits (true) or refuse with 503.
+    pub fail_open: bool,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            auth_required: false,
+            public_routes: vec!["/health".into(), "/ready".into(), "/metrics".into()],
+            admin_token_hash: None,
+            config_keys: Vec::new(),
+            users: HashMap::new(),
+            prices: PriceTable::default(),
+            default_max_tokens: 4096,
+            fail_open: false,
+        }
+    }
+}
+
+pub struct Policy {
+    pub settings: PolicySettings,
+    pub store: Arc<dyn StateStore>,
+    pub metrics: Arc<GatewayMetrics>,
+    config_keys: HashMap<String, Arc<KeyRecord>>,
+    /// The last record seen per key hash: lets known keys through while the
+    /// store is down and `fail_open` is set.
+    seen: std::sync::Mutex<HashMap<String, Arc<KeyRecord>>>,
+}
+
+/// Why a key was not accepted.
+#[derive(Debug)]
+pub enum KeyRejection {
+    Unknown,
+    Revoked,
+    Store(StoreError),
+}
+
+impl Policy {
+    pub fn new(settings: PolicySettings, store: Arc<dyn StateStore>, metrics: Arc<GatewayMetrics>) -> Self {
+        let config_keys = settings.config_keys.iter().map(|k| (k.hash.clone(), Arc::new(k.clone()))).collect();
+        Policy { settings, store, metrics, config_keys, seen: Default::default() }
+    }
+
+    pub fn is_config_key(&self, id: &str) -> bool {
+        self.settings.config_keys.iter().any(|k| k.id == id)
+    }
+
+    /// Looks a presented key up: config keys first, then the store.
+    pub async fn authenticate(&self, presented: &str) -> Result<Arc<KeyRecord>, KeyRejection> {
+        let hash = hash_key(presented);
+        let record = match self.config_keys.get(&hash) {
+            Some(k) => k.clone(),
+            None => match self.store.key_by_hash(&hash).await {
+                Ok(Some(k)) => {
+                    let k = Arc::new(k);
+                    if let Ok(mut seen) = self.seen.lock() {
+                        seen.insert(hash, k.clone());
+                    }
+                    k
+                }
+                Ok(None) => return Err(KeyRejection::Unknown),
+                Err(e) => {
+                    let cached = self.seen.lock().ok().and_then(|s| s.get(&hash).cloned());
+                    match cached {
+                        Some(k) if self.settings.fail_open => {
+                            tracing::warn!(error = %e, "state store unreachable: accepting a key seen before (fail_open)");
+                            self.metrics.store_error(true);
+                            k
+                        }
+                        _ => {
+                            self.metrics.store_error(false);
+                            return Err(KeyRejection::Store(e));
+                        }
+                    }
+                }
+            },
+        };
+        if record.revoked {
+            return Err(KeyRejection::Revoked);
+        }
+        Ok(record)
+    }
+
+    pub fn user_limits(&self, user: &str) -> Option<&Limits> {
+        self.settings.users.get(user)
+    }
+}

@@ -1,0 +1,195 @@
+//! `/admin/…`: API keys (create, list, show, update, revoke) and spend.
+//! Guarded by the admin token (`policy::auth`). A key is shown in full once,
+//! in the answer to its creation; the store keeps only its SHA-256.
+
+use crate::collect::unix_now;
+use crate::error::ApiError;
+use crate::extract::OpenAiJson;
+use crate::policy::keys::{generate_key, hash_key, hint_of, KeyRecord};
+use crate::policy::limits::{budget_period, nanos_to_usd, spend_counter, Limits, Scope};
+use crate::state::AppState;
+use crate::store::{unix_ms, StoreError};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    id: Option<String>,
+    user: Option<String>,
+    models: Option<Vec<String>>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    metadata: BTreeMap<String, Value>,
+}
+
+/// Fields to change; absent fields stay as they are (`null` clears `user` / `models`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUpdate {
+    #[serde(default, with = "double_option")]
+    user: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    models: Option<Option<Vec<String>>>,
+    limits: Option<Limits>,
+    metadata: Option<BTreeMap<String, Value>>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable(m) => ApiError::Unavailable(m),
+        StoreError::Internal(m) => ApiError::Internal(m),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+}
+
+fn view(k: &KeyRecord, from_config: bool) -> Value {
+    json!({
+        "id": k.id,
+        "object": "api_key",
+        "hint": k.hint,
+        "user": k.user,
+        "models": k.models,
+        "limits": k.limits,
+        "metadata": k.metadata,
+        "created": k.created,
+        "revoked": k.revoked,
+        "source": if from_config { "config" } else { "admin" },
+    })
+}
+
+async fn find(state: &AppState, id: &str) -> Result<(KeyRecord, bool), ApiError> {
+    let policy = state.policy();
+    if let Some(k) = policy.settings.config_keys.iter().find(|k| k.id == id) {
+        return Ok((k.clone(), true));
+    }
+    match policy.store.key_by_id(id).await.map_err(store_error)? {
+        Some(k) => Ok((k, false)),
+        None => Err(ApiError::KeyNotFound(id.to_string())),
+    }
+}
+
+fn check(limits: &Limits) -> Result<(), ApiError> {
+    limits.validate().map_err(|m| ApiError::invalid(format!("limits: {m}"), "limits"))
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    OpenAiJson(body): OpenAiJson<NewKey>,
+) -> Result<Response, ApiError> {
+    check(&body.limits)?;
+    let id = body.id.unwrap_or_else(|| format!("key-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+    if !valid_id(&id) {
+        return Err(ApiError::invalid("'id' must be 1–64 characters of letters, digits and - _ . @", "id"));
+    }
+    if find(&state, &id).await.is_ok() {
+        return Err(ApiError::Conflict(format!("A key with id '{id}' already exists.")));
+    }
+    let key = generate_key();
+    let record = KeyRecord {
+        id,
+        hash: hash_key(&key),
+        hint: hint_of(&key),
+        user: body.user,
+        models: body.models,
+        limits: body.limits,
+        metadata: body.metadata,
+        created: unix_now(),
+        revoked: false,
+    };
+    state.policy().store.put_key(&record).await.map_err(store_error)?;
+    tracing::info!(key_id = %record.id, user = ?record.user, "API key created");
+    let mut v = view(&record, false);
+    v["key"] = json!(key);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+pub async fn list_keys(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let policy = state.policy();
+    let mut data: Vec<Value> = policy.settings.config_keys.iter().map(|k| view(k, true)).collect();
+    data.extend(policy.store.list_keys().await.map_err(store_error)?.iter().map(|k| view(k, false)));
+    Ok(Json(json!({ "object": "list", "data": data })))
+}
+
+pub async fn show_key(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let (k, from_config) = find(&state, &id).await?;
+    let mut v = view(&k, from_config);
+    v["spend"] = spend_view(&state, Scope::Key, &k.id, &k.limits).await?;
+    Ok(Json(v))
+}
+
+pub async fn update_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OpenAiJson(body): OpenAiJson<KeyUpdate>,
+) -> Result<Json<Value>, ApiError> {
+    let (mut k, from_config) = find(&state, &id).await?;
+    if from_config {
+        return Err(ApiError::Conflict(format!("Key '{id}' is defined in the config file; change it there.")));
+    }
+    if let Some(l) = body.limits {
+        check(&l)?;
+        k.limits = l;
+    }
+    if let Some(u) = body.user {
+        k.user = u;
+    }
+    if let Some(m) = body.models {
+        k.models = m;
+    }
+    if let Some(m) = body.metadata {
+        k.metadata = m;
+    }
+    state.policy().store.put_key(&k).await.map_err(store_error)?;
+    Ok(Json(view(&k, false)))
+}
+
+pub async fn revoke_key(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let (mut k, from_config) = find(&state, &id).await?;
+    if from_config {
+        return Err(ApiError::Conflict(format!("Key '{id}' is defined in the config file; remove it there.")));
+    }
+    k.revoked = true;
+    state.policy().store.put_key(&k).await.map_err(store_error)?;
+    tracing::info!(key_id = %k.id, "API key revoked");
+    Ok(Json(view(&k, false)))
+}
+
+pub async fn user_spend(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let limits = state.policy().user_limits(&id).cloned().unwrap_or_default();
+    let spend = spend_view(&state, Scope::User, &id, &limits).await?;
+    Ok(Json(json!({ "object": "user", "id": id, "limits": limits, "spend": spend })))
+}
+
+/// Spend in the current budget period (settled, plus what requests in
+/// flight have reserved), the budget and what remains.
+async fn spend_view(state: &AppState, scope: Scope, id: &str, limits: &Limits) -> Result<Value, ApiError> {
+    let Some(b) = &limits.budget else {
+        return Ok(json!({ "period": null, "spent_usd": null, "budget_usd": null, "remaining_usd": null }));
+    };
+    let period = budget_period(b.period, unix_ms());
+    let spent = state.policy().store.read(&spend_counter(scope, id), &period).await.map_err(store_error)?;
+    let budget = crate::policy::limits::usd_to_nanos(b.usd);
+    Ok(json!({
+        "period": b.period,
+        "spent_usd": nanos_to_usd(spent),
+        "budget_usd": b.usd,
+        "remaining_usd": nanos_to_usd(budget.saturating_sub(spent)),
+    }))
+}

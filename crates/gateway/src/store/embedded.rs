@@ -1,0 +1,357 @@
+//! The default store: counters in process memory, keys and spend in an
+//! append-only file of JSON lines.
+//!
+//! Durability: every settled spend and every key change is one `write(2)`
+//! of a whole line before the call returns, so once a response has been
+//! recorded a `kill -9` of the process loses nothing (the kernel holds the
+//! bytes). The file is fsync'ed at open and after compaction; surviving a
+//! power cut between those is not promised. At open the file is replayed
+//! and, when it has grown, rewritten as a snapshot (write, fsync, rename).
+
+use super::{slot_key, unix_ms, CounterSpec, CounterState, Period, Reservation, StateStore, StoreError, Ticket};
+use crate::policy::keys::KeyRecord;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Record {
+    /// Settled spend added to a window; `expires_ms` for windows that end.
+    Spend { slot: String, amount: u64, expires_ms: Option<u64> },
+    /// A key created or changed (the latest record of an id wins).
+    Key(KeyRecord),
+}
+
+#[derive(Default)]
+struct Counters {
+    /// Window key → (value, end of the window in Unix ms).
+    values: HashMap<String, (u64, Option<u64>)>,
+    ops: u64,
+}
+
+impl Counters {
+    fn get(&self, slot: &str, now_ms: u64) -> u64 {
+        match self.values.get(slot) {
+            Some((v, end)) if end.is_none_or(|e| e > now_ms) => *v,
+            _ => 0,
+        }
+    }
+
+    fn add(&mut self, slot: &str, delta: i128, end: Option<u64>, now_ms: u64) {
+        let current = self.get(slot, now_ms) as i128;
+        let value = (current + delta).clamp(0, u64::MAX as i128) as u64;
+        self.values.insert(slot.to_string(), (value, end));
+        self.ops += 1;
+        if self.ops.is_multiple_of(4096) {
+            self.values.retain(|_, (_, end)| end.is_none_or(|e| e > now_ms));
+        }
+    }
+}
+
+#[derive(Default)]
+struct Keys {
+    by_hash: HashMap<String, KeyRecord>,
+    hash_of_id: HashMap<String, String>,
+}
+
+impl Keys {
+    fn put(&mut self, key: KeyRecord) {
+        if let Some(old) = self.hash_of_id.insert(key.id.clone(), key.hash.clone()) {
+            self.by_hash.remove(&old);
+        }
+        self.by_hash.insert(key.hash.clone(), key);
+    }
+}
+
+pub struct EmbeddedStore {
+    counters: Mutex<Counters>,
+    keys: Mutex<Keys>,
+    /// `None`: memory only (tests, or no state path configured).
+    log: Option<Mutex<File>>,
+    path: Option<PathBuf>,
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+/// Rewrite the file as a snapshot once it holds this many more lines than
+/// the snapshot would.
+const COMPACT_SLACK: usize = 10_000;
+
+impl EmbeddedStore {
+    pub fn in_memory() -> Self {
+        EmbeddedStore { counters: Mutex::default(), keys: Mutex::default(), log: None, path: None }
+    }
+
+    /// Opens (or creates) the state file, replays it and compacts it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| internal(format!("{}: {e}", dir.display())))?;
+        }
+        let mut counters = Counters::default();
+        let mut keys = Keys::default();
+        let mut lines = 0usize;
+        let now = unix_ms();
+        if path.exists() {
+            let file = File::open(path).map_err(|e| internal(format!("{}: {e}", path.display())))?;
+            for (n, line) in BufReader::new(file).lines().enumerate() {
+                let line = line.map_err(|e| internal(format!("{}: {e}", path.display())))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                lines += 1;
+                match serde_json::from_str::<Record>(&line) {
+                    Ok(Record::Spend { slot, amount, expires_ms }) => {
+                        counters.add(&slot, i128::from(amount), expires_ms, now)
+                    }
+                    Ok(Record::Key(k)) => keys.put(k),
+                    // A torn last line (killed mid-write) is skipped; it was never acknowledged.
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping unreadable state record")
+                    }
+                }
+            }
+        }
+        counters.values.retain(|_, (_, end)| end.is_none_or(|e| e > now));
+        let live = counters.values.len() + keys.by_hash.len();
+        if lines > live + COMPACT_SLACK {
+            write_snapshot(path, &counters, &keys)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| internal(format!("{}: {e}", path.display())))?;
+        if !ends_with_newline(path)? {
+            // A torn last line: end it, so the next record starts on its own line.
+            file.write_all(b"\n").map_err(internal)?;
+        }
+        file.sync_all().map_err(internal)?;
+        Ok(EmbeddedStore {
+            counters: Mutex::new(counters),
+            keys: Mutex::new(keys),
+            log: Some(Mutex::new(file)),
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn append(&self, records: &[Record]) -> Result<(), StoreError> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let mut buf = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut buf, r).map_err(internal)?;
+            buf.push(b'\n');
+        }
+        let mut file = log.lock().map_err(|_| internal("state file lock poisoned"))?;
+        file.write_all(&buf).map_err(|e| internal(format!("writing the state file: {e}")))
+    }
+
+    fn lock_counters(&self) -> Result<std::sync::MutexGuard<'_, Counters>, StoreError> {
+        self.counters.lock().map_err(|_| internal("counter lock poisoned"))
+    }
+
+    fn lock_keys(&self) -> Result<std::sync::MutexGuard<'_, Keys>, StoreError> {
+        self.keys.lock().map_err(|_| internal("key lock poisoned"))
+    }
+}
+
+fn ends_with_newline(path: &Path) -> Result<bool, StoreError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).map_err(internal)?;
+    let len = f.metadata().map_err(internal)?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1)).and_then(|_| f.read_exact(&mut last)).map_err(internal)?;
+    Ok(last[0] == b'\n')
+}
+
+fn write_snapshot(path: &Path, counters: &Counters, keys: &Keys) -> Result<(), StoreError> {
+    let tmp = path.with_extension("compacting");
+    let mut out = Vec::new();
+    for k in keys.by_hash.values() {
+        serde_json::to_writer(&mut out, &Record::Key(k.clone())).map_err(internal)?;
+        out.push(b'\n');
+    }
+    for (slot, (amount, end)) in &counters.values {
+        let r = Record::Spend { slot: slot.clone(), amount: *amount, expires_ms: *end };
+        serde_json::to_writer(&mut out, &r).map_err(internal)?;
+        out.push(b'\n');
+    }
+    let mut f = File::create(&tmp).map_err(|e| internal(format!("{}: {e}", tmp.display())))?;
+    f.write_all(&out).map_err(internal)?;
+    f.sync_all().map_err(internal)?;
+    std::fs::rename(&tmp, path).map_err(internal)?;
+    tracing::info!(file = %path.display(), records = keys.by_hash.len() + counters.values.len(), "state file compacted");
+    Ok(())
+}
+
+/// End of the window of a slot, in Unix ms.
+fn window_end(period: &Period, now_ms: u64, reset_ms: Option<u64>) -> Option<u64> {
+    match period {
+        Period::Seconds(_) => reset_ms.map(|r| now_ms + r),
+        Period::Named(_) | Period::Total => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for EmbeddedStore {
+    async fn reserve(&self, specs: &[CounterSpec]) -> Result<Reservation, StoreError> {
+        let now = unix_ms();
+        let mut counters = self.lock_counters()?;
+        let mut slots = Vec::with_capacity(specs.len());
+        let mut states = Vec::with_capacity(specs.len());
+        let mut denied = None;
+        for (i, spec) in specs.iter().enumerate() {
+            let (slot, reset_ms) = slot_key(&spec.name, &spec.period, now);
+            let used = counters.get(&slot, now);
+            if denied.is_none() && used.saturating_add(spec.amount) > spec.limit {
+                denied = Some(i);
+            }
+            states.push(CounterState { limit: spec.limit, used, reset_ms });
+            slots.push((slot, window_end(&spec.period, now, reset_ms)));
+        }
+        if let Some(index) = denied {
+            return Ok(Reservation::Denied { index, states });
+        }
+        let mut ticket = Ticket { slots: Vec::with_capacity(specs.len()) };
+        for ((spec, (slot, end)), state) in specs.iter().zip(slots).zip(states.iter_mut()) {
+            counters.add(&slot, i128::from(spec.amount), end, now);
+            state.used += spec.amount;
+            ticket.slots.push((slot, spec.amount, spec.durable));
+        }
+        Ok(Reservation::Admitted { ticket, states })
+    }
+
+    async fn settle(&self, ticket: &Ticket, actual: &[u64]) -> Result<(), StoreError> {
+        let now = unix_ms();
+        let mut records = Vec::new();
+        {
+            let mut counters = self.lock_counters()?;
+            for ((slot, reserved, durable), actual) in ticket.slots.iter().zip(actual) {
+                let Some(&(_, end)) = counters.values.get(slot) else { continue };
+                if end.is_some_and(|e| e <= now) {
+                    continue;
+                }
+                counters.add(slot, i128::from(*actual) - i128::from(*reserved), end, now);
+                if *durable && *actual > 0 {
+                    records.push(Record::Spend { slot: slot.clone(), amount: *actual, expires_ms: end });
+                }
+            }
+        }
+        self.append(&records)
+    }
+
+    async fn read(&self, name: &str, period: &Period) -> Result<u64, StoreError> {
+        let now = unix_ms();
+        let (slot, _) = slot_key(name, period, now);
+        Ok(self.lock_counters()?.get(&slot, now))
+    }
+
+    async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        self.append(&[Record::Key(key.clone())])?;
+        self.lock_keys()?.put(key.clone());
+        Ok(())
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.lock_keys()?.by_hash.get(hash).cloned())
+    }
+
+    async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let keys = self.lock_keys()?;
+        Ok(keys.hash_of_id.get(id).and_then(|h| keys.by_hash.get(h)).cloned())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut all: Vec<KeyRecord> = self.lock_keys()?.by_hash.values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, limit: u64, amount: u64, durable: bool) -> CounterSpec {
+        let period = if durable { Period::Total } else { Period::Seconds(60) };
+        CounterSpec { name: name.into(), period, limit, amount, durable }
+    }
+
+    #[tokio::test]
+    async fn reserve_is_all_or_nothing_and_settle_reconciles() -> Result<(), StoreError> {
+        let s = EmbeddedStore::in_memory();
+        let specs = [spec("req", 2, 1, false), spec("tok", 100, 60, false)];
+        let Reservation::Admitted { ticket, states } = s.reserve(&specs).await? else { panic!("denied") };
+        assert_eq!(states[1].used, 60);
+        // Tokens would overflow: nothing at all is reserved, requests included.
+        let Reservation::Denied { index, .. } = s.reserve(&specs).await? else { panic!("admitted") };
+        assert_eq!(index, 1);
+        assert_eq!(s.read("req", &Period::Seconds(60)).await?, 1);
+        // It used 20 of the 60 reserved: the difference is free again.
+        s.settle(&ticket, &[1, 20]).await?;
+        assert_eq!(s.read("tok", &Period::Seconds(60)).await?, 20);
+        assert!(matches!(s.reserve(&specs).await?, Reservation::Admitted { .. }));
+        assert!(matches!(s.reserve(&specs).await?, Reservation::Denied { index: 0, .. }));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn spend_and_keys_survive_reopening() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(internal)?;
+        let path = dir.path().join("state.log");
+        {
+            let s = EmbeddedStore::open(&path)?;
+            for _ in 0..3 {
+                let Reservation::Admitted { ticket, .. } = s.reserve(&[spec("spend", 1000, 100, true)]).await? else {
+                    panic!("denied")
+                };
+                s.settle(&ticket, &[7]).await?;
+            }
+            // Reserved but never settled (in flight at the crash): not spend.
+            s.reserve(&[spec("spend", 1000, 100, true)]).await?;
+            let key = KeyRecord {
+                id: "a".into(),
+                hash: "h".into(),
+                hint: "sy-…".into(),
+                user: None,
+                models: None,
+                limits: Default::default(),
+                metadata: Default::default(),
+                created: 1,
+                revoked: false,
+            };
+            s.put_key(&key).await?;
+            s.put_key(&KeyRecord { revoked: true, ..key }).await?;
+        }
+        // A torn line at the end (a write cut by a crash) is skipped.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"{\"spend\":{\"slo"))
+            .map_err(internal)?;
+        let s = EmbeddedStore::open(&path)?;
+        assert_eq!(s.read("spend", &Period::Total).await?, 21);
+        assert_eq!(s.key_by_id("a").await?.map(|k| k.revoked), Some(true));
+        assert_eq!(s.list_keys().await?.len(), 1);
+        // Records written after the torn line are read back too.
+        let Reservation::Admitted { ticket, .. } = s.reserve(&[spec("spend", 1000, 100, true)]).await? else {
+            panic!("denied")
+        };
+        s.settle(&ticket, &[9]).await?;
+        drop(s);
+        assert_eq!(EmbeddedStore::open(&path)?.read("spend", &Period::Total).await?, 30);
+        Ok(())
+    }
+}

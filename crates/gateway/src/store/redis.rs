@@ -1,0 +1,262 @@
+//! The shared store: counters reserved and settled by Lua scripts (atomic
+//! on the Redis server, on its clock), keys in two hashes. Any number of
+//! gateway processes pointed at one Redis enforce one exact limit.
+//!
+//! Keys are computed inside the scripts from Redis's own time, which a
+//! single Redis (or a replicated primary) allows; Redis Cluster would need
+//! hash-tagged, declared keys.
+
+use super::resp::{Client, RedisAddr, RespError, Value};
+use super::{slot_key, unix_ms, CounterSpec, CounterState, Period, Reservation, StateStore, StoreError, Ticket};
+use crate::policy::keys::KeyRecord;
+use std::time::Duration;
+
+/// KEYS: counter names. ARGV, four per counter: kind (s = fixed window of
+/// ARGV seconds, n = named window, t = total), its argument, limit, amount.
+/// Returns {denied index (0 = admitted), then per counter: slot, used, reset ms (-1: none)}.
+const RESERVE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local slots, used, resets, ttls = {}, {}, {}, {}
+local denied = 0
+for i = 1, #KEYS do
+  local kind, arg = ARGV[4*i-3], ARGV[4*i-2]
+  local limit, amount = tonumber(ARGV[4*i-1]), tonumber(ARGV[4*i])
+  local slot, reset, ttl = KEYS[i], -1, -1
+  if kind == 's' then
+    local len = tonumber(arg) * 1000
+    local idx = math.floor(now / len)
+    slot = slot .. ':' .. arg .. 's:' .. string.format('%d', idx)
+    reset = (idx + 1) * len - now
+    ttl = reset + 1000
+  elseif kind == 'n' then
+    slot = slot .. ':' .. arg
+  else
+    slot = slot .. ':total'
+  end
+  local cur = tonumber(redis.call('GET', slot) or '0')
+  slots[i], used[i], resets[i], ttls[i] = slot, cur, reset, ttl
+  if denied == 0 and cur + amount > limit then denied = i end
+end
+if denied == 0 then
+  for i = 1, #KEYS do
+    used[i] = redis.call('INCRBY', slots[i], ARGV[4*i])
+    if ttls[i] > 0 then redis.call('PEXPIRE', slots[i], ttls[i]) end
+  end
+end
+local out = {denied}
+for i = 1, #KEYS do
+  out[#out+1] = slots[i]
+  out[#out+1] = used[i]
+  out[#out+1] = resets[i]
+end
+return out
+"#;
+
+/// KEYS: window slots; ARGV: signed deltas. Windows that already expired stay gone.
+const SETTLE: &str = r#"
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[i]) end
+end
+return 1
+"#;
+
+/// KEYS: the key-record hash, the id index. ARGV: id, key hash, record JSON.
+const PUT_KEY: &str = r#"
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old and old ~= ARGV[2] then redis.call('HDEL', KEYS[1], old) end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"#;
+
+/// A Lua script and the SHA-1 Redis gave it (`SCRIPT LOAD` on first use).
+struct Script {
+    body: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(body: &'static str) -> Self {
+        Script { body, sha: String::new() }
+    }
+}
+
+pub struct RedisStore {
+    client: Client,
+    prefix: String,
+    scripts: tokio::sync::RwLock<Vec<Script>>,
+}
+
+const RESERVE_IX: usize = 0;
+const SETTLE_IX: usize = 1;
+const PUT_KEY_IX: usize = 2;
+
+impl From<RespError> for StoreError {
+    fn from(e: RespError) -> Self {
+        match e {
+            RespError::Io { .. } => StoreError::Unavailable(e.to_string()),
+            RespError::Server(m) => StoreError::Internal(format!("redis: {m}")),
+        }
+    }
+}
+
+fn internal(m: impl Into<String>) -> StoreError {
+    StoreError::Internal(m.into())
+}
+
+impl RedisStore {
+    /// Nothing is contacted until the first call, so the gateway starts
+    /// (and serves, if `fail_open`) while Redis is still down.
+    pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
+        let addr = RedisAddr::parse(url)?;
+        Ok(RedisStore {
+            client: Client::new(addr, 8, Duration::from_millis(500)),
+            prefix: prefix.to_string(),
+            scripts: tokio::sync::RwLock::new(vec![Script::new(RESERVE), Script::new(SETTLE), Script::new(PUT_KEY)]),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client.call(&[b"PING"]).await?;
+        Ok(())
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
+    /// EVALSHA, loading the script on first use and after a Redis restart
+    /// (NOSCRIPT).
+    async fn eval(&self, ix: usize, keys: &[String], args: &[String]) -> Result<Value, StoreError> {
+        let (body, mut sha) = {
+            let s = self.scripts.read().await;
+            let script = s.get(ix).ok_or_else(|| internal("unknown script"))?;
+            (script.body, script.sha.clone())
+        };
+        for _ in 0..2 {
+            if sha.is_empty() {
+                let loaded = self.client.call(&[b"SCRIPT", b"LOAD", body.as_bytes()]).await?;
+                sha = loaded.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                if let Some(s) = self.scripts.write().await.get_mut(ix) {
+                    s.sha = sha.clone();
+                }
+            }
+            let n = keys.len().to_string();
+            let mut argv: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), n.as_bytes()];
+            argv.extend(keys.iter().map(|k| k.as_bytes()));
+            argv.extend(args.iter().map(|a| a.as_bytes()));
+            match self.client.call(&argv).await {
+                Err(RespError::Server(m)) if m.starts_with("NOSCRIPT") => sha.clear(),
+                other => return Ok(other?),
+            }
+        }
+        Err(internal("redis keeps forgetting the script"))
+    }
+}
+
+fn items(v: Value) -> Result<Vec<Value>, StoreError> {
+    match v {
+        Value::Array(Some(items)) => Ok(items),
+        other => Err(internal(format!("unexpected reply {other:?}"))),
+    }
+}
+
+fn int(v: Option<&Value>) -> Result<i64, StoreError> {
+    v.and_then(Value::as_int).ok_or_else(|| internal("expected an integer in the reply"))
+}
+
+fn decode_key(v: &Value) -> Result<Option<KeyRecord>, StoreError> {
+    match v.as_bytes() {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(b).map(Some).map_err(|e| internal(format!("stored key record: {e}"))),
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for RedisStore {
+    async fn reserve(&self, specs: &[CounterSpec]) -> Result<Reservation, StoreError> {
+        let keys: Vec<String> = specs.iter().map(|s| self.key(&s.name)).collect();
+        let mut args = Vec::with_capacity(specs.len() * 4);
+        for s in specs {
+            let (kind, arg) = match &s.period {
+                Period::Seconds(n) => ("s", n.to_string()),
+                Period::Named(n) => ("n", n.clone()),
+                Period::Total => ("t", String::new()),
+            };
+            args.extend([kind.to_string(), arg, s.limit.to_string(), s.amount.to_string()]);
+        }
+        let reply = items(self.eval(RESERVE_IX, &keys, &args).await?)?;
+        let denied = int(reply.first())?;
+        let mut states = Vec::with_capacity(specs.len());
+        let mut ticket = Ticket { slots: Vec::with_capacity(specs.len()) };
+        for (i, s) in specs.iter().enumerate() {
+            let slot = reply
+                .get(1 + 3 * i)
+                .and_then(Value::as_bytes)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .ok_or_else(|| internal("expected a slot in the reply"))?;
+            let used = int(reply.get(2 + 3 * i))?.max(0) as u64;
+            let reset = int(reply.get(3 + 3 * i))?;
+            states.push(CounterState { limit: s.limit, used, reset_ms: (reset >= 0).then_some(reset as u64) });
+            ticket.slots.push((slot, s.amount, s.durable));
+        }
+        if denied > 0 {
+            return Ok(Reservation::Denied { index: denied as usize - 1, states });
+        }
+        Ok(Reservation::Admitted { ticket, states })
+    }
+
+    async fn settle(&self, ticket: &Ticket, actual: &[u64]) -> Result<(), StoreError> {
+        let mut keys = Vec::new();
+        let mut deltas = Vec::new();
+        for ((slot, reserved, _), actual) in ticket.slots.iter().zip(actual) {
+            if actual != reserved {
+                keys.push(slot.clone());
+                deltas.push((i128::from(*actual) - i128::from(*reserved)).to_string());
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.eval(SETTLE_IX, &keys, &deltas).await.map(|_| ())
+    }
+
+    async fn read(&self, name: &str, period: &Period) -> Result<u64, StoreError> {
+        let (slot, _) = slot_key(&self.key(name), period, unix_ms());
+        let v = self.client.call(&[b"GET", slot.as_bytes()]).await?;
+        Ok(v.as_int().unwrap_or(0).max(0) as u64)
+    }
+
+    async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(key).map_err(|e| internal(e.to_string()))?;
+        let keys = [self.key("keys"), self.key("key_ids")];
+        self.eval(PUT_KEY_IX, &keys, &[key.id.clone(), key.hash.clone(), json]).await.map(|_| ())
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let v = self.client.call(&[b"HGET", self.key("keys").as_bytes(), hash.as_bytes()]).await?;
+        decode_key(&v)
+    }
+
+    async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let v = self.client.call(&[b"HGET", self.key("key_ids").as_bytes(), id.as_bytes()]).await?;
+        match v.as_bytes() {
+            None => Ok(None),
+            Some(hash) => {
+                let hash = String::from_utf8_lossy(hash).into_owned();
+                self.key_by_hash(&hash).await
+            }
+        }
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let v = self.client.call(&[b"HVALS", self.key("keys").as_bytes()]).await?;
+        let mut out = Vec::new();
+        for item in items(v)? {
+            out.extend(decode_key(&item)?);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+}
