@@ -39,6 +39,8 @@ pub struct RawState {
 #[serde(deny_unknown_fields)]
 pub struct RawLimitDefaults {
     default_max_tokens: Option<u32>,
+    /// "disabled" (default: too long → 400) or "auto" (drop the oldest turns).
+    truncation: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +109,7 @@ pub struct PolicyConfig {
     pub store: StoreConfig,
     pub fail_open: bool,
     pub default_max_tokens: u32,
+    pub truncate_by_default: bool,
     pub keys: Vec<KeyRecord>,
     pub users: HashMap<String, Limits>,
     pub prices: PriceTable,
@@ -121,6 +124,7 @@ impl Default for PolicyConfig {
             store: StoreConfig::Embedded { path: DEFAULT_STATE_PATH.into() },
             fail_open: false,
             default_max_tokens: 4096,
+            truncate_by_default: false,
             keys: Vec::new(),
             users: HashMap::new(),
             prices: PriceTable::default(),
@@ -186,6 +190,13 @@ impl RawPolicy {
             }
             cfg.default_max_tokens = n;
         }
+        cfg.truncate_by_default = match self.limits.truncation.as_deref() {
+            None | Some("disabled") => false,
+            Some("auto") => true,
+            Some(other) => {
+                return Err(invalid("limits.truncation", format!("'{other}' is not one of 'auto', 'disabled'")))
+            }
+        };
         for (i, u) in self.users.into_iter().enumerate() {
             let path = format!("users[{i}]");
             if cfg.users.contains_key(&u.id) {

@@ -107,6 +107,7 @@ pub fn build_policy(cfg: &Config, insecure: bool) -> Result<Policy, ServeError> 
         prices: p.prices.clone(),
         default_max_tokens: p.default_max_tokens,
         fail_open: p.fail_open,
+        truncate_by_default: p.truncate_by_default,
     };
     Ok(Policy::new(settings, store, metrics))
 }

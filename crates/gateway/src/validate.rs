@@ -143,6 +143,8 @@ fn message_text(content: Option<&MessageContent>, index: usize) -> Result<String
 pub struct ValidChat {
     pub request: ValidatedRequest,
     pub common: Common,
+    /// `truncation`: Some(true) = "auto", Some(false) = "disabled", None = the server's default.
+    pub truncation: Option<bool>,
 }
 
 pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<ValidChat, ApiError> {
@@ -192,7 +194,15 @@ pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<Val
         logprobs,
         cache_salt: common.cache_salt.clone(),
     };
-    Ok(ValidChat { request, common })
+    let truncation = match req.truncation.as_deref() {
+        None => None,
+        Some("auto") => Some(true),
+        Some("disabled") => Some(false),
+        Some(other) => {
+            return Err(invalid(format!("'{other}' is not one of 'auto', 'disabled'."), "truncation"));
+        }
+    };
+    Ok(ValidChat { request, common, truncation })
 }
 
 pub struct ValidCompletion {

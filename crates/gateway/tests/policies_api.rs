@@ -233,3 +233,79 @@ async fn concurrent_requests_are_admitted_exactly() {
     }
     assert_eq!(by_status, [(200, 10), (429, 190)].into_iter().collect(), "{by_status:?}");
 }
+
+/// A system prompt, `turns` alternating user/assistant turns of ~60 tokens, a last user turn.
+fn long_chat(turns: usize, truncation: Option<&str>) -> Value {
+    let mut messages = vec![json!({"role": "system", "content": "You answer briefly."})];
+    for i in 0..turns {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        messages
+            .push(json!({"role": role, "content": format!("turn {i}: {}", "lorem ipsum dolor sit amet ".repeat(12))}));
+    }
+    messages.push(json!({"role": "user", "content": "And the last question?"}));
+    let mut body = json!({"model": TINY, "messages": messages, "max_tokens": 16, "temperature": 0, "ignore_eos": true});
+    if let Some(t) = truncation {
+        body["truncation"] = json!(t);
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_chats_are_rejected_or_truncated_as_asked() {
+    let app = common::tiny_app(1 << 20);
+    let post = |body: Value| send(&app, "POST", "/v1/chat/completions", Some(body.to_string().into_bytes()));
+    let r = post(long_chat(20, None)).await;
+    assert_openai_error(&r, 400, Some("messages"));
+    assert_eq!(r.json()["error"]["code"], "context_length_exceeded");
+    assert_openai_error(&post(long_chat(20, Some("sometimes"))).await, 400, Some("truncation"));
+
+    let r = post(long_chat(20, Some("auto"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let dropped: usize = header(&r, "x-switchyard-truncated-messages").parse().unwrap();
+    assert!((1..20).contains(&dropped), "{dropped}");
+    let prompt = r.json()["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(prompt + 16 <= u64::from(engine::testing::TINY_CONTEXT), "{prompt}");
+    // Exactly the oldest `dropped` turns went: the system prompt and the last user turn stayed.
+    let mut expected = long_chat(20, None);
+    let kept: Vec<Value> = expected["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || *i > dropped)
+        .map(|(_, m)| m.clone())
+        .collect();
+    expected["messages"] = json!(kept);
+    let same = post(expected.clone()).await;
+    assert_eq!(same.status, 200, "{}", same.text());
+    assert_eq!(same.json()["usage"]["prompt_tokens"].as_u64(), Some(prompt));
+    // One turn fewer dropped would not have fitted.
+    let mut one_more = long_chat(20, None);
+    let with_one_more: Vec<Value> = one_more["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || *i >= dropped)
+        .map(|(_, m)| m.clone())
+        .collect();
+    one_more["messages"] = json!(with_one_more);
+    assert_eq!(post(one_more).await.status, 400);
+
+    // A last user turn that alone overflows cannot be saved by truncation.
+    let mut hopeless = long_chat(2, Some("auto"));
+    hopeless["messages"][3]["content"] = json!("word ".repeat(600));
+    let r = post(hopeless).await;
+    assert_openai_error(&r, 400, Some("messages"));
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("even with every droppable turn removed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncation_can_be_the_server_default() {
+    let app = app("[limits]\ntruncation = \"auto\"\n");
+    let post = |body: Value| send(&app, "POST", "/v1/chat/completions", Some(body.to_string().into_bytes()));
+    let r = post(long_chat(20, None)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.headers.contains_key("x-switchyard-truncated-messages"));
+    assert_eq!(post(long_chat(20, Some("disabled"))).await.status, 400);
+}

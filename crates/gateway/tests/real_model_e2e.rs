@@ -95,3 +95,41 @@ async fn client_disconnect_cancels_generation() {
     assert_eq!(stats.cancelled, 1);
     assert!(stats.generated_tokens < 4000, "{stats:?}");
 }
+
+/// Reserve, then reconcile: a request that may use 500 completion tokens
+/// but stops after a few gives the rest back to the tokens-per-minute window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unused_reserved_tokens_are_given_back() {
+    std::env::set_var("SY_TRECONCILE_KEY", "sy-key-for-the-reconcile-test");
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[state]\npath = \"{}\"\n[[keys]]\nid = \"k\"\nkey_env = \"SY_TRECONCILE_KEY\"\ntpm = 1000\n",
+        dir.path().join("state.jsonl").display()
+    );
+    let app = common::start_with_config(&engine::testing::default_model().unwrap(), REAL, &toml, Some(dir));
+    let body = json!({"model": REAL, "max_tokens": 500, "temperature": 0,
+        "messages": [{"role": "user", "content": "What is the capital city of France? Answer in one word."}]})
+    .to_string();
+    let ask = || {
+        common::send_with(
+            &app,
+            "POST",
+            "/v1/chat/completions",
+            Some(body.clone().into_bytes()),
+            &[("authorization", "Bearer sy-key-for-the-reconcile-test")],
+        )
+    };
+    let first = ask().await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let usage = first.json()["usage"].clone();
+    let (prompt, used) = (usage["prompt_tokens"].as_u64().unwrap(), usage["total_tokens"].as_u64().unwrap());
+    assert!(used < prompt + 50, "{usage}");
+    let remaining =
+        |r: &common::Reply| r.headers["x-ratelimit-remaining-tokens"].to_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(remaining(&first), 1000 - (prompt + 500), "the whole estimate is reserved at admission");
+    // Two reservations of prompt + 500 would not fit in 1000; after the
+    // first settled to what it used, the second does.
+    let second = ask().await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(remaining(&second), 1000 - used - (prompt + 500));
+}

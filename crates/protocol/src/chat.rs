@@ -12,6 +12,10 @@ pub struct ChatCompletionRequest {
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<u32>,
     pub max_completion_tokens: Option<i64>,
+    /// Extension (the name OpenAI's Responses API uses): `"auto"` drops the
+    /// oldest turns (never the system prompt or the last user turn) until
+    /// the prompt fits the context; `"disabled"` rejects it with 400.
+    pub truncation: Option<String>,
 }
 
 /// Sampling and stopping fields shared by chat and text completions.

@@ -62,6 +62,9 @@ pub struct PolicySettings {
     pub default_max_tokens: u32,
     /// When the state store is unreachable: serve without limits (true) or refuse with 503.
     pub fail_open: bool,
+    /// Chats that do not fit the context are trimmed (oldest turns first)
+    /// unless the request says `truncation: "disabled"`.
+    pub truncate_by_default: bool,
 }
 
 impl Default for PolicySettings {
@@ -75,6 +78,7 @@ impl Default for PolicySettings {
             prices: PriceTable::default(),
             default_max_tokens: 4096,
             fail_open: false,
+            truncate_by_default: false,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::admit::{admit, Caller};
 use super::request_id;
+use super::truncate::{fit_to_context, TRUNCATED_HEADER};
 use crate::collect::{collect, unix_now};
 use crate::error::ApiError;
 use crate::extract::OpenAiJson;
@@ -35,6 +36,14 @@ pub async fn chat_completions(
     let model = valid.request.model.clone();
     let backend = state.backend_for(&model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?.clone();
     let want_logprobs = valid.request.logprobs.is_some();
+    let mut truncated = 0;
+    if valid.truncation.unwrap_or(state.policy().settings.truncate_by_default) {
+        let context = backend.models().iter().find(|m| m.id == model).map_or(u32::MAX, |m| m.context_length);
+        truncated = fit_to_context(&backend, context, &mut valid.request)?;
+        if truncated > 0 {
+            tracing::info!(model = %model, dropped_turns = truncated, "prompt truncated to fit the context");
+        }
+    }
     let admitted = admit(&state, &caller, &backend, &model, std::slice::from_mut(&mut valid.request)).await?;
     let streams = admitted.start(&backend, vec![valid.request]).await?;
     let id = format!("chatcmpl-{rid}");
@@ -44,6 +53,7 @@ pub async fn chat_completions(
             ChatChunks { id, created, model, include_usage: valid.common.include_usage, want_logprobs, usage: None };
         let mut resp = sse_response(streams, renderer);
         admitted.decorate(&mut resp);
+        say_truncated(&mut resp, truncated);
         return Ok(resp);
     }
     let stream = streams.into_iter().next().ok_or_else(|| ApiError::Internal("no stream".into()))?;
@@ -64,7 +74,14 @@ pub async fn chat_completions(
     };
     let mut resp = Json(completion).into_response();
     admitted.decorate(&mut resp);
+    say_truncated(&mut resp, truncated);
     Ok(resp)
+}
+
+fn say_truncated(resp: &mut Response, dropped: usize) {
+    if dropped > 0 {
+        resp.headers_mut().insert(TRUNCATED_HEADER, dropped.into());
+    }
 }
 
 pub fn chat_logprobs(tokens: &[GeneratedToken]) -> ChoiceLogprobs {

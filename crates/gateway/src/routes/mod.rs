@@ -7,6 +7,7 @@ pub mod completions;
 pub mod health;
 pub mod metrics;
 pub mod models;
+pub mod truncate;
 
 use axum::http::HeaderMap;
 
