@@ -19,23 +19,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server():
+def run_server(name, extra_args=(), env=None):
+    """A `switchyard serve` on a free port; yields its base URL, stops it after."""
     binary = os.environ.get("SWITCHYARD_BIN", str(ROOT / "target" / "debug" / "switchyard"))
     port = free_port()
-    log = open(ROOT / "target" / "python-test-server.log", "w")
+    log = open(ROOT / "target" / f"python-test-{name}.log", "w")
     proc = subprocess.Popen(
-        [binary, "serve", "--listen", f"127.0.0.1:{port}"],
+        [binary, "serve", "--listen", f"127.0.0.1:{port}", *extra_args],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     try:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}; see target/python-test-server.log")
+                raise RuntimeError(f"server exited with {proc.returncode}; see target/python-test-{name}.log")
             try:
                 with urllib.request.urlopen(base + "/ready", timeout=2) as r:
                     if r.status == 200:
@@ -45,7 +46,7 @@ def server():
             if time.monotonic() > deadline:
                 raise RuntimeError("server not ready after 120 s")
             time.sleep(0.2)
-        yield base + "/v1"
+        yield base
     finally:
         proc.terminate()
         try:
@@ -54,6 +55,12 @@ def server():
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server():
+    for base in run_server("server"):
+        yield base + "/v1"
 
 
 @pytest.fixture(scope="session")

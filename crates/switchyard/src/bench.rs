@@ -13,6 +13,8 @@ use std::time::Instant;
 pub enum BenchCommand {
     /// Prefill tokens/s on an N-token prompt and single-stream decode tokens/s.
     Engine(EngineBench),
+    /// Latency the policies (keys, limits, budgets, metrics) add per request, embedded and Redis.
+    Gateway(crate::bench_gateway::GatewayBench),
 }
 
 #[derive(Args)]
@@ -45,6 +47,7 @@ pub struct EngineBench {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Engine(args) => engine_bench(&args),
+        BenchCommand::Gateway(args) => crate::bench_gateway::run(&args),
     }
 }
 

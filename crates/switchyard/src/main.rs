@@ -1,6 +1,7 @@
 //! `switchyard`: an OpenAI-compatible LLM server and gateway in one binary.
 
 mod bench;
+mod bench_gateway;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};

@@ -167,22 +167,30 @@ impl Admission {
     pub async fn settle(self, input_tokens: u64, output_tokens: u64) -> u64 {
         let cost = self.policy.settings.prices.cost_nanos(&self.model, input_tokens, output_tokens);
         self.policy.metrics.usage(&self.model, input_tokens, output_tokens, cost);
-        if let Some(ticket) = &self.ticket {
-            let actual: Vec<u64> = ticket
-                .slots
-                .iter()
-                .zip(&self.kinds)
-                .map(|((_, reserved, _), kind)| match kind {
-                    Kind::Requests => *reserved,
-                    Kind::Tokens => input_tokens + output_tokens,
-                    Kind::Budget => cost,
-                })
-                .collect();
-            if let Err(e) = self.policy.store.settle(ticket, &actual).await {
+        let Some(ticket) = self.ticket else { return cost };
+        let actual: Vec<u64> = ticket
+            .slots
+            .iter()
+            .zip(&self.kinds)
+            .map(|((_, reserved, _), kind)| match kind {
+                Kind::Requests => *reserved,
+                Kind::Tokens => input_tokens + output_tokens,
+                Kind::Budget => cost,
+            })
+            .collect();
+        let background = self.policy.store.settles_in_background();
+        let (policy, model) = (self.policy, self.model);
+        let record = async move {
+            if let Err(e) = policy.store.settle(&ticket, &actual).await {
                 // The reservation stays (the window then over-counts, never under-counts).
-                tracing::error!(error = %e, model = %self.model, "could not record usage in the state store");
-                self.policy.metrics.store_error(self.policy.settings.fail_open);
+                tracing::error!(error = %e, model = %model, "could not record usage in the state store");
+                policy.metrics.store_error(policy.settings.fail_open);
             }
+        };
+        if background {
+            tokio::spawn(record);
+        } else {
+            record.await;
         }
         cost
     }

@@ -25,6 +25,12 @@ use limits::Limits;
 use pricing::PriceTable;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a key record read from the store is trusted. Changes made
+/// through this process's admin API apply at once; changes made through
+/// another replica (a revocation) reach this one within this time.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -88,9 +94,10 @@ pub struct Policy {
     pub store: Arc<dyn StateStore>,
     pub metrics: Arc<GatewayMetrics>,
     config_keys: HashMap<String, Arc<KeyRecord>>,
-    /// The last record seen per key hash: lets known keys through while the
-    /// store is down and `fail_open` is set.
-    seen: std::sync::Mutex<HashMap<String, Arc<KeyRecord>>>,
+    /// The last record read per key hash, and when. Reused for
+    /// `KEY_CACHE_TTL` (saves a store round trip per request on Redis), and
+    /// lets known keys through while the store is down and `fail_open` is set.
+    seen: std::sync::Mutex<HashMap<String, (Arc<KeyRecord>, Instant)>>,
 }
 
 /// Why a key was not accepted.
@@ -114,37 +121,44 @@ impl Policy {
     /// Looks a presented key up: config keys first, then the store.
     pub async fn authenticate(&self, presented: &str) -> Result<Arc<KeyRecord>, KeyRejection> {
         let hash = hash_key(presented);
-        let record = match self.config_keys.get(&hash) {
-            Some(k) => k.clone(),
-            None => match self.store.key_by_hash(&hash).await {
+        let cached = self.seen.lock().ok().and_then(|s| s.get(&hash).cloned());
+        let fresh = cached.as_ref().filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(k, _)| k.clone());
+        let record = match (self.config_keys.get(&hash), fresh) {
+            (Some(k), _) => k.clone(),
+            (None, Some(k)) => k,
+            (None, None) => match self.store.key_by_hash(&hash).await {
                 Ok(Some(k)) => {
                     let k = Arc::new(k);
                     if let Ok(mut seen) = self.seen.lock() {
-                        seen.insert(hash, k.clone());
+                        seen.insert(hash, (k.clone(), Instant::now()));
                     }
                     k
                 }
                 Ok(None) => return Err(KeyRejection::Unknown),
-                Err(e) => {
-                    let cached = self.seen.lock().ok().and_then(|s| s.get(&hash).cloned());
-                    match cached {
-                        Some(k) if self.settings.fail_open => {
-                            tracing::warn!(error = %e, "state store unreachable: accepting a key seen before (fail_open)");
-                            self.metrics.store_error(true);
-                            k
-                        }
-                        _ => {
-                            self.metrics.store_error(false);
-                            return Err(KeyRejection::Store(e));
-                        }
+                Err(e) => match cached.map(|(k, _)| k) {
+                    Some(k) if self.settings.fail_open => {
+                        tracing::warn!(error = %e, "state store unreachable: accepting a key seen before (fail_open)");
+                        self.metrics.store_error(true);
+                        k
                     }
-                }
+                    _ => {
+                        self.metrics.store_error(false);
+                        return Err(KeyRejection::Store(e));
+                    }
+                },
             },
         };
         if record.revoked {
             return Err(KeyRejection::Revoked);
         }
         Ok(record)
+    }
+
+    /// A key changed through the admin API: stop trusting the cached record.
+    pub fn forget_key(&self, hash: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(hash);
+        }
     }
 
     pub fn user_limits(&self, user: &str) -> Option<&Limits> {

@@ -157,6 +157,7 @@ pub async fn update_key(
         k.metadata = m;
     }
     state.policy().store.put_key(&k).await.map_err(store_error)?;
+    state.policy().forget_key(&k.hash);
     Ok(Json(view(&k, false)))
 }
 
@@ -167,6 +168,7 @@ pub async fn revoke_key(State(state): State<AppState>, Path(id): Path<String>) -
     }
     k.revoked = true;
     state.policy().store.put_key(&k).await.map_err(store_error)?;
+    state.policy().forget_key(&k.hash);
     tracing::info!(key_id = %k.id, "API key revoked");
     Ok(Json(view(&k, false)))
 }

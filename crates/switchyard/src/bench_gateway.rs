@@ -1,0 +1,168 @@
+//! `switchyard bench gateway`: what the policies cost per request.
+//!
+//! The same chat request is sent through the whole router (no socket) in
+//! three setups, interleaved round by round so the machine's noise hits
+//! all alike: policies off (loopback, no keys), on with the embedded
+//! store, and on with Redis (when `--redis-url` is given). "On" means an
+//! API key checked, request and token limits per minute and per day and a
+//! budget reserved then settled, prices, and the metrics. The backend
+//! answers at once with a fixed token, so the figures are the gateway's
+//! own time: latency per request, p50 and p99, and what the policies add.
+
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::http::Request;
+use backend_api::{
+    Backend, BackendError, FinishReason, GenerationEvent, GenerationStream, ModelInfo, ValidatedRequest,
+};
+use clap::Args;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::Instant;
+use tower::ServiceExt;
+
+#[derive(Args)]
+pub struct GatewayBench {
+    /// Requests per setup per round.
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// Rounds; the setups take turns within each.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Also measure the Redis store (e.g. redis://127.0.0.1:6379).
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+}
+
+const MODEL: &str = "instant";
+const KEY: &str = "sy-bench-gateway-key";
+
+/// Answers every request at once: one token, exact usage.
+struct InstantBackend;
+
+#[async_trait::async_trait]
+impl Backend for InstantBackend {
+    fn name(&self) -> &str {
+        "instant"
+    }
+
+    fn models(&self) -> Vec<ModelInfo> {
+        vec![ModelInfo { id: MODEL.into(), context_length: 8192, owned_by: "bench".into() }]
+    }
+
+    async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
+        let prompt_tokens = self.count_prompt_tokens(&request)?;
+        let events = vec![
+            Ok(GenerationEvent::Started { prompt_tokens, cached_tokens: 0 }),
+            Ok(GenerationEvent::Delta { text: "ok".into(), tokens: Vec::new() }),
+            Ok(GenerationEvent::Finished {
+                reason: FinishReason::Stop,
+                prompt_tokens,
+                completion_tokens: 1,
+                cached_tokens: 0,
+            }),
+        ];
+        Ok(Box::pin(futures::stream::iter(events)))
+    }
+
+    async fn ready(&self) -> bool {
+        true
+    }
+}
+
+fn policy_toml(store: &str) -> String {
+    format!(
+        "{store}\n[[keys]]\nid = \"bench\"\nkey_env = \"SY_BENCH_GATEWAY_KEY\"\nuser = \"bench-user\"\n\
+         rpm = 100000000\nrpd = 1000000000\ntpm = 100000000000\ntpd = 1000000000000\nbudget_usd = 1000000\nbudget_period = \"monthly\"\n\
+         [[users]]\nid = \"bench-user\"\nrpm = 100000000\n\
+         [prices.{MODEL}]\ninput_per_million = 0.1\noutput_per_million = 0.2\n"
+    )
+}
+
+fn app(toml: &str) -> Result<axum::Router> {
+    let cfg = gateway::Config::from_toml(toml)?;
+    let policy = gateway::server::build_policy(&cfg, false)?;
+    let mut state = gateway::AppState::with_policy(cfg.body_limit_bytes, policy);
+    state.add_backend(Arc::new(InstantBackend));
+    Ok(gateway::router(state))
+}
+
+async fn one(app: &axum::Router, with_key: bool) -> Result<f64> {
+    let body = serde_json::json!({"model": MODEL, "max_tokens": 16,
+        "messages": [{"role": "user", "content": "How much does a gateway add to a request?"}]})
+    .to_string();
+    let mut req = Request::post("/v1/chat/completions").header("content-type", "application/json");
+    if with_key {
+        req = req.header("authorization", format!("Bearer {KEY}"));
+    }
+    let req = req.body(Body::from(body))?;
+    let start = Instant::now();
+    let resp = app.clone().oneshot(req).await?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let elapsed = start.elapsed().as_secs_f64();
+    anyhow::ensure!(status.is_success(), "status {status}: {}", String::from_utf8_lossy(&bytes));
+    Ok(elapsed)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+pub fn run(args: &GatewayBench) -> Result<()> {
+    std::env::set_var("SY_BENCH_GATEWAY_KEY", KEY);
+    let dir = tempfile_dir()?;
+    let mut setups: Vec<(&str, axum::Router, bool)> = vec![
+        ("off", app("")?, false),
+        ("embedded", app(&policy_toml(&format!("[state]\npath = \"{}\"", dir.join("state.jsonl").display())))?, true),
+    ];
+    if let Some(url) = &args.redis_url {
+        let prefix = format!("bench-{}", std::process::id());
+        let toml = policy_toml(&format!("[state]\nstore = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\""));
+        setups.push(("redis", app(&toml)?, true));
+    }
+    let rt = tokio::runtime::Handle::current();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+    // Warm-up: connections, script loading, first allocations.
+    for (_, app, key) in &setups {
+        for _ in 0..200 {
+            rt.block_on(one(app, *key))?;
+        }
+    }
+    for _ in 0..args.rounds {
+        for (i, (_, app, key)) in setups.iter().enumerate() {
+            for _ in 0..args.requests {
+                samples[i].push(rt.block_on(one(app, *key))?);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "gateway overhead: {} rounds × {} sequential requests per setup, instant backend",
+        args.rounds, args.requests
+    );
+    println!("| setup | p50 µs | p99 µs | mean µs | added p50 µs | added p99 µs |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let stats: Vec<(f64, f64, f64)> = samples
+        .iter_mut()
+        .map(|s| {
+            s.sort_by(f64::total_cmp);
+            let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
+            (percentile(s, 0.5) * 1e6, percentile(s, 0.99) * 1e6, mean * 1e6)
+        })
+        .collect();
+    let base = stats.first().copied().context("no setups")?;
+    for ((name, _, _), (p50, p99, mean)) in setups.iter().zip(&stats) {
+        println!("| {name} | {p50:.1} | {p99:.1} | {mean:.1} | {:.1} | {:.1} |", p50 - base.0, p99 - base.1);
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("switchyard-bench-gateway-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
