@@ -178,19 +178,10 @@ impl Admission {
                 Kind::Budget => cost,
             })
             .collect();
-        let background = self.policy.store.settles_in_background();
-        let (policy, model) = (self.policy, self.model);
-        let record = async move {
-            if let Err(e) = policy.store.settle(&ticket, &actual).await {
-                // The reservation stays (the window then over-counts, never under-counts).
-                tracing::error!(error = %e, model = %model, "could not record usage in the state store");
-                policy.metrics.store_error(policy.settings.fail_open);
-            }
-        };
-        if background {
-            tokio::spawn(record);
-        } else {
-            record.await;
+        if let Err(e) = self.policy.store.settle(&ticket, &actual).await {
+            // The reservation stays (the window then over-counts, never under-counts).
+            tracing::error!(error = %e, model = %self.model, "could not record usage in the state store");
+            self.policy.metrics.store_error(self.policy.settings.fail_open);
         }
         cost
     }

@@ -92,16 +92,13 @@ pub trait StateStore: Send + Sync {
     /// respect to every other reservation on this store.
     async fn reserve(&self, counters: &[CounterSpec]) -> Result<Reservation, StoreError>;
     /// Replaces each slot's reserved amount by the actual one (same order as
-    /// the ticket). Durable slots are on disk (or in Redis) when this returns.
+    /// the ticket). The embedded store has durable slots on disk when this
+    /// returns (microseconds; a `kill -9` must not lose the spend of a
+    /// finished response). Redis queues it and writes batches a few
+    /// milliseconds later, off the response path: a settlement lost there
+    /// only over-counts, since the reservation (never less than the real
+    /// usage, completions being capped) stays.
     async fn settle(&self, ticket: &Ticket, actual: &[u64]) -> Result<(), StoreError>;
-    /// Whether settling may run after the response instead of before its
-    /// end. Safe where a lost settlement only over-counts: the reservation
-    /// (never less than the real usage, as completions are capped) stays.
-    /// The embedded store settles inline: it is microseconds, and a `kill -9`
-    /// must not lose the spend of a finished response.
-    fn settles_in_background(&self) -> bool {
-        false
-    }
     /// The current value of a counter's current window (spend so far).
     async fn read(&self, name: &str, period: &Period) -> Result<u64, StoreError>;
 

@@ -9,7 +9,10 @@
 use super::resp::{Client, RedisAddr, RespError, Value};
 use super::{slot_key, unix_ms, CounterSpec, CounterState, Period, Reservation, StateStore, StoreError, Ticket};
 use crate::policy::keys::KeyRecord;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// KEYS: counter names. ARGV, four per counter: kind (s = fixed window of
 /// ARGV seconds, n = named window, t = total), its argument, limit, amount.
@@ -82,11 +85,26 @@ impl Script {
     }
 }
 
-pub struct RedisStore {
+/// The connection pool and the scripts loaded on it, shared by the store
+/// and its settlement flusher.
+struct Redis {
     client: Client,
-    prefix: String,
     scripts: tokio::sync::RwLock<Vec<Script>>,
 }
+
+pub struct RedisStore {
+    redis: Arc<Redis>,
+    prefix: String,
+    /// Settlements waiting for the flusher (started on first use).
+    settlements: OnceLock<mpsc::UnboundedSender<Vec<(String, i128)>>>,
+}
+
+/// Settlements are gathered this long and written in one script call:
+/// under load that is one Redis round trip per flush instead of one per
+/// request, and nothing waits for it on the response path.
+const SETTLE_FLUSH_DELAY: Duration = Duration::from_millis(5);
+/// At most this many window slots per settle call.
+const SETTLE_BATCH: usize = 1024;
 
 const RESERVE_IX: usize = 0;
 const SETTLE_IX: usize = 1;
@@ -110,15 +128,15 @@ impl RedisStore {
     /// (and serves, if `fail_open`) while Redis is still down.
     pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
         let addr = RedisAddr::parse(url)?;
-        Ok(RedisStore {
+        let redis = Redis {
             client: Client::new(addr, 8, Duration::from_millis(500)),
-            prefix: prefix.to_string(),
             scripts: tokio::sync::RwLock::new(vec![Script::new(RESERVE), Script::new(SETTLE), Script::new(PUT_KEY)]),
-        })
+        };
+        Ok(RedisStore { redis: Arc::new(redis), prefix: prefix.to_string(), settlements: OnceLock::new() })
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.client.call(&[b"PING"]).await?;
+        self.redis.client.call(&[b"PING"]).await?;
         Ok(())
     }
 
@@ -126,6 +144,46 @@ impl RedisStore {
         format!("{}:{name}", self.prefix)
     }
 
+    async fn eval(&self, ix: usize, keys: &[String], args: &[String]) -> Result<Value, StoreError> {
+        self.redis.eval(ix, keys, args).await
+    }
+
+    fn settlements(&self) -> &mpsc::UnboundedSender<Vec<(String, i128)>> {
+        self.settlements.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(flush_settlements(self.redis.clone(), rx));
+            tx
+        })
+    }
+}
+
+/// Writes queued settlements, merged per window slot, until the store is dropped.
+async fn flush_settlements(redis: Arc<Redis>, mut rx: mpsc::UnboundedReceiver<Vec<(String, i128)>>) {
+    while let Some(first) = rx.recv().await {
+        tokio::time::sleep(SETTLE_FLUSH_DELAY).await;
+        let mut merged: HashMap<String, i128> = HashMap::new();
+        let mut next = Some(first);
+        while let Some(pairs) = next.take() {
+            for (slot, delta) in pairs {
+                *merged.entry(slot).or_default() += delta;
+            }
+            if merged.len() < SETTLE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let (keys, deltas): (Vec<String>, Vec<String>) =
+            merged.into_iter().filter(|(_, d)| *d != 0).map(|(k, d)| (k, d.to_string())).unzip();
+        if keys.is_empty() {
+            continue;
+        }
+        if let Err(e) = redis.eval(SETTLE_IX, &keys, &deltas).await {
+            // The reservations stay: those windows over-count, never under-count.
+            tracing::error!(error = %e, slots = keys.len(), "could not settle usage in Redis");
+        }
+    }
+}
+
+impl Redis {
     /// EVALSHA, loading the script on first use and after a Redis restart
     /// (NOSCRIPT).
     async fn eval(&self, ix: usize, keys: &[String], args: &[String]) -> Result<Value, StoreError> {
@@ -208,28 +266,22 @@ impl StateStore for RedisStore {
     }
 
     async fn settle(&self, ticket: &Ticket, actual: &[u64]) -> Result<(), StoreError> {
-        let mut keys = Vec::new();
-        let mut deltas = Vec::new();
-        for ((slot, reserved, _), actual) in ticket.slots.iter().zip(actual) {
-            if actual != reserved {
-                keys.push(slot.clone());
-                deltas.push((i128::from(*actual) - i128::from(*reserved)).to_string());
-            }
-        }
-        if keys.is_empty() {
+        let pairs: Vec<(String, i128)> = ticket
+            .slots
+            .iter()
+            .zip(actual)
+            .filter(|((_, reserved, _), actual)| *actual != reserved)
+            .map(|((slot, reserved, _), actual)| (slot.clone(), i128::from(*actual) - i128::from(*reserved)))
+            .collect();
+        if pairs.is_empty() {
             return Ok(());
         }
-        self.eval(SETTLE_IX, &keys, &deltas).await.map(|_| ())
-    }
-
-    /// A round trip to Redis is ~0.1 ms here: keep it off the response path.
-    fn settles_in_background(&self) -> bool {
-        true
+        self.settlements().send(pairs).map_err(|_| internal("the settlement flusher stopped"))
     }
 
     async fn read(&self, name: &str, period: &Period) -> Result<u64, StoreError> {
         let (slot, _) = slot_key(&self.key(name), period, unix_ms());
-        let v = self.client.call(&[b"GET", slot.as_bytes()]).await?;
+        let v = self.redis.client.call(&[b"GET", slot.as_bytes()]).await?;
         Ok(v.as_int().unwrap_or(0).max(0) as u64)
     }
 
@@ -240,12 +292,12 @@ impl StateStore for RedisStore {
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let v = self.client.call(&[b"HGET", self.key("keys").as_bytes(), hash.as_bytes()]).await?;
+        let v = self.redis.client.call(&[b"HGET", self.key("keys").as_bytes(), hash.as_bytes()]).await?;
         decode_key(&v)
     }
 
     async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let v = self.client.call(&[b"HGET", self.key("key_ids").as_bytes(), id.as_bytes()]).await?;
+        let v = self.redis.client.call(&[b"HGET", self.key("key_ids").as_bytes(), id.as_bytes()]).await?;
         match v.as_bytes() {
             None => Ok(None),
             Some(hash) => {
@@ -256,7 +308,7 @@ impl StateStore for RedisStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let v = self.client.call(&[b"HVALS", self.key("keys").as_bytes()]).await?;
+        let v = self.redis.client.call(&[b"HVALS", self.key("keys").as_bytes()]).await?;
         let mut out = Vec::new();
         for item in items(v)? {
             out.extend(decode_key(&item)?);
