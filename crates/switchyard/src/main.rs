@@ -27,6 +27,36 @@ enum Command {
     /// Measure the embedded engine on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// API keys for the config file.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new random key and the `key_sha256` line that stores it in a config file.
+    New,
+    /// Print the SHA-256 of a key read from standard input (one line).
+    Hash,
+}
+
+fn keys(cmd: KeysCommand) -> Result<()> {
+    use gateway::policy::keys::{generate_key, hash_key};
+    match cmd {
+        KeysCommand::New => {
+            let key = generate_key();
+            println!("key:        {key}");
+            println!("config:     key_sha256 = \"{}\"", hash_key(&key));
+        }
+        KeysCommand::Hash => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the key from standard input")?;
+            let key = line.trim();
+            anyhow::ensure!(!key.is_empty(), "no key on standard input");
+            println!("{}", hash_key(key));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -168,6 +198,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Bench(cmd) => tokio::task::block_in_place(|| bench::run(cmd)),
+        Command::Keys(cmd) => keys(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
