@@ -309,3 +309,72 @@ async fn truncation_can_be_the_server_default() {
     assert!(r.headers.contains_key("x-switchyard-truncated-messages"));
     assert_eq!(post(long_chat(20, Some("disabled"))).await.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_limits_span_all_of_a_users_keys() {
+    std::env::set_var("SY_TUSER_A", "sy-user-limit-key-a");
+    std::env::set_var("SY_TUSER_B", "sy-user-limit-key-b");
+    let app = app(
+        "[state]\npath = \"STATE_PATH\"\n[[keys]]\nid = \"a\"\nkey_env = \"SY_TUSER_A\"\nuser = \"alice\"\nrpm = 10\n\
+         [[keys]]\nid = \"b\"\nkey_env = \"SY_TUSER_B\"\nuser = \"alice\"\nrpm = 10\n[[users]]\nid = \"alice\"\nrpm = 3\n",
+    );
+    let statuses = [
+        call(&app, "sy-user-limit-key-a", chat(1)).await.status,
+        call(&app, "sy-user-limit-key-b", chat(1)).await.status,
+        call(&app, "sy-user-limit-key-a", chat(1)).await.status,
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 200, 200]);
+    let r = call(&app, "sy-user-limit-key-b", chat(1)).await;
+    assert_openai_error(&r, 429, None);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("this user"), "{}", r.text());
+    // The user's window binds hardest, so the headers report it.
+    assert_eq!(header_u64(&r, "x-ratelimit-limit-requests"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_stream_pays_for_what_was_generated() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    std::env::set_var("SY_TLEAVE_KEY", "sy-key-for-the-leaving-test");
+    let app = app("[state]\npath = \"STATE_PATH\"\n[[keys]]\nid = \"k\"\nkey_env = \"SY_TLEAVE_KEY\"\ntpm = 100000\n");
+    let mut body: Value = serde_json::from_slice(&chat(400)).unwrap();
+    body["stream"] = json!(true);
+    let req = axum::http::Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sy-key-for-the-leaving-test")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.into_body();
+    let mut seen = 0;
+    while seen < 3 {
+        let frame = stream.frame().await.unwrap().unwrap();
+        if frame.data_ref().is_some_and(|d| d.starts_with(b"data: {")) {
+            seen += 1;
+        }
+    }
+    drop(stream); // the client goes away
+    let output = || async {
+        let m = metrics(&app).await;
+        let line = m
+            .lines()
+            .find(|l| l.starts_with(&format!("llm_tokens_total{{model=\"{TINY}\",direction=\"output\"}}")))
+            .map(str::to_string);
+        line.and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()))
+    };
+    let start = std::time::Instant::now();
+    let charged = loop {
+        if let Some(n) = output().await {
+            break n;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the interrupted request was never settled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!((1..400).contains(&charged), "charged {charged} of 400 reserved tokens");
+    // And the window got the unused reservation back.
+    let next = call(&app, "sy-key-for-the-leaving-test", chat(1)).await;
+    let prompt = next.json()["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(header_u64(&next, "x-ratelimit-remaining-tokens"), 100_000 - (prompt + charged) - (prompt + 1));
+}

@@ -200,3 +200,20 @@ async fn redis_outage_follows_fail_open_and_recovers() {
     .await;
     assert_eq!(r.header("x-ratelimit-limit-requests"), Some("100000"), "limits apply again");
 }
+
+#[test]
+fn refuses_to_listen_beyond_loopback_without_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    // Fails before binding anything: no socket beyond loopback is opened.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--listen", &format!("0.0.0.0:{}", free_port())])
+        .arg("--model")
+        .arg(&model)
+        .env_remove("SWITCHYARD_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to listen on 0.0.0.0") && stderr.contains("--insecure"), "{stderr}");
+}

@@ -166,8 +166,11 @@ impl Admission {
     /// the cost in nano-dollars.
     pub async fn settle(self, input_tokens: u64, output_tokens: u64) -> u64 {
         let cost = self.policy.settings.prices.cost_nanos(&self.model, input_tokens, output_tokens);
-        self.policy.metrics.usage(&self.model, input_tokens, output_tokens, cost);
-        let Some(ticket) = self.ticket else { return cost };
+        // The metrics last: once they show the usage, the store has it too.
+        let Some(ticket) = &self.ticket else {
+            self.policy.metrics.usage(&self.model, input_tokens, output_tokens, cost);
+            return cost;
+        };
         let actual: Vec<u64> = ticket
             .slots
             .iter()
@@ -178,11 +181,12 @@ impl Admission {
                 Kind::Budget => cost,
             })
             .collect();
-        if let Err(e) = self.policy.store.settle(&ticket, &actual).await {
+        if let Err(e) = self.policy.store.settle(ticket, &actual).await {
             // The reservation stays (the window then over-counts, never under-counts).
             tracing::error!(error = %e, model = %self.model, "could not record usage in the state store");
             self.policy.metrics.store_error(self.policy.settings.fail_open);
         }
+        self.policy.metrics.usage(&self.model, input_tokens, output_tokens, cost);
         cost
     }
 }
