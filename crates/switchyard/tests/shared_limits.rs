@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{away_from_minute_boundary, chat, free_port, http, redis_server, switchyard, tiny_model, Proc};
+use common::{away_from_minute_boundary, free_port, http, post_chat, redis_server, switchyard, tiny_model, Proc};
 use std::time::{Duration, Instant};
 
 const REQ_KEY: &str = "sy-replica-test-requests-key";
@@ -17,14 +17,7 @@ const ENV: [(&str, &str); 3] = [("SY_REQ_KEY", REQ_KEY), ("SY_TOK_KEY", TOK_KEY)
 /// Tokens one `chat(1)` request reserves: its prompt (counted by the tiny
 /// model's tokenizer) + 1 completion token. Read from a real response.
 async fn tokens_per_request(port: u16) -> u64 {
-    let r = http(
-        port,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &format!("Bearer {PROBE_KEY}"))],
-        Some(&chat(1)),
-    )
-    .await;
+    let r = post_chat(port, PROBE_KEY, 1).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["usage"]["total_tokens"].as_u64().unwrap()
 }
@@ -45,10 +38,8 @@ async fn burst(ports: &[u16], key: &str) -> (usize, u64) {
     let mut tasks = Vec::new();
     for i in 0..200 {
         let port = ports[i % ports.len()];
-        let auth = format!("Bearer {key}");
-        tasks.push(tokio::spawn(async move {
-            http(port, "POST", "/v1/chat/completions", &[("authorization", &auth)], Some(&chat(1))).await
-        }));
+        let key = key.to_string();
+        tasks.push(tokio::spawn(async move { post_chat(port, &key, 1).await }));
     }
     let (mut ok, mut tokens) = (0, 0);
     for t in tasks {
@@ -122,14 +113,7 @@ async fn recorded_spend_survives_sigkill() {
     let mut server = switchyard(dir.path(), &model, &cfg, &env);
     let mut charged = 0.0;
     for n in 1..=12 {
-        let r = http(
-            server.port,
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", "Bearer sy-durability-test-key")],
-            Some(&chat(n)),
-        )
-        .await;
+        let r = post_chat(server.port, "sy-durability-test-key", n).await;
         assert_eq!(r.status, 200, "{}", r.body);
         charged += r.header("x-switchyard-cost-usd").unwrap().parse::<f64>().unwrap();
     }
@@ -142,9 +126,7 @@ async fn recorded_spend_survives_sigkill() {
 }
 
 async fn status_of(port: u16, key: &str) -> u16 {
-    http(port, "POST", "/v1/chat/completions", &[("authorization", &format!("Bearer {key}"))], Some(&chat(1)))
-        .await
-        .status
+    post_chat(port, key, 1).await.status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,20 +147,14 @@ async fn redis_outage_follows_fail_open_and_recovers() {
 
     redis.kill();
     assert_eq!(status_of(open.port, REQ_KEY).await, 200, "fail_open serves without limits");
-    let r = http(
-        closed.port,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &format!("Bearer {REQ_KEY}"))],
-        Some(&chat(1)),
-    )
-    .await;
+    let r = post_chat(closed.port, REQ_KEY, 1).await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.json()["error"]["type"], "server_error");
-    for port in [open.port, closed.port] {
+    for (port, outcome) in [(open.port, "fail_open"), (closed.port, "refused")] {
         let m = http(port, "GET", "/metrics", &[], None).await.body;
-        let line = m.lines().find(|l| l.starts_with("llm_state_store_errors_total{outcome=")).unwrap_or("");
-        assert!(m.lines().any(|l| l.starts_with("llm_state_store_errors_total") && !l.ends_with(" 0")), "{line}\n{m}");
+        let series = format!("llm_state_store_errors_total{{outcome=\"{outcome}\"}} ");
+        let count = m.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.parse::<u64>().ok());
+        assert!(count.is_some_and(|n| n >= 1), "{series}: {count:?}\n{m}");
         assert_eq!(http(port, "GET", "/health", &[], None).await.status, 200);
     }
 
@@ -190,14 +166,7 @@ async fn redis_outage_follows_fail_open_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status_of(open.port, REQ_KEY).await, 200);
-    let r = http(
-        open.port,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &format!("Bearer {REQ_KEY}"))],
-        Some(&chat(1)),
-    )
-    .await;
+    let r = post_chat(open.port, REQ_KEY, 1).await;
     assert_eq!(r.header("x-ratelimit-limit-requests"), Some("100000"), "limits apply again");
 }
 

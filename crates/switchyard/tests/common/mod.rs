@@ -155,6 +155,12 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// `POST /v1/chat/completions` of `chat(max_tokens)` with `key`.
+pub async fn post_chat(port: u16, key: &str, max_tokens: u32) -> Response {
+    http(port, "POST", "/v1/chat/completions", &[("authorization", &format!("Bearer {key}"))], Some(&chat(max_tokens)))
+        .await
+}
+
 /// A tiny-model chat request that generates exactly `max_tokens` tokens.
 pub fn chat(max_tokens: u32) -> String {
     serde_json::json!({"model": "tiny", "messages": [{"role": "user", "content": "hello world"}],
