@@ -51,6 +51,8 @@ pub struct RawKey {
     key_sha256: Option<String>,
     user: Option<String>,
     models: Option<Vec<String>>,
+    #[serde(default)]
+    cache_isolation: crate::policy::keys::CacheIsolation,
     #[serde(flatten)]
     limits: RawLimits,
     #[serde(default)]
@@ -234,6 +236,7 @@ impl RawPolicy {
                 models: k.models,
                 limits: limits(&path, k.limits)?,
                 metadata: k.metadata,
+                cache_isolation: k.cache_isolation,
                 created: 0,
                 revoked: false,
             });

@@ -378,3 +378,32 @@ async fn a_client_that_leaves_mid_stream_pays_for_what_was_generated() {
     let prompt = next.json()["usage"]["prompt_tokens"].as_u64().unwrap();
     assert_eq!(header_u64(&next, "x-ratelimit-remaining-tokens"), 100_000 - (prompt + charged) - (prompt + 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_can_keep_their_prefix_cache_to_themselves() {
+    for (var, key) in
+        [("SY_TISO_A", "sy-isolation-key-a"), ("SY_TISO_B", "sy-isolation-key-b"), ("SY_TISO_C", "sy-isolation-key-c")]
+    {
+        std::env::set_var(var, key);
+    }
+    // a and b share nothing; c shares with every other shared key (none here).
+    let app = app(
+        "[state]\npath = \"STATE_PATH\"\n[[keys]]\nid = \"a\"\nkey_env = \"SY_TISO_A\"\ncache_isolation = \"key\"\n\
+         [[keys]]\nid = \"b\"\nkey_env = \"SY_TISO_B\"\ncache_isolation = \"key\"\n[[keys]]\nid = \"c\"\nkey_env = \"SY_TISO_C\"\n",
+    );
+    let body = json!({"model": TINY, "max_tokens": 1, "temperature": 0,
+        "messages": [{"role": "user", "content": "hello world ".repeat(20)}]})
+    .to_string();
+    let cached = |r: &Reply| r.json()["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    assert_eq!(cached(&call(&app, "sy-isolation-key-a", body.clone().into_bytes()).await), 0);
+    assert!(
+        cached(&call(&app, "sy-isolation-key-a", body.clone().into_bytes()).await) >= 16,
+        "a reuses its own prefix"
+    );
+    assert_eq!(cached(&call(&app, "sy-isolation-key-b", body.clone().into_bytes()).await), 0, "b cannot see a's");
+    assert_eq!(
+        cached(&call(&app, "sy-isolation-key-c", body.clone().into_bytes()).await),
+        0,
+        "the shared pool has not seen it"
+    );
+}

@@ -59,6 +59,7 @@ async fn reservations_settlements_and_keys() {
         models: None,
         limits: Default::default(),
         metadata: Default::default(),
+        cache_isolation: Default::default(),
         created: 1,
         revoked: false,
     };

@@ -27,13 +27,44 @@ pub struct KeyRecord {
     pub limits: Limits,
     #[serde(default)]
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Whose requests may share prefix-cache blocks with this key's.
+    #[serde(default)]
+    pub cache_isolation: CacheIsolation,
     /// Unix seconds.
     pub created: u64,
     #[serde(default)]
     pub revoked: bool,
 }
 
+/// The per-key salt option of automatic prefix caching: a key's requests
+/// reuse cached prompt prefixes of every key (`shared`), only of the same
+/// user (`user`), or only their own (`key`). A request's own `cache_salt`
+/// narrows it further.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheIsolation {
+    #[default]
+    Shared,
+    User,
+    Key,
+}
+
 impl KeyRecord {
+    /// The prefix-cache salt of a request by this key with its own `salt`.
+    pub fn cache_salt(&self, salt: Option<String>) -> Option<String> {
+        let scope = match (self.cache_isolation, &self.user) {
+            (CacheIsolation::Shared, _) => None,
+            (CacheIsolation::User, Some(user)) => Some(format!("user:{user}")),
+            // A key without a user is its own user.
+            (CacheIsolation::User, None) | (CacheIsolation::Key, _) => Some(format!("key:{}", self.id)),
+        };
+        match (scope, salt) {
+            (None, s) => s,
+            (Some(scope), None) => Some(scope),
+            (Some(scope), Some(s)) => Some(format!("{scope}|{s}")),
+        }
+    }
+
     pub fn allows_model(&self, model: &str) -> bool {
         self.models.as_ref().is_none_or(|m| m.iter().any(|x| x == model || x == "*"))
     }
@@ -81,5 +112,26 @@ mod tests {
         assert_eq!(hash_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert!(!hint_of(&a).contains(&a[8..]));
         assert!(same_hash(&hash_key(&a), &hash_key(&a)) && !same_hash(&hash_key(&a), &hash_key(&b)));
+    }
+
+    #[test]
+    fn cache_isolation_scopes_the_salt() {
+        let key = |isolation, user: Option<&str>| KeyRecord {
+            id: "k1".into(),
+            hash: String::new(),
+            hint: String::new(),
+            user: user.map(str::to_string),
+            models: None,
+            limits: Default::default(),
+            metadata: Default::default(),
+            cache_isolation: isolation,
+            created: 0,
+            revoked: false,
+        };
+        assert_eq!(key(CacheIsolation::Shared, Some("u")).cache_salt(None), None);
+        assert_eq!(key(CacheIsolation::Shared, None).cache_salt(Some("s".into())), Some("s".into()));
+        assert_eq!(key(CacheIsolation::User, Some("u")).cache_salt(None), Some("user:u".into()));
+        assert_eq!(key(CacheIsolation::User, None).cache_salt(None), Some("key:k1".into()));
+        assert_eq!(key(CacheIsolation::Key, Some("u")).cache_salt(Some("s".into())), Some("key:k1|s".into()));
     }
 }

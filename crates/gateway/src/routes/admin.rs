@@ -5,7 +5,7 @@
 use crate::collect::unix_now;
 use crate::error::ApiError;
 use crate::extract::OpenAiJson;
-use crate::policy::keys::{generate_key, hash_key, hint_of, KeyRecord};
+use crate::policy::keys::{generate_key, hash_key, hint_of, CacheIsolation, KeyRecord};
 use crate::policy::limits::{budget_period, nanos_to_usd, spend_counter, Limits, Scope};
 use crate::state::AppState;
 use crate::store::{unix_ms, StoreError};
@@ -27,6 +27,8 @@ pub struct NewKey {
     limits: Limits,
     #[serde(default)]
     metadata: BTreeMap<String, Value>,
+    #[serde(default)]
+    cache_isolation: CacheIsolation,
 }
 
 /// Fields to change; absent fields stay as they are (`null` clears `user` / `models`).
@@ -39,6 +41,7 @@ pub struct KeyUpdate {
     models: Option<Option<Vec<String>>>,
     limits: Option<Limits>,
     metadata: Option<BTreeMap<String, Value>>,
+    cache_isolation: Option<CacheIsolation>,
 }
 
 mod double_option {
@@ -68,6 +71,7 @@ fn view(k: &KeyRecord, from_config: bool) -> Value {
         "models": k.models,
         "limits": k.limits,
         "metadata": k.metadata,
+        "cache_isolation": k.cache_isolation,
         "created": k.created,
         "revoked": k.revoked,
         "source": if from_config { "config" } else { "admin" },
@@ -110,6 +114,7 @@ pub async fn create_key(
         models: body.models,
         limits: body.limits,
         metadata: body.metadata,
+        cache_isolation: body.cache_isolation,
         created: unix_now(),
         revoked: false,
     };
@@ -155,6 +160,9 @@ pub async fn update_key(
     }
     if let Some(m) = body.metadata {
         k.metadata = m;
+    }
+    if let Some(c) = body.cache_isolation {
+        k.cache_isolation = c;
     }
     state.policy().store.put_key(&k).await.map_err(store_error)?;
     state.policy().forget_key(&k.hash);

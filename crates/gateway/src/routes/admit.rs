@@ -50,6 +50,9 @@ pub async fn admit(
     let cap = policy.needs_completion_cap(&caller.principal);
     let mut estimate = Estimate { prompt_tokens: 0, max_completion_tokens: 0 };
     for r in requests.iter_mut() {
+        if let Principal::Key(k) = &caller.principal {
+            r.cache_salt = k.cache_salt(r.cache_salt.take());
+        }
         let prompt = backend.count_prompt_tokens(r)?;
         let room = context.saturating_sub(prompt);
         if cap && r.stop.max_tokens.is_none() {

@@ -5,8 +5,9 @@
 //! of a whole line before the call returns, so once a response has been
 //! recorded a `kill -9` of the process loses nothing (the kernel holds the
 //! bytes). The file is fsync'ed at open and after compaction; surviving a
-//! power cut between those is not promised. At open the file is replayed
-//! and, when it has grown, rewritten as a snapshot (write, fsync, rename).
+//! power cut between those is not promised. At open the file is replayed;
+//! at open and while running, once it holds far more lines than live
+//! records, it is rewritten as a snapshot (write, fsync, rename).
 
 use super::{slot_key, unix_ms, CounterSpec, CounterState, Period, Reservation, StateStore, StoreError, Ticket};
 use crate::policy::keys::KeyRecord;
@@ -71,8 +72,20 @@ pub struct EmbeddedStore {
     counters: Mutex<Counters>,
     keys: Mutex<Keys>,
     /// `None`: memory only (tests, or no state path configured).
-    log: Option<Mutex<File>>,
+    /// Lock order: `log` before `keys`; `counters` is never held with `log`.
+    log: Option<Mutex<Log>>,
     path: Option<PathBuf>,
+}
+
+/// The state file and what a snapshot of it would hold.
+struct Log {
+    file: File,
+    path: PathBuf,
+    /// Lines in the file.
+    lines: usize,
+    /// Settled spend per window slot (reservations in flight are not spend).
+    spent: HashMap<String, (u64, Option<u64>)>,
+    compact_slack: usize,
 }
 
 fn internal(e: impl std::fmt::Display) -> StoreError {
@@ -80,7 +93,7 @@ fn internal(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Rewrite the file as a snapshot once it holds this many more lines than
-/// the snapshot would.
+/// twice the snapshot's.
 const COMPACT_SLACK: usize = 10_000;
 
 impl EmbeddedStore {
@@ -90,6 +103,10 @@ impl EmbeddedStore {
 
     /// Opens (or creates) the state file, replays it and compacts it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, COMPACT_SLACK)
+    }
+
+    fn open_with(path: &Path, compact_slack: usize) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| internal(format!("{}: {e}", dir.display())))?;
         }
@@ -118,24 +135,24 @@ impl EmbeddedStore {
             }
         }
         counters.values.retain(|_, (_, end)| end.is_none_or(|e| e > now));
-        let live = counters.values.len() + keys.by_hash.len();
-        if lines > live + COMPACT_SLACK {
-            write_snapshot(path, &counters, &keys)?;
+        // At open, every counter is replayed spend.
+        let spent = counters.values.clone();
+        let live = spent.len() + keys.by_hash.len();
+        if lines > 2 * live + compact_slack {
+            write_snapshot(path, &spent, &keys)?;
+            lines = live;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| internal(format!("{}: {e}", path.display())))?;
+        let mut file = open_append(path)?;
         if !ends_with_newline(path)? {
             // A torn last line: end it, so the next record starts on its own line.
             file.write_all(b"\n").map_err(internal)?;
         }
         file.sync_all().map_err(internal)?;
+        let log = Log { file, path: path.to_path_buf(), lines, spent, compact_slack };
         Ok(EmbeddedStore {
             counters: Mutex::new(counters),
             keys: Mutex::new(keys),
-            log: Some(Mutex::new(file)),
+            log: Some(Mutex::new(log)),
             path: Some(path.to_path_buf()),
         })
     }
@@ -144,15 +161,28 @@ impl EmbeddedStore {
         self.path.as_deref()
     }
 
-    fn append(&self, records: &[Record]) -> Result<(), StoreError> {
-        let Some(log) = &self.log else { return Ok(()) };
-        let mut buf = Vec::new();
-        for r in records {
-            serde_json::to_writer(&mut buf, r).map_err(internal)?;
-            buf.push(b'\n');
+    fn lock_log(&self) -> Result<Option<std::sync::MutexGuard<'_, Log>>, StoreError> {
+        self.log.as_ref().map(|l| l.lock().map_err(|_| internal("state file lock poisoned"))).transpose()
+    }
+
+    /// Rewrites the file as a snapshot once it has grown well past one.
+    /// A failure is logged and the file kept: appending still works.
+    fn maybe_compact(&self, log: &mut Log) {
+        let now = unix_ms();
+        log.spent.retain(|_, (_, end)| end.is_none_or(|e| e > now));
+        let Ok(keys) = self.lock_keys() else { return };
+        let live = log.spent.len() + keys.by_hash.len();
+        if log.lines <= 2 * live + log.compact_slack {
+            return;
         }
-        let mut file = log.lock().map_err(|_| internal("state file lock poisoned"))?;
-        file.write_all(&buf).map_err(|e| internal(format!("writing the state file: {e}")))
+        let result = write_snapshot(&log.path, &log.spent, &keys).and_then(|()| open_append(&log.path));
+        match result {
+            Ok(file) => {
+                log.file = file;
+                log.lines = live;
+            }
+            Err(e) => tracing::error!(file = %log.path.display(), error = %e, "state file compaction failed"),
+        }
     }
 
     fn lock_counters(&self) -> Result<std::sync::MutexGuard<'_, Counters>, StoreError> {
@@ -176,14 +206,29 @@ fn ends_with_newline(path: &Path) -> Result<bool, StoreError> {
     Ok(last[0] == b'\n')
 }
 
-fn write_snapshot(path: &Path, counters: &Counters, keys: &Keys) -> Result<(), StoreError> {
+fn open_append(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new().create(true).append(true).open(path).map_err(|e| internal(format!("{}: {e}", path.display())))
+}
+
+fn write_records(log: &mut Log, records: &[Record]) -> Result<(), StoreError> {
+    let mut buf = Vec::new();
+    for r in records {
+        serde_json::to_writer(&mut buf, r).map_err(internal)?;
+        buf.push(b'\n');
+    }
+    log.file.write_all(&buf).map_err(|e| internal(format!("writing the state file: {e}")))?;
+    log.lines += records.len();
+    Ok(())
+}
+
+fn write_snapshot(path: &Path, spent: &HashMap<String, (u64, Option<u64>)>, keys: &Keys) -> Result<(), StoreError> {
     let tmp = path.with_extension("compacting");
     let mut out = Vec::new();
     for k in keys.by_hash.values() {
         serde_json::to_writer(&mut out, &Record::Key(k.clone())).map_err(internal)?;
         out.push(b'\n');
     }
-    for (slot, (amount, end)) in &counters.values {
+    for (slot, (amount, end)) in spent {
         let r = Record::Spend { slot: slot.clone(), amount: *amount, expires_ms: *end };
         serde_json::to_writer(&mut out, &r).map_err(internal)?;
         out.push(b'\n');
@@ -192,7 +237,7 @@ fn write_snapshot(path: &Path, counters: &Counters, keys: &Keys) -> Result<(), S
     f.write_all(&out).map_err(internal)?;
     f.sync_all().map_err(internal)?;
     std::fs::rename(&tmp, path).map_err(internal)?;
-    tracing::info!(file = %path.display(), records = keys.by_hash.len() + counters.values.len(), "state file compacted");
+    tracing::info!(file = %path.display(), records = keys.by_hash.len() + spent.len(), "state file compacted");
     Ok(())
 }
 
@@ -249,7 +294,19 @@ impl StateStore for EmbeddedStore {
                 }
             }
         }
-        self.append(&records)
+        if records.is_empty() {
+            return Ok(());
+        }
+        let Some(mut log) = self.lock_log()? else { return Ok(()) };
+        write_records(&mut log, &records)?;
+        for r in &records {
+            if let Record::Spend { slot, amount, expires_ms } = r {
+                let entry = log.spent.entry(slot.clone()).or_insert((0, *expires_ms));
+                entry.0 += amount;
+            }
+        }
+        self.maybe_compact(&mut log);
+        Ok(())
     }
 
     async fn read(&self, name: &str, period: &Period) -> Result<u64, StoreError> {
@@ -259,8 +316,16 @@ impl StateStore for EmbeddedStore {
     }
 
     async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        self.append(&[Record::Key(key.clone())])?;
+        // Written and applied under the file's lock, so a compaction never
+        // snapshots the map without a record the old file already had.
+        let mut log = self.lock_log()?;
+        if let Some(log) = log.as_mut() {
+            write_records(log, &[Record::Key(key.clone())])?;
+        }
         self.lock_keys()?.put(key.clone());
+        if let Some(log) = log.as_mut() {
+            self.maybe_compact(log);
+        }
         Ok(())
     }
 
@@ -283,6 +348,27 @@ impl StateStore for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_file_is_compacted_while_running_and_loses_nothing() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(internal)?;
+        let path = dir.path().join("state.log");
+        let s = EmbeddedStore::open_with(&path, 20)?;
+        for i in 0..200u64 {
+            let specs = [spec("spend", 1 << 40, 100, true), spec("req", 1 << 40, 1, false)];
+            let Reservation::Admitted { ticket, .. } = s.reserve(&specs).await? else { panic!("denied") };
+            s.settle(&ticket, &[i, 1]).await?;
+        }
+        // Reserved, in flight: must not become spend in a snapshot.
+        s.reserve(&[spec("spend", 1 << 40, 5000, true)]).await?;
+        let lines = std::fs::read_to_string(&path).map_err(internal)?.lines().count();
+        assert!(lines < 60, "{lines} lines: never compacted");
+        drop(s);
+        let reopened = EmbeddedStore::open(&path)?;
+        assert_eq!(reopened.read("spend", &Period::Total).await?, (0..200).sum::<u64>());
+        assert_eq!(reopened.read("req", &Period::Seconds(60)).await?, 0, "rate counters are not persisted");
+        Ok(())
+    }
 
     fn spec(name: &str, limit: u64, amount: u64, durable: bool) -> CounterSpec {
         let period = if durable { Period::Total } else { Period::Seconds(60) };
@@ -329,6 +415,7 @@ mod tests {
                 models: None,
                 limits: Default::default(),
                 metadata: Default::default(),
+                cache_isolation: Default::default(),
                 created: 1,
                 revoked: false,
             };
