@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_gateway;
+mod mock_provider;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -30,6 +31,8 @@ enum Command {
     /// API keys for the config file.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// A stand-in OpenAI- and Anthropic-shaped provider for tests (latency, errors, 429s, cut streams on demand).
+    MockProvider(mock_provider::MockArgs),
 }
 
 #[derive(Subcommand)]
@@ -199,6 +202,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Bench(cmd) => tokio::task::block_in_place(|| bench::run(cmd)),
         Command::Keys(cmd) => keys(cmd),
+        Command::MockProvider(args) => mock_provider::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -71,20 +71,32 @@ pub fn switchyard(dir: &Path, model: &Path, config: &str, env: &[(&str, &str)]) 
     let port = free_port();
     let cfg = dir.join(format!("config-{port}.toml"));
     std::fs::write(&cfg, config).unwrap_or_else(|e| panic!("writing config: {e}"));
-    let log = dir.join(format!("switchyard-{port}.log"));
+    let mut args: Vec<std::ffi::OsString> = ["serve", "--model-name", "tiny", "--model"].map(Into::into).into();
+    args.extend([model.as_os_str().to_owned(), "--config".into(), cfg.into_os_string()]);
+    spawn_switchyard(dir, port, "switchyard", &args, env)
+}
+
+/// `switchyard mock-provider` with `args`.
+pub fn mock_provider(dir: &Path, args: &[&str]) -> Proc {
+    let mut all: Vec<std::ffi::OsString> = vec!["mock-provider".into()];
+    all.extend(args.iter().map(Into::into));
+    spawn_switchyard(dir, free_port(), "mock", &all, &[])
+}
+
+/// The binary with `args` and `--listen 127.0.0.1:port`, logging to the
+/// directory; returns once the port accepts connections.
+fn spawn_switchyard(dir: &Path, port: u16, name: &str, args: &[std::ffi::OsString], env: &[(&str, &str)]) -> Proc {
+    let log = dir.join(format!("{name}-{port}.log"));
     let out = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
     let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--model-name", "tiny", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--model")
-        .arg(model)
-        .arg("--config")
-        .arg(&cfg)
+        .args(args)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(out)
         .spawn()
-        .unwrap_or_else(|e| panic!("starting switchyard: {e}"));
+        .unwrap_or_else(|e| panic!("starting switchyard {name}: {e}"));
     let proc = Proc { child, port, log };
     wait_for_port(port, Duration::from_secs(60), &proc);
     proc
@@ -97,6 +109,21 @@ pub struct Response {
 }
 
 impl Response {
+    /// `data:` payloads of an SSE body, in order.
+    pub fn sse_data(&self) -> Vec<String> {
+        self.sse_field("data")
+    }
+
+    /// `event:` names of an SSE body, in order.
+    pub fn sse_events(&self) -> Vec<String> {
+        self.sse_field("event")
+    }
+
+    fn sse_field(&self, field: &str) -> Vec<String> {
+        let prefix = format!("{field}:");
+        self.body.lines().filter_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim_start().to_string()).collect()
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }

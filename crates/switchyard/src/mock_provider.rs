@@ -1,0 +1,304 @@
+//! `switchyard mock-provider`: a stand-in for the remote APIs the gateway
+//! talks to (OpenAI-compatible servers and Anthropic's Messages API), so
+//! routing, fallback, retries and streaming can be tested over real sockets
+//! with no network. Deterministic answers; latency, errors, 429s and
+//! streams cut in the middle on demand, per server (flags) or per request
+//! (`x-mock-*` headers, which win).
+
+use anyhow::{Context, Result};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Args;
+use futures::stream::{self, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args, Clone)]
+pub struct MockArgs {
+    /// Address to listen on (loopback only in tests).
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    listen: SocketAddr,
+    /// Model ids listed by `/v1/models` (any id is answered).
+    #[arg(long, value_delimiter = ',', default_value = "mock-small,mock-large")]
+    models: Vec<String>,
+    /// Tokens per answer (fewer when the request's max_tokens is lower). Header: x-mock-tokens.
+    #[arg(long, default_value_t = 8)]
+    tokens: u32,
+    /// Delay before the response starts. Header: x-mock-latency-ms.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Delay between streamed tokens. Header: x-mock-token-interval-ms.
+    #[arg(long, default_value_t = 0)]
+    token_interval_ms: u64,
+    /// Every Nth request fails with 500 (0 = never). Header: x-mock-status (any status; 200 = no fault).
+    #[arg(long, default_value_t = 0)]
+    fail_every: u64,
+    /// Every Nth request gets 429 with Retry-After: 1 (0 = never).
+    #[arg(long, default_value_t = 0)]
+    rate_limit_every: u64,
+    /// Streams stop after this many tokens, without finishing (0 = never). Header: x-mock-cut-after.
+    #[arg(long, default_value_t = 0)]
+    cut_after: u32,
+}
+
+struct Mock {
+    args: MockArgs,
+    requests: AtomicU64,
+}
+
+pub async fn run(args: MockArgs) -> Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(url = %format!("http://{addr}"), "mock provider listening");
+    axum::serve(listener, router(args)).await?;
+    Ok(())
+}
+
+pub fn router(args: MockArgs) -> Router {
+    let mock = Arc::new(Mock { args, requests: AtomicU64::new(0) });
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/messages", post(messages))
+        .route("/mock/stats", get(stats))
+        .with_state(mock)
+}
+
+/// What one request gets, after flags and `x-mock-*` headers.
+struct Plan {
+    status: Option<StatusCode>,
+    latency: Duration,
+    interval: Duration,
+    tokens: u32,
+    cut_after: Option<u32>,
+}
+
+fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
+    h.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+}
+
+impl Mock {
+    fn plan(&self, headers: &HeaderMap, max_tokens: Option<u64>) -> Plan {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let a = &self.args;
+        let every = |k: u64| k > 0 && n.is_multiple_of(k);
+        let status = match header_u64(headers, "x-mock-status") {
+            Some(code) => StatusCode::from_u16(code as u16).ok().filter(|s| *s != StatusCode::OK),
+            None if every(a.rate_limit_every) => Some(StatusCode::TOO_MANY_REQUESTS),
+            None if every(a.fail_every) => Some(StatusCode::INTERNAL_SERVER_ERROR),
+            None => None,
+        };
+        let tokens = header_u64(headers, "x-mock-tokens").map_or(a.tokens, |t| t as u32);
+        let tokens = max_tokens.map_or(tokens, |m| tokens.min(m as u32)).max(1);
+        let cut = header_u64(headers, "x-mock-cut-after").map_or(a.cut_after, |c| c as u32);
+        Plan {
+            status,
+            latency: Duration::from_millis(header_u64(headers, "x-mock-latency-ms").unwrap_or(a.latency_ms)),
+            interval: Duration::from_millis(
+                header_u64(headers, "x-mock-token-interval-ms").unwrap_or(a.token_interval_ms),
+            ),
+            tokens,
+            cut_after: (cut > 0).then_some(cut),
+        }
+    }
+}
+
+/// The deterministic answer: `tokens` words.
+fn words(tokens: u32) -> Vec<String> {
+    (0..tokens).map(|i| if i == 0 { "mock".to_string() } else { format!(" word{i}") }).collect()
+}
+
+/// Prompt size as the mock counts it: one token per 4 bytes of text.
+fn prompt_tokens(body: &Value) -> u64 {
+    let text = body.get("messages").or_else(|| body.get("prompt")).map(|v| v.to_string()).unwrap_or_default();
+    (text.len() as u64).div_ceil(4).max(1)
+}
+
+fn error(status: StatusCode, anthropic: bool) -> Response {
+    let body = if anthropic {
+        let kind = if status == StatusCode::TOO_MANY_REQUESTS { "rate_limit_error" } else { "api_error" };
+        json!({"type": "error", "error": {"type": kind, "message": format!("mock provider: injected {status}")}})
+    } else {
+        let code = if status == StatusCode::TOO_MANY_REQUESTS { "rate_limit_exceeded" } else { "server_error" };
+        json!({"error": {"message": format!("mock provider: injected {status}"), "type": code, "param": null, "code": code}})
+    };
+    let mut resp = (status, Json(body)).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// Waits, then either the injected error or the answer's plan.
+async fn begin(mock: &Mock, headers: &HeaderMap, body: &Value, anthropic: bool) -> Result<Plan, Response> {
+    let max = body.get("max_tokens").or_else(|| body.get("max_completion_tokens")).and_then(Value::as_u64);
+    let plan = mock.plan(headers, max);
+    tokio::time::sleep(plan.latency).await;
+    match plan.status {
+        Some(status) => Err(error(status, anthropic)),
+        None => Ok(plan),
+    }
+}
+
+/// An OpenAI-shaped answer's parts.
+struct Answer {
+    plan: Plan,
+    model: String,
+    words: Vec<String>,
+    usage: Value,
+    id: String,
+}
+
+async fn answer(mock: &Mock, headers: &HeaderMap, body: &Value, id_prefix: &str) -> Result<Answer, Response> {
+    let plan = begin(mock, headers, body, false).await?;
+    let prompt = prompt_tokens(body);
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": plan.tokens,
+        "total_tokens": prompt + u64::from(plan.tokens)});
+    let id = format!("{id_prefix}-mock-{}", mock.requests.load(Ordering::Relaxed));
+    Ok(Answer { model: model_of(body), words: words(plan.tokens), usage, id, plan })
+}
+
+fn model_of(body: &Value) -> String {
+    body.get("model").and_then(Value::as_str).unwrap_or("mock").to_string()
+}
+
+/// Streams `chunks` as SSE, one per token interval, then `tail` unless the plan cuts it.
+fn sse(plan: &Plan, chunks: Vec<Event>, tail: Vec<Event>) -> Response {
+    let interval = plan.interval;
+    let (body, tail) = match plan.cut_after {
+        Some(k) => (chunks.into_iter().take(k as usize + 1).collect::<Vec<_>>(), Vec::new()),
+        None => (chunks, tail),
+    };
+    let events = stream::iter(body)
+        .then(move |e| async move {
+            tokio::time::sleep(interval).await;
+            e
+        })
+        .chain(stream::iter(tail))
+        .map(Ok::<_, std::convert::Infallible>);
+    Sse::new(events).into_response()
+}
+
+fn data(v: Value) -> Event {
+    Event::default().data(v.to_string())
+}
+
+async fn chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let Answer { plan, model, words, usage, id } = match answer(&mock, &headers, &body, "chatcmpl").await {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        return Json(json!({"id": id, "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "length"}],
+            "usage": usage}))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        data(json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+    };
+    let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    chunks.extend(words.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
+    let mut tail = vec![chunk(json!({}), json!("length"))];
+    if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
+        tail.push(data(json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage})));
+    }
+    tail.push(Event::default().data("[DONE]"));
+    sse(&plan, chunks, tail)
+}
+
+async fn completions(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let Answer { plan, model, words, usage, id } = match answer(&mock, &headers, &body, "cmpl").await {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let choice =
+        |text: String, finish: Value| json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish});
+    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        return Json(json!({"id": id, "object": "text_completion", "created": 0, "model": model,
+            "choices": [choice(words.concat(), json!("length"))], "usage": usage}))
+        .into_response();
+    }
+    let chunk =
+        |c: Value| data(json!({"id": id, "object": "text_completion", "created": 0, "model": model, "choices": [c]}));
+    let chunks = words.iter().map(|w| chunk(choice(w.clone(), Value::Null))).collect();
+    let mut tail = vec![chunk(choice(String::new(), json!("length")))];
+    if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
+        tail.push(data(
+            json!({"id": id, "object": "text_completion", "created": 0, "model": model, "choices": [], "usage": usage}),
+        ));
+    }
+    tail.push(Event::default().data("[DONE]"));
+    sse(&plan, chunks, tail)
+}
+
+/// Anthropic's Messages API: `system`, `messages`, `max_tokens`, `stream`.
+async fn messages(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let plan = match begin(&mock, &headers, &body, true).await {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let (model, prompt, words) = (model_of(&body), prompt_tokens(&body), words(plan.tokens));
+    let id = format!("msg_mock_{}", mock.requests.load(Ordering::Relaxed));
+    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        return Json(json!({"id": id, "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": words.concat()}], "stop_reason": "max_tokens", "stop_sequence": null,
+            "usage": {"input_tokens": prompt, "output_tokens": plan.tokens}}))
+        .into_response();
+    }
+    let event = |name: &str, v: Value| Event::default().event(name).data(v.to_string());
+    let mut chunks = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": prompt, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+    ];
+    chunks.extend(words.iter().map(|w| {
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}),
+        )
+    }));
+    let tail = vec![
+        event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+        event(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": null},
+            "usage": {"output_tokens": plan.tokens}}),
+        ),
+        event("message_stop", json!({"type": "message_stop"})),
+    ];
+    // The two opening events are not tokens: a cut after k tokens keeps them.
+    let plan = Plan { cut_after: plan.cut_after.map(|k| k + 1), ..plan };
+    sse(&plan, chunks, tail)
+}
+
+async fn models(State(mock): State<Arc<Mock>>) -> Json<Value> {
+    let data: Vec<Value> = mock
+        .args
+        .models
+        .iter()
+        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "mock"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
+    Json(json!({"requests": mock.requests.load(Ordering::Relaxed)}))
+}
