@@ -47,6 +47,8 @@ struct RawConfig {
     users: Vec<crate::policy_config::RawUser>,
     #[serde(default)]
     prices: std::collections::BTreeMap<String, crate::policy_config::RawPrice>,
+    #[serde(default)]
+    backends: Vec<crate::backends::config::RawBackend>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +86,8 @@ pub struct Config {
     pub body_limit_bytes: usize,
     pub engine: EngineSettings,
     pub models: Vec<LocalModelConfig>,
+    /// Remote servers and the models served through them.
+    pub backends: Vec<crate::backends::config::BackendConfig>,
     pub policy: PolicyConfig,
 }
 
@@ -133,6 +137,7 @@ impl Default for Config {
                 path: DEFAULT_MODEL_FILE.into(),
                 context_length: None,
             }],
+            backends: Vec::new(),
             policy: PolicyConfig::default(),
         }
     }
@@ -198,6 +203,7 @@ impl Config {
             prices: raw.prices,
         }
         .validate()?;
+        cfg.backends = crate::backends::config::validate(raw.backends)?;
         if !raw.models.is_empty() {
             let mut models = Vec::with_capacity(raw.models.len());
             for (i, m) in raw.models.into_iter().enumerate() {
@@ -213,6 +219,18 @@ impl Config {
                 models.push(LocalModelConfig { name: m.name, path: m.path, context_length: m.context_length });
             }
             cfg.models = models;
+        }
+        for (i, b) in cfg.backends.iter().enumerate() {
+            for (j, m) in b.models.iter().enumerate() {
+                let local = cfg.models.iter().any(|l| l.name == m.name);
+                let earlier = cfg.backends[..i].iter().any(|o| o.models.iter().any(|o| o.name == m.name));
+                if local || earlier || b.models[..j].iter().any(|o| o.name == m.name) {
+                    return Err(invalid(
+                        &format!("backends[{i}].models[{j}].name"),
+                        format!("'{}' is served twice", m.name),
+                    ));
+                }
+            }
         }
         Ok(cfg)
     }
@@ -332,5 +350,32 @@ output_per_million = 1.5
         assert!(matches!(&e, Err(m) if m.contains("state.store")), "{e:?}");
         let e = err("[state]\nstore = \"redis\"\nredis_url = \"localhost\"\n");
         assert!(matches!(&e, Err(m) if m.contains("state.redis_url")), "{e:?}");
+    }
+
+    #[test]
+    fn reads_remote_backends_and_rejects_clashes() -> Result<(), ConfigError> {
+        let cfg = Config::from_toml(
+            "[[backends]]\nname = \"vllm\"\nkind = \"openai\"\nbase_url = \"http://10.0.0.5:8000/v1/\"\nfirst_byte_timeout_ms = 500\n[[backends.models]]\nname = \"big\"\nupstream = \"org/big-model\"\n",
+        )?;
+        let b = &cfg.backends[0];
+        assert_eq!((b.base_url.as_str(), b.api_key.as_deref()), ("http://10.0.0.5:8000/v1", None));
+        assert_eq!(b.timeouts.first_byte, std::time::Duration::from_millis(500));
+        assert_eq!((b.models[0].upstream.as_str(), b.models[0].context_length), ("org/big-model", 8192));
+        let err = |t: &str| Config::from_toml(t).map(|_| ()).map_err(|e| e.to_string());
+        let remote = |name: &str, kind: &str, url: &str| {
+            format!("[[backends]]\nname = \"r\"\nkind = \"{kind}\"\nbase_url = \"{url}\"\n[[backends.models]]\nname = \"{name}\"\n")
+        };
+        let e = err(&remote(DEFAULT_MODEL_NAME, "openai", "http://h:1/v1"));
+        assert!(
+            matches!(&e, Err(m) if m.contains("backends[0].models[0].name") && m.contains("served twice")),
+            "{e:?}"
+        );
+        let e = err(&remote("x", "grpc", "http://h:1/v1"));
+        assert!(matches!(&e, Err(m) if m.contains("backends[0].kind")), "{e:?}");
+        let e = err(&remote("x", "openai", "h:1/v1"));
+        assert!(matches!(&e, Err(m) if m.contains("backends[0].base_url")), "{e:?}");
+        let e = err("[[backends]]\nname = \"r\"\nkind = \"openai\"\nbase_url = \"http://h:1\"\napi_key_env = \"SY_TEST_UNSET_UPSTREAM_KEY\"\n[[backends.models]]\nname = \"x\"\n");
+        assert!(matches!(&e, Err(m) if m.contains("backends[0].api_key_env")), "{e:?}");
+        Ok(())
     }
 }

@@ -6,10 +6,12 @@
 //! - `routes`, `sse`, `collect`: the endpoints and their response shapes.
 //! - `error`: the one mapping from failures to status + OpenAI error body.
 //! - `server`: loading the configured models and serving.
+//! - `backends`: remote OpenAI-compatible servers as backends.
 //! - `policy`, `store`: API keys, rate limits, budgets; the state behind them.
 //! - `metrics`, `observe`, `timing`: the gateway's Prometheus series.
 
 pub mod app;
+pub mod backends;
 pub mod collect;
 pub mod config;
 pub mod error;

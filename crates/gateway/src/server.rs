@@ -55,6 +55,10 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
     for m in &cfg.models {
         state.add_engine(start_local_model(m, cfg)?);
     }
+    for b in &cfg.backends {
+        tracing::info!(backend = %b.name, url = %b.base_url, models = ?b.models.iter().map(|m| &m.name).collect::<Vec<_>>(), "remote backend");
+        state.add_backend(Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone())));
+    }
     Ok(state)
 }
 

@@ -1,0 +1,126 @@
+//! `[[backends]]`: where a remote server is, how to authenticate to it,
+//! how long to wait, and which of its models are served under which names.
+
+use crate::config::ConfigError;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    name: String,
+    /// "openai" (an OpenAI-compatible server).
+    kind: String,
+    /// e.g. "http://127.0.0.1:8000/v1".
+    base_url: String,
+    api_key_env: Option<String>,
+    connect_timeout_ms: Option<u64>,
+    first_byte_timeout_ms: Option<u64>,
+    total_timeout_ms: Option<u64>,
+    #[serde(default)]
+    models: Vec<RawRemoteModel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteModel {
+    /// The name clients send.
+    name: String,
+    /// The server's own id for it (default: `name`).
+    upstream: Option<String>,
+    context_length: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendConfig {
+    pub name: String,
+    /// Scheme, host, port and path prefix, without a trailing slash.
+    pub base_url: String,
+    /// The key itself, read from `api_key_env` (never logged).
+    pub api_key: Option<String>,
+    pub timeouts: Timeouts,
+    pub models: Vec<RemoteModel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Until the response headers arrive.
+    pub first_byte: Duration,
+    /// The whole response, streams included.
+    pub total: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteModel {
+    pub name: String,
+    pub upstream: String,
+    pub context_length: u32,
+}
+
+/// A context length for remote models that do not state one.
+pub const DEFAULT_REMOTE_CONTEXT: u32 = 8192;
+
+fn invalid(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { path: path.to_string(), message: message.into() }
+}
+
+pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError> {
+    let mut out: Vec<BackendConfig> = Vec::with_capacity(raw.len());
+    for (i, b) in raw.into_iter().enumerate() {
+        let path = format!("backends[{i}]");
+        if b.name.trim().is_empty() || out.iter().any(|o| o.name == b.name) {
+            return Err(invalid(&format!("{path}.name"), "must be non-empty and unique"));
+        }
+        if b.kind != "openai" {
+            return Err(invalid(&format!("{path}.kind"), format!("'{}' is not one of 'openai'", b.kind)));
+        }
+        let base_url = b.base_url.trim_end_matches('/').to_string();
+        if !base_url.starts_with("http://") {
+            return Err(invalid(
+                &format!("{path}.base_url"),
+                "must start with http:// (TLS upstreams are not supported yet)",
+            ));
+        }
+        let api_key = match b.api_key_env {
+            None => None,
+            Some(var) => match std::env::var(&var) {
+                Ok(k) if !k.trim().is_empty() => Some(k.trim().to_string()),
+                _ => {
+                    return Err(invalid(
+                        &format!("{path}.api_key_env"),
+                        format!("environment variable {var} is not set"),
+                    ))
+                }
+            },
+        };
+        let ms = |v: Option<u64>, default: u64, name: &str| match v {
+            Some(0) => Err(invalid(&format!("{path}.{name}"), "must be at least 1")),
+            v => Ok(Duration::from_millis(v.unwrap_or(default))),
+        };
+        let timeouts = Timeouts {
+            connect: ms(b.connect_timeout_ms, 2_000, "connect_timeout_ms")?,
+            first_byte: ms(b.first_byte_timeout_ms, 60_000, "first_byte_timeout_ms")?,
+            total: ms(b.total_timeout_ms, 600_000, "total_timeout_ms")?,
+        };
+        if b.models.is_empty() {
+            return Err(invalid(&format!("{path}.models"), "list at least one model"));
+        }
+        let mut models = Vec::with_capacity(b.models.len());
+        for (j, m) in b.models.into_iter().enumerate() {
+            if m.name.trim().is_empty() {
+                return Err(invalid(&format!("{path}.models[{j}].name"), "must not be empty"));
+            }
+            if m.context_length == Some(0) {
+                return Err(invalid(&format!("{path}.models[{j}].context_length"), "must be at least 1"));
+            }
+            models.push(RemoteModel {
+                upstream: m.upstream.unwrap_or_else(|| m.name.clone()),
+                name: m.name,
+                context_length: m.context_length.unwrap_or(DEFAULT_REMOTE_CONTEXT),
+            });
+        }
+        out.push(BackendConfig { name: b.name, base_url, api_key, timeouts, models });
+    }
+    Ok(out)
+}

@@ -1,0 +1,10 @@
+//! Remote backends: models served by another server, reached over HTTP.
+//!
+//! - `config`: `[[backends]]` in the config file, parsed then validated;
+//! - `openai`: any OpenAI-compatible server (vLLM, llama.cpp's server,
+//!   Ollama, OpenAI itself) as a `Backend`;
+//! - `sse`: reading a server-sent-event stream line by line.
+
+pub mod config;
+pub mod openai;
+pub mod sse;

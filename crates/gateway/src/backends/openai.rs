@@ -1,0 +1,269 @@
+//! An OpenAI-compatible server as a `Backend`: the validated request is
+//! sent as `/chat/completions` or `/completions`, always streamed (with
+//! `stream_options.include_usage`), and the server's chunks become
+//! generation events as they arrive, nothing buffered. Usage is the
+//! server's own; a server that sends none is counted (the prompt by
+//! `estimate_prompt_tokens`, one completion token per content chunk).
+
+use super::config::{BackendConfig, RemoteModel};
+use super::sse::SseLines;
+use axum::body::Bytes;
+use backend_api::{
+    estimate_prompt_tokens, Backend, BackendError, FinishReason, GenerationEvent, GenerationStream, ModelInfo, Prompt,
+    ValidatedRequest,
+};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use tokio::time::Instant;
+
+pub struct OpenAiBackend {
+    config: BackendConfig,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// Error bodies are read up to this size.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+impl OpenAiBackend {
+    pub fn new(config: BackendConfig) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.timeouts.connect));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        OpenAiBackend { config, client }
+    }
+
+    fn model(&self, name: &str) -> Option<&RemoteModel> {
+        self.config.models.iter().find(|m| m.name == name)
+    }
+
+    fn unavailable(&self, what: impl std::fmt::Display) -> BackendError {
+        BackendError::Unavailable(format!("backend '{}': {what}", self.config.name))
+    }
+
+    /// Maps an upstream error response to ours, keeping its message.
+    fn upstream_error(&self, status: u16, body: &[u8], model: &str) -> BackendError {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let message = v
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+        match status {
+            400 | 422 => BackendError::InvalidRequest {
+                message,
+                param: v.pointer("/error/param").and_then(Value::as_str).map(str::to_string),
+                code: v.pointer("/error/code").and_then(Value::as_str).map(str::to_string),
+            },
+            404 => BackendError::ModelNotFound(model.to_string()),
+            429 => BackendError::Overloaded(format!("backend '{}' is rate limiting: {message}", self.config.name)),
+            _ => self.unavailable(format!("HTTP {status}: {message}")),
+        }
+    }
+}
+
+/// The upstream path and JSON body for a request.
+fn request_body(r: &ValidatedRequest, upstream: &str) -> (&'static str, Value) {
+    let s = &r.sampling;
+    let mut body = json!({
+        "model": upstream,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "presence_penalty": s.presence_penalty,
+        "frequency_penalty": s.frequency_penalty,
+    });
+    let path = match &r.prompt {
+        Prompt::Chat(turns) => {
+            body["messages"] = turns.iter().map(|t| json!({"role": t.role, "content": t.content})).collect();
+            "/chat/completions"
+        }
+        Prompt::Text(text) => {
+            body["prompt"] = json!(text);
+            "/completions"
+        }
+    };
+    if let Some(m) = r.stop.max_tokens {
+        body["max_tokens"] = json!(m);
+    }
+    if !r.stop.stop.is_empty() {
+        body["stop"] = json!(r.stop.stop);
+    }
+    if let Some(seed) = s.seed {
+        body["seed"] = json!(seed);
+    }
+    // Extensions (vLLM, llama.cpp) only when asked for: OpenAI rejects unknown fields.
+    if s.top_k > 0 {
+        body["top_k"] = json!(s.top_k);
+    }
+    if r.stop.ignore_eos {
+        body["ignore_eos"] = json!(true);
+    }
+    if r.stop.min_tokens > 0 {
+        body["min_tokens"] = json!(r.stop.min_tokens);
+    }
+    (path, body)
+}
+
+/// What the stream has seen so far.
+struct Reading {
+    body: hyper::body::Incoming,
+    lines: SseLines,
+    pending: VecDeque<Result<GenerationEvent, BackendError>>,
+    estimate: u32,
+    usage: Option<(u32, u32, u32)>,
+    finish: Option<FinishReason>,
+    chunks: u32,
+    deadline: Instant,
+    over: bool,
+    backend: String,
+}
+
+impl Reading {
+    fn fail(&mut self, what: String) {
+        self.pending.push_back(Err(BackendError::Unavailable(format!("backend '{}': {what}", self.backend))));
+        self.over = true;
+    }
+
+    fn finished(&mut self) {
+        let (prompt, completion, cached) = self.usage.unwrap_or((self.estimate, self.chunks, 0));
+        self.pending.push_back(Ok(GenerationEvent::Finished {
+            reason: self.finish.unwrap_or(FinishReason::Stop),
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cached_tokens: cached,
+        }));
+        self.over = true;
+    }
+
+    fn payload(&mut self, data: &str) {
+        if data == "[DONE]" {
+            return self.finished();
+        }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return self.fail(format!("unreadable stream chunk: {}", &data[..data.len().min(200)]));
+        };
+        if v.get("error").is_some() {
+            let message = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("error event").to_string();
+            return self.fail(format!("failed mid-stream: {message}"));
+        }
+        if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+            let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0) as u32;
+            self.usage =
+                Some((n("/prompt_tokens"), n("/completion_tokens"), n("/prompt_tokens_details/cached_tokens")));
+        }
+        let Some(choice) = v.pointer("/choices/0") else { return };
+        let text = choice.pointer("/delta/content").or_else(|| choice.get("text")).and_then(Value::as_str);
+        if let Some(text) = text.filter(|t| !t.is_empty()) {
+            self.chunks += 1;
+            self.pending.push_back(Ok(GenerationEvent::Delta { text: text.to_string(), tokens: Vec::new() }));
+        }
+        match choice.get("finish_reason").and_then(Value::as_str) {
+            Some("length") => self.finish = Some(FinishReason::Length),
+            Some(_) => self.finish = Some(FinishReason::Stop),
+            None => {}
+        }
+    }
+
+    async fn next(mut self) -> Option<(Result<GenerationEvent, BackendError>, Self)> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some((e, self));
+            }
+            if self.over {
+                return None;
+            }
+            match tokio::time::timeout_at(self.deadline, self.body.frame()).await {
+                Err(_) => self.fail("the response took longer than the total timeout".into()),
+                Ok(None) => self.fail("the stream ended before the generation finished".into()),
+                Ok(Some(Err(e))) => self.fail(format!("reading the stream: {e}")),
+                Ok(Some(Ok(frame))) => {
+                    if let Some(bytes) = frame.data_ref() {
+                        for data in self.lines.push(bytes) {
+                            self.payload(&data);
+                            if self.over {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for OpenAiBackend {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn models(&self) -> Vec<ModelInfo> {
+        self.config
+            .models
+            .iter()
+            .map(|m| ModelInfo {
+                id: m.name.clone(),
+                context_length: m.context_length,
+                owned_by: self.config.name.clone(),
+            })
+            .collect()
+    }
+
+    async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
+        let model = self.model(&request.model).ok_or_else(|| BackendError::ModelNotFound(request.model.clone()))?;
+        if request.logprobs.is_some() {
+            return Err(BackendError::invalid("logprobs are not available for remote models yet", Some("logprobs")));
+        }
+        let (path, body) = request_body(&request, &model.upstream);
+        let t = self.config.timeouts;
+        let deadline = Instant::now() + t.total;
+        let mut req = hyper::Request::post(format!("{}{path}", self.config.base_url))
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream");
+        if let Some(key) = &self.config.api_key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| self.unavailable(e))?;
+        let resp = match tokio::time::timeout(t.first_byte.min(t.total), self.client.request(req)).await {
+            Err(_) => return Err(self.unavailable(format!("no response within {} ms", t.first_byte.as_millis()))),
+            Ok(Err(e)) => return Err(self.unavailable(format!("request failed: {e}"))),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            let limited = http_body_util::Limited::new(resp.into_body(), MAX_ERROR_BODY);
+            let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
+                Ok(Ok(b)) => b.to_bytes(),
+                _ => Bytes::new(),
+            };
+            return Err(self.upstream_error(status, &body, &request.model));
+        }
+        let estimate = estimate_prompt_tokens(&request.prompt);
+        let mut reading = Reading {
+            body: resp.into_body(),
+            lines: SseLines::default(),
+            pending: VecDeque::new(),
+            estimate,
+            usage: None,
+            finish: None,
+            chunks: 0,
+            deadline,
+            over: false,
+            backend: self.config.name.clone(),
+        };
+        // The exact prompt size comes with the usage at the end.
+        reading.pending.push_back(Ok(GenerationEvent::Started { prompt_tokens: estimate, cached_tokens: 0 }));
+        Ok(Box::pin(futures::stream::unfold(reading, Reading::next)))
+    }
+
+    /// Active health probes arrive with routing; a remote model is assumed ready.
+    async fn ready(&self) -> bool {
+        true
+    }
+}

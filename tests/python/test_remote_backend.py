@@ -1,0 +1,85 @@
+"""The official `openai` package streams through one Switchyard to a remote
+OpenAI-compatible server (the project's mock provider) and to the embedded
+engine, in the same run."""
+
+import os
+import socket
+import subprocess
+import time
+
+import openai
+import pytest
+
+from conftest import MODEL, ROOT, free_port, run_server
+
+
+@pytest.fixture(scope="module")
+def mock_provider():
+    binary = os.environ.get("SWITCHYARD_BIN", str(ROOT / "target" / "debug" / "switchyard"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "mock-provider", "--listen", f"127.0.0.1:{port}", "--tokens", "6"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the mock provider did not start")
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gateway(mock_provider, tmp_path_factory):
+    cfg = tmp_path_factory.mktemp("remote") / "config.toml"
+    cfg.write_text(
+        f"""
+[[backends]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:{mock_provider}/v1"
+[[backends.models]]
+name = "remote-small"
+upstream = "mock-small"
+"""
+    )
+    for base in run_server("remote", ["--config", str(cfg)]):
+        yield openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def stream_text(client, model):
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "What is the capital city of France? Answer in one word."}],
+        temperature=0,
+        max_tokens=8,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, usage = "", None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+    return text, usage
+
+
+def test_streams_from_remote_and_embedded_models(gateway):
+    ids = {m.id for m in gateway.models.list().data}
+    assert {"remote-small", MODEL} <= ids
+    remote, usage = stream_text(gateway, "remote-small")
+    assert remote == "mock word1 word2 word3 word4 word5"
+    assert usage.completion_tokens == 6
+    local, usage = stream_text(gateway, MODEL)
+    assert "Paris" in local
+    assert usage.completion_tokens >= 1
