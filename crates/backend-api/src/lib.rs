@@ -14,10 +14,12 @@ use futures::stream::BoxStream;
 /// one `Started`, any number of `Delta`s, one `Finished` (or an error).
 #[derive(Debug, Clone, PartialEq)]
 pub enum GenerationEvent {
-    /// The prompt was accepted: its exact size and how much of it came from cache.
+    /// The prompt was accepted: its exact size and how much of it came from
+    /// cache, and, when the request named a route, the model that serves it.
     Started {
         prompt_tokens: u32,
         cached_tokens: u32,
+        model: Option<String>,
     },
     /// New text. `text` is always whole UTF-8 characters; `tokens` are the
     /// tokens whose text completed here (with log-probs when asked for).

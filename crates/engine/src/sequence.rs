@@ -189,6 +189,7 @@ impl Sequence {
         let _ = self.req.events.send(Ok(GenerationEvent::Started {
             prompt_tokens: self.prompt_len() as u32,
             cached_tokens: self.cached_tokens,
+            model: None,
         }));
     }
 

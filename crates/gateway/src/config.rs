@@ -49,6 +49,8 @@ struct RawConfig {
     prices: std::collections::BTreeMap<String, crate::policy_config::RawPrice>,
     #[serde(default)]
     backends: Vec<crate::backends::config::RawBackend>,
+    #[serde(default)]
+    routes: Vec<crate::routing::RawRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +90,8 @@ pub struct Config {
     pub models: Vec<LocalModelConfig>,
     /// Remote servers and the models served through them.
     pub backends: Vec<crate::backends::config::BackendConfig>,
+    /// Names for ordered lists of models, with retries and fallback.
+    pub routes: Vec<crate::routing::RouteConfig>,
     pub policy: PolicyConfig,
 }
 
@@ -138,6 +142,7 @@ impl Default for Config {
                 context_length: None,
             }],
             backends: Vec::new(),
+            routes: Vec::new(),
             policy: PolicyConfig::default(),
         }
     }
@@ -220,18 +225,7 @@ impl Config {
             }
             cfg.models = models;
         }
-        for (i, b) in cfg.backends.iter().enumerate() {
-            for (j, m) in b.models.iter().enumerate() {
-                let local = cfg.models.iter().any(|l| l.name == m.name);
-                let earlier = cfg.backends[..i].iter().any(|o| o.models.iter().any(|o| o.name == m.name));
-                if local || earlier || b.models[..j].iter().any(|o| o.name == m.name) {
-                    return Err(invalid(
-                        &format!("backends[{i}].models[{j}].name"),
-                        format!("'{}' is served twice", m.name),
-                    ));
-                }
-            }
-        }
+        cfg.routes = crate::routing::validate(raw.routes)?;
         Ok(cfg)
     }
 }
@@ -365,11 +359,6 @@ output_per_million = 1.5
         let remote = |name: &str, kind: &str, url: &str| {
             format!("[[backends]]\nname = \"r\"\nkind = \"{kind}\"\nbase_url = \"{url}\"\n[[backends.models]]\nname = \"{name}\"\n")
         };
-        let e = err(&remote(DEFAULT_MODEL_NAME, "openai", "http://h:1/v1"));
-        assert!(
-            matches!(&e, Err(m) if m.contains("backends[0].models[0].name") && m.contains("served twice")),
-            "{e:?}"
-        );
         let e = err(&remote("x", "grpc", "http://h:1/v1"));
         assert!(matches!(&e, Err(m) if m.contains("backends[0].kind")), "{e:?}");
         let e = err(&remote("x", "openai", "h:1/v1"));

@@ -7,6 +7,7 @@
 //! - `error`: the one mapping from failures to status + OpenAI error body.
 //! - `server`: loading the configured models and serving.
 //! - `backends`: remote OpenAI-compatible servers as backends.
+//! - `routing`: routes (ordered model lists) with retries and fallback.
 //! - `policy`, `store`: API keys, rate limits, budgets; the state behind them.
 //! - `metrics`, `observe`, `timing`: the gateway's Prometheus series.
 
@@ -21,6 +22,7 @@ pub mod observe;
 pub mod policy;
 pub mod policy_config;
 pub mod routes;
+pub mod routing;
 pub mod server;
 pub mod sse;
 pub mod state;

@@ -56,8 +56,25 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
         state.add_engine(start_local_model(m, cfg)?);
     }
     for b in &cfg.backends {
+        if let Some(m) = b.models.iter().find(|m| state.backend_for(&m.name).is_some()) {
+            return Err(ServeError::Policy(format!("backend '{}': model '{}' is served twice", b.name, m.name)));
+        }
         tracing::info!(backend = %b.name, url = %b.base_url, models = ?b.models.iter().map(|m| &m.name).collect::<Vec<_>>(), "remote backend");
         state.add_backend(Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone())));
+    }
+    for r in &cfg.routes {
+        if state.backend_for(&r.name).is_some() {
+            return Err(ServeError::Policy(format!("route '{}' has the name of a model", r.name)));
+        }
+        let mut targets = Vec::with_capacity(r.models.len());
+        for m in &r.models {
+            let backend = state
+                .backend_for(m)
+                .ok_or_else(|| ServeError::Policy(format!("route '{}': no model '{m}'", r.name)))?;
+            targets.push((m.clone(), backend.clone()));
+        }
+        tracing::info!(route = %r.name, models = ?r.models, retries = r.retries, "route");
+        state.add_route(Arc::new(crate::routing::FallbackRoute::new(r.clone(), targets)));
     }
     Ok(state)
 }

@@ -16,6 +16,8 @@ pub struct AppState {
     /// The embedded engines among them, for their live counters.
     engines: Vec<EngineHandle>,
     policy: Arc<Policy>,
+    /// Route name → its models, in order.
+    routes: BTreeMap<String, Vec<String>>,
     pub body_limit_bytes: usize,
 }
 
@@ -31,7 +33,13 @@ impl AppState {
     }
 
     pub fn with_policy(body_limit_bytes: usize, policy: Policy) -> Self {
-        AppState { backends: BTreeMap::new(), engines: Vec::new(), policy: Arc::new(policy), body_limit_bytes }
+        AppState {
+            backends: BTreeMap::new(),
+            engines: Vec::new(),
+            policy: Arc::new(policy),
+            routes: BTreeMap::new(),
+            body_limit_bytes,
+        }
     }
 
     pub fn policy(&self) -> &Arc<Policy> {
@@ -57,6 +65,17 @@ impl AppState {
         for m in backend.models() {
             self.backends.insert(m.id, backend.clone());
         }
+    }
+
+    /// Registers a route (a name for an ordered list of models).
+    pub fn add_route(&mut self, route: Arc<crate::routing::FallbackRoute>) {
+        self.routes.insert(route.name().to_string(), route.models_in_order().map(str::to_string).collect());
+        self.add_backend(route);
+    }
+
+    /// The models a request for `model` may be served by: the route's, or itself.
+    pub fn candidates(&self, model: &str) -> Vec<String> {
+        self.routes.get(model).cloned().unwrap_or_else(|| vec![model.to_string()])
     }
 
     pub fn backend_for(&self, model: &str) -> Option<&Arc<dyn Backend>> {

@@ -122,6 +122,7 @@ async fn admin_key_lifecycle_and_keys_hashed_at_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_limit_gives_429_with_openai_headers() {
+    common::away_from_minute_boundary(std::time::Duration::from_secs(5));
     std::env::set_var("SY_T429_KEY", "sy-key-for-the-429-test");
     let app =
         app("[state]\npath = \"STATE_PATH\"\n[[keys]]\nid = \"k\"\nkey_env = \"SY_T429_KEY\"\nrpm = 2\ntpm = 100000\n");
@@ -148,6 +149,7 @@ async fn request_limit_gives_429_with_openai_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_usage_is_settled_and_counted() {
+    common::away_from_minute_boundary(std::time::Duration::from_secs(5));
     std::env::set_var("SY_TSTREAM_KEY", "sy-key-for-the-stream-test");
     let app = app(
         "[state]\npath = \"STATE_PATH\"\n[[keys]]\nid = \"k\"\nkey_env = \"SY_TSTREAM_KEY\"\ntpm = 100000\n[prices.tiny]\ninput_per_million = 1000\noutput_per_million = 2000\n",
@@ -215,6 +217,7 @@ async fn spent_budget_is_insufficient_quota_and_readable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_are_admitted_exactly() {
+    common::away_from_minute_boundary(std::time::Duration::from_secs(5));
     std::env::set_var("SY_TEXACT_KEY", "sy-key-for-the-exactness-test");
     // 10 requests per minute, and tokens for exactly 10 requests' reservations.
     let app = std::sync::Arc::new(app(
@@ -312,6 +315,7 @@ async fn truncation_can_be_the_server_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_limits_span_all_of_a_users_keys() {
+    common::away_from_minute_boundary(std::time::Duration::from_secs(5));
     std::env::set_var("SY_TUSER_A", "sy-user-limit-key-a");
     std::env::set_var("SY_TUSER_B", "sy-user-limit-key-b");
     let app = app(
@@ -333,6 +337,7 @@ async fn user_limits_span_all_of_a_users_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_mid_stream_pays_for_what_was_generated() {
+    common::away_from_minute_boundary(std::time::Duration::from_secs(5));
     use axum::body::Body;
     use http_body_util::BodyExt;
     use tower::ServiceExt;

@@ -100,6 +100,7 @@ async fn client_disconnect_cancels_generation() {
 /// but stops after a few gives the rest back to the tokens-per-minute window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unused_reserved_tokens_are_given_back() {
+    common::away_from_minute_boundary(std::time::Duration::from_secs(20));
     std::env::set_var("SY_TRECONCILE_KEY", "sy-key-for-the-reconcile-test");
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(

@@ -6,44 +6,9 @@
 
 mod common;
 
-use common::{free_port, http, mock_provider, switchyard, tiny_model, Proc};
+use common::{away_from_minute_boundary, http, setup_remote as setup};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    _mocks: Vec<Proc>,
-    gateway: Proc,
-}
-
-fn setup(extra: &str, env: &[(&str, &str)]) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
-    let behaviours: [(&str, &[&str]); 5] = [
-        ("ok", &["--tokens", "8"]),
-        ("failing", &["--fail-every", "1"]),
-        ("limited", &["--rate-limit-every", "1"]),
-        ("cut", &["--cut-after", "2"]),
-        ("slow", &["--latency-ms", "3000"]),
-    ];
-    let mut mocks = Vec::new();
-    // `STATE_DIR` in the extra config is this test's own directory.
-    let mut config = extra.replace("STATE_DIR", &dir.path().display().to_string());
-    for (name, args) in behaviours {
-        let mock = mock_provider(dir.path(), args);
-        config.push_str(&format!(
-            "\n[[backends]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{}/v1\"\nfirst_byte_timeout_ms = 300\n[[backends.models]]\nname = \"{name}-model\"\nupstream = \"mock-small\"\ncontext_length = 4096\n",
-            mock.port
-        ));
-        mocks.push(mock);
-    }
-    config.push_str(&format!(
-        "\n[[backends]]\nname = \"down\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{}/v1\"\n[[backends.models]]\nname = \"down-model\"\n",
-        free_port()
-    ));
-    let gateway = switchyard(dir.path(), &model, &config, env);
-    Setup { _dir: dir, _mocks: mocks, gateway }
-}
 
 fn chat(model: &str, stream: bool) -> String {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 4,
@@ -122,6 +87,8 @@ async fn policies_apply_to_remote_models_with_the_upstream_usage() {
     let s =
         setup(&format!("[state]\npath = \"STATE_DIR/state.jsonl\"\n{cfg}"), &[("SY_REMOTE_KEY", "sy-remote-test-key")]);
     let port = s.gateway.port;
+    // rpm windows are fixed minutes: keep the three requests in one.
+    away_from_minute_boundary(Duration::from_secs(10));
     assert_eq!(post(port, "/v1/chat/completions", &chat("ok-model", false), &[]).await.status, 401);
     let auth = [("authorization", "Bearer sy-remote-test-key")];
     let r = post(port, "/v1/chat/completions", &chat("ok-model", false), &auth).await;

@@ -258,7 +258,11 @@ impl Backend for OpenAiBackend {
             backend: self.config.name.clone(),
         };
         // The exact prompt size comes with the usage at the end.
-        reading.pending.push_back(Ok(GenerationEvent::Started { prompt_tokens: estimate, cached_tokens: 0 }));
+        reading.pending.push_back(Ok(GenerationEvent::Started {
+            prompt_tokens: estimate,
+            cached_tokens: 0,
+            model: None,
+        }));
         Ok(Box::pin(futures::stream::unfold(reading, Reading::next)))
     }
 

@@ -40,15 +40,21 @@ impl Policy {
         counts(&k.limits) || k.user.as_deref().and_then(|u| self.user_limits(u)).is_some_and(counts)
     }
 
-    /// Reserves the estimate against every counter of the caller.
+    /// Reserves the estimate against every counter of the caller. The cost
+    /// is estimated at the priciest of the models that may serve it.
     pub async fn admit(
         self: &Arc<Self>,
         principal: &Principal,
         model: &str,
+        candidates: &[String],
         estimate: Estimate,
     ) -> Result<Admission, ApiError> {
         let tokens = estimate.prompt_tokens + estimate.max_completion_tokens;
-        let cost = self.settings.prices.cost_nanos(model, estimate.prompt_tokens, estimate.max_completion_tokens);
+        let cost = candidates
+            .iter()
+            .map(|m| self.settings.prices.cost_nanos(m, estimate.prompt_tokens, estimate.max_completion_tokens))
+            .max()
+            .unwrap_or(0);
         let now = unix_ms();
         let mut list: Vec<Counter> = Vec::new();
         if let Principal::Key(k) = principal {

@@ -76,6 +76,18 @@ impl Meter {
         self.state.lock().map(|s| (s.input, s.output)).unwrap_or((0, 0))
     }
 
+    /// A route chose this model: it prices the request (and labels its usage).
+    fn served_by(&self, model: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some(a) = s.admission.as_mut() {
+                a.model = model.to_string();
+            }
+        }
+        if let Some(t) = &self.timing {
+            t.set_model(model);
+        }
+    }
+
     /// The cost recorded at settlement, once settled.
     pub fn cost_nanos(&self) -> Option<u64> {
         self.state.lock().ok().and_then(|s| s.cost_nanos)
@@ -95,7 +107,12 @@ impl Meter {
         futures::stream::unfold((stream, tap), |(mut stream, mut tap)| async move {
             let event = stream.next().await?;
             match &event {
-                Ok(GenerationEvent::Started { prompt_tokens, .. }) => tap.prompt = u64::from(*prompt_tokens),
+                Ok(GenerationEvent::Started { prompt_tokens, model, .. }) => {
+                    tap.prompt = u64::from(*prompt_tokens);
+                    if let Some(m) = model {
+                        tap.meter.served_by(m);
+                    }
+                }
                 Ok(GenerationEvent::Delta { tokens, .. }) => tap.generated += tokens.len() as u64,
                 Ok(GenerationEvent::Finished { prompt_tokens, completion_tokens, .. }) => {
                     tap.done = true;

@@ -61,7 +61,7 @@ pub async fn admit(
         estimate.prompt_tokens += u64::from(prompt);
         estimate.max_completion_tokens += u64::from(r.stop.max_tokens.unwrap_or(room));
     }
-    let mut admission = policy.admit(&caller.principal, model, estimate).await?;
+    let mut admission = policy.admit(&caller.principal, model, &state.candidates(model), estimate).await?;
     let headers = std::mem::take(&mut admission.headers);
     let meter = Meter::new(admission, requests.len(), caller.timing.clone());
     if let Some(t) = &caller.timing {
@@ -100,6 +100,10 @@ impl Admitted {
         }
     }
 }
+
+/// Which model answered a request that named a route (non-streaming
+/// responses; streamed chunks say it in their `model` field).
+pub const SERVED_BY_HEADER: &str = "x-switchyard-model";
 
 /// The request's cost in US dollars (non-streaming responses; a stream's
 /// cost is known only after its headers went out, so it is in the metrics

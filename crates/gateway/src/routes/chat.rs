@@ -1,6 +1,6 @@
 //! `POST /v1/chat/completions`.
 
-use super::admit::{admit, Caller};
+use super::admit::{admit, Caller, SERVED_BY_HEADER};
 use super::request_id;
 use super::truncate::{fit_to_context, TRUNCATED_HEADER};
 use crate::collect::{collect, unix_now};
@@ -58,6 +58,8 @@ pub async fn chat_completions(
     }
     let stream = streams.into_iter().next().ok_or_else(|| ApiError::Internal("no stream".into()))?;
     let done = collect(stream).await?;
+    let done_model = done.served_by.clone();
+    let model = done_model.clone().unwrap_or(model);
     let completion = ChatCompletion {
         id,
         object: "chat.completion".into(),
@@ -74,6 +76,9 @@ pub async fn chat_completions(
     };
     let mut resp = Json(completion).into_response();
     admitted.decorate(&mut resp);
+    if let Some(m) = done_model.and_then(|m| axum::http::HeaderValue::try_from(m).ok()) {
+        resp.headers_mut().insert(SERVED_BY_HEADER, m);
+    }
     say_truncated(&mut resp, truncated);
     Ok(resp)
 }
@@ -132,7 +137,10 @@ impl ChatChunks {
 impl ChunkRenderer for ChatChunks {
     fn render(&mut self, _index: u32, event: GenerationEvent) -> Vec<serde_json::Value> {
         match event {
-            GenerationEvent::Started { .. } => {
+            GenerationEvent::Started { model, .. } => {
+                if let Some(m) = model {
+                    self.model = m;
+                }
                 vec![self.chunk(ChatDelta { role: Some("assistant".into()), content: Some(String::new()) }, None, None)]
             }
             GenerationEvent::Delta { text, tokens } => {

@@ -124,7 +124,12 @@ impl CompletionChunks {
 impl ChunkRenderer for CompletionChunks {
     fn render(&mut self, index: u32, event: GenerationEvent) -> Vec<serde_json::Value> {
         match event {
-            GenerationEvent::Started { .. } => Vec::new(),
+            GenerationEvent::Started { model, .. } => {
+                if let Some(m) = model {
+                    self.model = m;
+                }
+                Vec::new()
+            }
             GenerationEvent::Delta { text, tokens } => {
                 let logprobs = self.want_logprobs.then(|| completion_logprobs(&tokens));
                 vec![self.chunk(vec![CompletionChoice { text, index, logprobs, finish_reason: None }], None)]

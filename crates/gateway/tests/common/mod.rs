@@ -152,3 +152,14 @@ pub fn assert_openai_error(reply: &Reply, status: u16, param: Option<&str>) {
     }
     assert!(reply.headers.contains_key("x-request-id"));
 }
+
+/// Waits, if needed, until the current UTC minute has at least `margin`
+/// left: per-minute limits use fixed windows, and a test whose requests
+/// straddle a window boundary would see two windows' worth.
+pub fn away_from_minute_boundary(margin: std::time::Duration) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let left = std::time::Duration::from_millis(60_000 - (now.as_millis() % 60_000) as u64);
+    if left < margin {
+        std::thread::sleep(left + std::time::Duration::from_millis(100));
+    }
+}

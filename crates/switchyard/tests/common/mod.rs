@@ -53,14 +53,17 @@ pub fn redis_server(dir: &Path, port: u16) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("starting redis-server (scripts/setup-redis.sh installs it): {e}"));
-    let proc = Proc { child, port, log };
-    wait_for_port(port, Duration::from_secs(10), &proc);
+    let mut proc = Proc { child, port, log };
+    wait_for_port(port, Duration::from_secs(10), &mut proc);
     proc
 }
 
-fn wait_for_port(port: u16, limit: Duration, p: &Proc) {
+fn wait_for_port(port: u16, limit: Duration, p: &mut Proc) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!("the process exited ({status}) before listening on {port}:\n{}", p.log_text());
+        }
         assert!(start.elapsed() < limit, "nothing listens on port {port} after {limit:?}:\n{}", p.log_text());
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -97,8 +100,8 @@ fn spawn_switchyard(dir: &Path, port: u16, name: &str, args: &[std::ffi::OsStrin
         .stderr(out)
         .spawn()
         .unwrap_or_else(|e| panic!("starting switchyard {name}: {e}"));
-    let proc = Proc { child, port, log };
-    wait_for_port(port, Duration::from_secs(60), &proc);
+    let mut proc = Proc { child, port, log };
+    wait_for_port(port, Duration::from_secs(60), &mut proc);
     proc
 }
 
@@ -211,4 +214,42 @@ pub fn away_from_minute_boundary(margin: Duration) {
     if left < margin {
         std::thread::sleep(left + Duration::from_millis(200));
     }
+}
+
+/// The tiny model plus one mock-provider backend per behaviour (`ok`,
+/// `failing`, `limited`, `cut`, `slow`; `down` has nothing listening), each
+/// serving `<behaviour>-model`; `extra` is prepended to the config.
+pub struct RemoteSetup {
+    pub dir: tempfile::TempDir,
+    pub mocks: Vec<Proc>,
+    pub gateway: Proc,
+}
+
+pub fn setup_remote(extra: &str, env: &[(&str, &str)]) -> RemoteSetup {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let behaviours: [(&str, &[&str]); 5] = [
+        ("ok", &["--tokens", "8"]),
+        ("failing", &["--fail-every", "1"]),
+        ("limited", &["--rate-limit-every", "1"]),
+        ("cut", &["--cut-after", "2"]),
+        ("slow", &["--latency-ms", "3000"]),
+    ];
+    let mut mocks = Vec::new();
+    // `STATE_DIR` in the extra config is this test's own directory.
+    let mut config = extra.replace("STATE_DIR", &dir.path().display().to_string());
+    for (name, args) in behaviours {
+        let mock = mock_provider(dir.path(), args);
+        config.push_str(&format!(
+            "\n[[backends]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{}/v1\"\nfirst_byte_timeout_ms = 300\n[[backends.models]]\nname = \"{name}-model\"\nupstream = \"mock-small\"\ncontext_length = 4096\n",
+            mock.port
+        ));
+        mocks.push(mock);
+    }
+    config.push_str(&format!(
+        "\n[[backends]]\nname = \"down\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{}/v1\"\n[[backends.models]]\nname = \"down-model\"\n",
+        free_port()
+    ));
+    let gateway = switchyard(dir.path(), &model, &config, env);
+    RemoteSetup { dir, mocks, gateway }
 }

@@ -1,0 +1,162 @@
+//! Step 7, routing: a route is a name clients use for an ordered list of
+//! models. Its backend tries the first model, retries it with backoff when
+//! the failure is worth retrying (the backend unreachable, timed out,
+//! failing with 5xx, or rate limiting), then falls back to the next, all
+//! before the first byte reaches the client. Requests the backend rejects
+//! as such (400, unknown model) are not retried. When every model fails,
+//! the error lists each one's failure.
+
+use crate::config::ConfigError;
+use backend_api::{Backend, BackendError, GenerationEvent, GenerationStream, ModelInfo, ValidatedRequest};
+use futures::StreamExt;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    name: String,
+    models: Vec<String>,
+    retries: Option<u32>,
+    backoff_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub name: String,
+    pub models: Vec<String>,
+    /// Extra attempts per model on a retryable failure.
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each next one.
+    pub backoff: Duration,
+}
+
+pub const MAX_RETRIES: u32 = 5;
+
+/// Validates the routes' shape; that their models exist is checked when
+/// the server is built (`--model` can rename the local model after the file is read).
+pub fn validate(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
+    let invalid = |path: String, message: String| ConfigError::Invalid { path, message };
+    let mut out: Vec<RouteConfig> = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        if r.name.trim().is_empty() || out.iter().any(|o| o.name == r.name) {
+            return Err(invalid(format!("routes[{i}].name"), format!("'{}' must be non-empty and unique", r.name)));
+        }
+        if r.models.is_empty() {
+            return Err(invalid(format!("routes[{i}].models"), "list at least one model".into()));
+        }
+        let retries = r.retries.unwrap_or(1);
+        if retries > MAX_RETRIES {
+            return Err(invalid(format!("routes[{i}].retries"), format!("at most {MAX_RETRIES}")));
+        }
+        out.push(RouteConfig {
+            name: r.name,
+            models: r.models,
+            retries,
+            backoff: Duration::from_millis(r.backoff_ms.unwrap_or(100)),
+        });
+    }
+    Ok(out)
+}
+
+/// A route as a backend.
+pub struct FallbackRoute {
+    config: RouteConfig,
+    /// Per model of the route: its name and the backend serving it.
+    targets: Vec<(String, Arc<dyn Backend>)>,
+}
+
+impl FallbackRoute {
+    pub fn new(config: RouteConfig, targets: Vec<(String, Arc<dyn Backend>)>) -> Self {
+        FallbackRoute { config, targets }
+    }
+
+    /// The models of the route, in order.
+    pub fn models_in_order(&self) -> impl Iterator<Item = &str> {
+        self.targets.iter().map(|(m, _)| m.as_str())
+    }
+}
+
+fn retryable(e: &BackendError) -> bool {
+    matches!(e, BackendError::Unavailable(_) | BackendError::Overloaded(_))
+}
+
+#[async_trait::async_trait]
+impl Backend for FallbackRoute {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The route, with the smallest context of its models (a request that
+    /// fits it fits every fallback).
+    fn models(&self) -> Vec<ModelInfo> {
+        let context = self
+            .targets
+            .iter()
+            .flat_map(|(m, b)| b.models().into_iter().filter(move |i| &i.id == m))
+            .map(|i| i.context_length)
+            .min()
+            .unwrap_or(0);
+        vec![ModelInfo { id: self.config.name.clone(), context_length: context, owned_by: "route".into() }]
+    }
+
+    fn count_prompt_tokens(&self, request: &ValidatedRequest) -> Result<u32, BackendError> {
+        match self.targets.first() {
+            Some((model, b)) => b.count_prompt_tokens(&ValidatedRequest { model: model.clone(), ..request.clone() }),
+            None => Ok(backend_api::estimate_prompt_tokens(&request.prompt)),
+        }
+    }
+
+    async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
+        let mut failures = Vec::new();
+        for (model, backend) in &self.targets {
+            let mut wait = self.config.backoff;
+            for attempt in 0..=self.config.retries {
+                let r = ValidatedRequest { model: model.clone(), ..request.clone() };
+                match backend.generate(r).await {
+                    Ok(stream) => {
+                        if !failures.is_empty() {
+                            tracing::warn!(route = %self.config.name, model = %model, failures = ?failures, "served after failures");
+                        }
+                        let served = model.clone();
+                        return Ok(stream
+                            .map(move |event| match event {
+                                Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, .. }) => {
+                                    Ok(GenerationEvent::Started {
+                                        prompt_tokens,
+                                        cached_tokens,
+                                        model: Some(served.clone()),
+                                    })
+                                }
+                                other => other,
+                            })
+                            .boxed());
+                    }
+                    Err(e) if retryable(&e) => {
+                        failures.push(format!("{model} (attempt {}): {e}", attempt + 1));
+                        if attempt < self.config.retries {
+                            tokio::time::sleep(wait).await;
+                            wait *= 2;
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(BackendError::Unavailable(format!(
+            "every model of route '{}' failed: {}",
+            self.config.name,
+            failures.join("; ")
+        )))
+    }
+
+    async fn ready(&self) -> bool {
+        for (_, b) in &self.targets {
+            if b.ready().await {
+                return true;
+            }
+        }
+        false
+    }
+}

@@ -1,0 +1,103 @@
+//! Routes over real sockets: retries with backoff, then fallback along the
+//! route's models, before the first byte; every failure listed when all
+//! fail; the model that answered named and priced.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{http, setup_remote};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const ROUTES: &str = "\
+[[routes]]\nname = \"resilient\"\nmodels = [\"failing-model\", \"limited-model\", \"down-model\", \"ok-model\"]\nretries = 2\nbackoff_ms = 20\n\
+[[routes]]\nname = \"doomed\"\nmodels = [\"failing-model\", \"down-model\"]\nretries = 0\n\
+[[routes]]\nname = \"slow-first\"\nmodels = [\"slow-model\", \"tiny\"]\nretries = 0\n\
+[[routes]]\nname = \"cut-first\"\nmodels = [\"cut-model\", \"ok-model\"]\n";
+
+fn chat(model: &str, stream: bool) -> String {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 4,
+        "stream": stream, "ignore_eos": true})
+    .to_string()
+}
+
+async fn requests_seen(port: u16) -> u64 {
+    http(port, "GET", "/mock/stats", &[], None).await.json()["requests"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_then_falls_back_and_names_who_answered() {
+    let s = setup_remote(ROUTES, &[]);
+    let port = s.gateway.port;
+    let start = Instant::now();
+    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("resilient", false))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-switchyard-model"), Some("ok-model"));
+    let v = r.json();
+    assert_eq!(v["model"], "ok-model");
+    assert_eq!(v["choices"][0]["message"]["content"], "mock word1 word2 word3");
+    // Each failing model got 1 + 2 retries; the backoff (20 + 40 ms) ran for each.
+    assert_eq!(requests_seen(s.mocks[1].port).await, 3, "failing");
+    assert_eq!(requests_seen(s.mocks[2].port).await, 3, "limited");
+    assert_eq!(requests_seen(s.mocks[0].port).await, 1, "ok");
+    assert!(start.elapsed() >= Duration::from_millis(3 * 60));
+
+    // Streamed: the chunks name the model that answered.
+    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("resilient", true))).await;
+    let chunks: Vec<Value> =
+        r.sse_data().iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
+    assert!(!chunks.is_empty() && chunks.iter().all(|c| c["model"] == "ok-model"), "{chunks:?}");
+    let models = http(port, "GET", "/v1/models", &[], None).await.json();
+    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "resilient" && m["owned_by"] == "route"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_everything_fails_each_failure_is_listed() {
+    let s = setup_remote(ROUTES, &[]);
+    let r = http(s.gateway.port, "POST", "/v1/chat/completions", &[], Some(&chat("doomed", false))).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("every model of route 'doomed' failed"), "{message}");
+    assert!(message.contains("failing-model (attempt 1)") && message.contains("HTTP 500"), "{message}");
+    assert!(message.contains("down-model (attempt 1)") && message.contains("request failed"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_backend_falls_back_to_the_embedded_model() {
+    let s = setup_remote(ROUTES, &[]);
+    let r = http(s.gateway.port, "POST", "/v1/chat/completions", &[], Some(&chat("slow-first", false))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-switchyard-model"), Some("tiny"));
+    assert_eq!(r.json()["usage"]["completion_tokens"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_after_it_started_is_an_error_event_not_a_fallback() {
+    let s = setup_remote(ROUTES, &[]);
+    let r = http(s.gateway.port, "POST", "/v1/chat/completions", &[], Some(&chat("cut-first", true))).await;
+    assert_eq!(r.status, 200);
+    let data = r.sse_data();
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let error: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert!(error["error"]["message"].is_string(), "{error}");
+    assert_eq!(requests_seen(s.mocks[0].port).await, 0, "bytes had reached the client: no fallback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_that_answered_is_the_one_charged() {
+    let extra = format!(
+        "{ROUTES}[state]\npath = \"STATE_DIR/state.jsonl\"\n[[keys]]\nid = \"k\"\nkey_env = \"SY_ROUTE_KEY\"\nbudget_usd = 1\n\
+         [prices.ok-model]\ninput_per_million = 1000\noutput_per_million = 2000\n"
+    );
+    let s = setup_remote(&extra, &[("SY_ROUTE_KEY", "sy-route-test-key")]);
+    let auth = [("authorization", "Bearer sy-route-test-key")];
+    let r = http(s.gateway.port, "POST", "/v1/chat/completions", &auth, Some(&chat("resilient", false))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let u = &r.json()["usage"];
+    let expected = u["prompt_tokens"].as_f64().unwrap() * 1e-3 + u["completion_tokens"].as_f64().unwrap() * 2e-3;
+    let cost: f64 = r.header("x-switchyard-cost-usd").unwrap().parse().unwrap();
+    assert!((cost - expected).abs() < 1e-9, "{cost} vs {expected}");
+    let m = http(s.gateway.port, "GET", "/metrics", &[], None).await.body;
+    assert!(m.contains("llm_tokens_total{model=\"ok-model\",direction=\"output\"} 4"), "{m}");
+}
