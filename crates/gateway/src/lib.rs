@@ -7,7 +7,8 @@
 //! - `error`: the one mapping from failures to status + OpenAI error body.
 //! - `server`: loading the configured models and serving.
 //! - `backends`: remote OpenAI-compatible servers as backends.
-//! - `routing`: routes (ordered model lists) with retries and fallback.
+//! - `routing`, `health`: routes (ordered model lists) with retries,
+//!   fallback and circuit breakers.
 //! - `policy`, `store`: API keys, rate limits, budgets; the state behind them.
 //! - `metrics`, `observe`, `timing`: the gateway's Prometheus series.
 
@@ -17,6 +18,7 @@ pub mod collect;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod health;
 pub mod metrics;
 pub mod observe;
 pub mod policy;

@@ -4,9 +4,11 @@
 //! failing with 5xx, or rate limiting), then falls back to the next, all
 //! before the first byte reaches the client. Requests the backend rejects
 //! as such (400, unknown model) are not retried. When every model fails,
-//! the error lists each one's failure.
+//! the error lists each one's failure. Models whose circuit is open
+//! (`health`) are skipped while another model of the route is not open.
 
 use crate::config::ConfigError;
+use crate::health::{Circuit, Health};
 use backend_api::{Backend, BackendError, GenerationEvent, GenerationStream, ModelInfo, ValidatedRequest};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -20,6 +22,7 @@ pub struct RawRoute {
     models: Vec<String>,
     retries: Option<u32>,
     backoff_ms: Option<u64>,
+    breaker_cooldown_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +33,8 @@ pub struct RouteConfig {
     pub retries: u32,
     /// Wait before the first retry; doubled for each next one.
     pub backoff: Duration,
+    /// How long an open circuit keeps a model out before a trial.
+    pub breaker_cooldown: Duration,
 }
 
 pub const MAX_RETRIES: u32 = 5;
@@ -55,6 +60,7 @@ pub fn validate(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
             models: r.models,
             retries,
             backoff: Duration::from_millis(r.backoff_ms.unwrap_or(100)),
+            breaker_cooldown: Duration::from_millis(r.breaker_cooldown_ms.unwrap_or(10_000)),
         });
     }
     Ok(out)
@@ -65,11 +71,12 @@ pub struct FallbackRoute {
     config: RouteConfig,
     /// Per model of the route: its name and the backend serving it.
     targets: Vec<(String, Arc<dyn Backend>)>,
+    health: Arc<Health>,
 }
 
 impl FallbackRoute {
-    pub fn new(config: RouteConfig, targets: Vec<(String, Arc<dyn Backend>)>) -> Self {
-        FallbackRoute { config, targets }
+    pub fn new(config: RouteConfig, targets: Vec<(String, Arc<dyn Backend>)>, health: Arc<Health>) -> Self {
+        FallbackRoute { config, targets, health }
     }
 
     /// The models of the route, in order.
@@ -110,11 +117,22 @@ impl Backend for FallbackRoute {
 
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
         let mut failures = Vec::new();
-        for (model, backend) in &self.targets {
+        let cooldown = self.config.breaker_cooldown;
+        for (i, (model, backend)) in self.targets.iter().enumerate() {
+            // An open circuit is skipped while a later model could still serve;
+            // the last one left is tried anyway.
+            let others_left =
+                self.targets[i + 1..].iter().any(|(m, _)| self.health.circuit(m, cooldown, false) != Circuit::Open);
+            if others_left && self.health.circuit(model, cooldown, true) == Circuit::Open {
+                failures.push(format!("{model}: skipped, circuit open"));
+                continue;
+            }
             let mut wait = self.config.backoff;
             for attempt in 0..=self.config.retries {
                 let r = ValidatedRequest { model: model.clone(), ..request.clone() };
-                match backend.generate(r).await {
+                let outcome = backend.generate(r).await;
+                self.health.record(model, !matches!(&outcome, Err(e) if retryable(e)));
+                match outcome {
                     Ok(stream) => {
                         if !failures.is_empty() {
                             tracing::warn!(route = %self.config.name, model = %model, failures = ?failures, "served after failures");

@@ -62,6 +62,7 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
         tracing::info!(backend = %b.name, url = %b.base_url, models = ?b.models.iter().map(|m| &m.name).collect::<Vec<_>>(), "remote backend");
         state.add_backend(Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone())));
     }
+    let health = Arc::new(crate::health::Health::default());
     for r in &cfg.routes {
         if state.backend_for(&r.name).is_some() {
             return Err(ServeError::Policy(format!("route '{}' has the name of a model", r.name)));
@@ -74,7 +75,7 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
             targets.push((m.clone(), backend.clone()));
         }
         tracing::info!(route = %r.name, models = ?r.models, retries = r.retries, "route");
-        state.add_route(Arc::new(crate::routing::FallbackRoute::new(r.clone(), targets)));
+        state.add_route(Arc::new(crate::routing::FallbackRoute::new(r.clone(), targets, health.clone())));
     }
     Ok(state)
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{http, setup_remote};
+use common::{http, mock_provider_on, setup_remote};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,9 @@ const ROUTES: &str = "\
 [[routes]]\nname = \"resilient\"\nmodels = [\"failing-model\", \"limited-model\", \"down-model\", \"ok-model\"]\nretries = 2\nbackoff_ms = 20\n\
 [[routes]]\nname = \"doomed\"\nmodels = [\"failing-model\", \"down-model\"]\nretries = 0\n\
 [[routes]]\nname = \"slow-first\"\nmodels = [\"slow-model\", \"tiny\"]\nretries = 0\n\
-[[routes]]\nname = \"cut-first\"\nmodels = [\"cut-model\", \"ok-model\"]\n";
+[[routes]]\nname = \"cut-first\"\nmodels = [\"cut-model\", \"ok-model\"]\n\
+[[routes]]\nname = \"breaker\"\nmodels = [\"failing-model\", \"ok-model\"]\nretries = 0\nbreaker_cooldown_ms = 60000\n\
+[[routes]]\nname = \"recovering\"\nmodels = [\"down-model\", \"ok-model\"]\nretries = 0\nbreaker_cooldown_ms = 300\n";
 
 fn chat(model: &str, stream: bool) -> String {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 4,
@@ -100,4 +102,42 @@ async fn the_model_that_answered_is_the_one_charged() {
     assert!((cost - expected).abs() < 1e-9, "{cost} vs {expected}");
     let m = http(s.gateway.port, "GET", "/metrics", &[], None).await.body;
     assert!(m.contains("llm_tokens_total{model=\"ok-model\",direction=\"output\"} 4"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_model_is_skipped_once_its_circuit_opens() {
+    let s = setup_remote(ROUTES, &[]);
+    let port = s.gateway.port;
+    for _ in 0..8 {
+        let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("breaker", false))).await;
+        assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("ok-model")), "{}", r.body);
+    }
+    // Five failures in five attempts opened it; the next three went straight to ok-model.
+    assert_eq!(requests_seen(s.mocks[1].port).await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_lets_a_trial_through_after_the_cooldown() {
+    let s = setup_remote(ROUTES, &[]);
+    let port = s.gateway.port;
+    let served = |r: &common::Response| r.header("x-switchyard-model").map(str::to_string);
+    for _ in 0..5 {
+        let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("recovering", false))).await;
+        assert_eq!(served(&r).as_deref(), Some("ok-model"));
+    }
+    // The model comes back where it was missing.
+    let _back = mock_provider_on(s.dir.path(), s.down_port, &[]);
+    let start = Instant::now();
+    loop {
+        let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("recovering", false))).await;
+        if served(&r).as_deref() == Some("down-model") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the circuit never let a trial through");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(start.elapsed() >= Duration::from_millis(250), "a trial came before the cooldown");
+    // Closed again: it serves from now on.
+    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("recovering", false))).await;
+    assert_eq!(served(&r).as_deref(), Some("down-model"));
 }

@@ -81,9 +81,14 @@ pub fn switchyard(dir: &Path, model: &Path, config: &str, env: &[(&str, &str)]) 
 
 /// `switchyard mock-provider` with `args`.
 pub fn mock_provider(dir: &Path, args: &[&str]) -> Proc {
+    mock_provider_on(dir, free_port(), args)
+}
+
+/// `switchyard mock-provider` with `args` on a chosen port.
+pub fn mock_provider_on(dir: &Path, port: u16, args: &[&str]) -> Proc {
     let mut all: Vec<std::ffi::OsString> = vec!["mock-provider".into()];
     all.extend(args.iter().map(Into::into));
-    spawn_switchyard(dir, free_port(), "mock", &all, &[])
+    spawn_switchyard(dir, port, "mock", &all, &[])
 }
 
 /// The binary with `args` and `--listen 127.0.0.1:port`, logging to the
@@ -223,6 +228,8 @@ pub struct RemoteSetup {
     pub dir: tempfile::TempDir,
     pub mocks: Vec<Proc>,
     pub gateway: Proc,
+    /// The port `down` points at, where nothing listens (yet).
+    pub down_port: u16,
 }
 
 pub fn setup_remote(extra: &str, env: &[(&str, &str)]) -> RemoteSetup {
@@ -246,10 +253,11 @@ pub fn setup_remote(extra: &str, env: &[(&str, &str)]) -> RemoteSetup {
         ));
         mocks.push(mock);
     }
+    let down_port = free_port();
     config.push_str(&format!(
         "\n[[backends]]\nname = \"down\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{}/v1\"\n[[backends.models]]\nname = \"down-model\"\n",
-        free_port()
+        down_port
     ));
     let gateway = switchyard(dir.path(), &model, &config, env);
-    RemoteSetup { dir, mocks, gateway }
+    RemoteSetup { dir, mocks, gateway, down_port }
 }

@@ -1,0 +1,111 @@
+//! Passive health: a circuit breaker per model, fed by the outcome of every
+//! attempt a route makes. Over the last `WINDOW` attempts, a failure ratio
+//! of at least one half (with `MIN_ATTEMPTS` seen) opens the circuit: the
+//! model is skipped while any other model of the route is not open. After
+//! the cooldown one trial request is let through (half-open): success
+//! closes the circuit, failure opens it again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const WINDOW: usize = 20;
+pub const MIN_ATTEMPTS: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Circuit {
+    Closed,
+    Open,
+    /// The cooldown is over: one trial may go.
+    HalfOpen,
+}
+
+#[derive(Debug, Default)]
+struct Breaker {
+    outcomes: VecDeque<bool>,
+    opened_at: Option<Instant>,
+    /// A half-open trial is in flight.
+    trial: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Health {
+    breakers: Mutex<HashMap<String, Breaker>>,
+}
+
+impl Health {
+    /// The circuit of `model`; a half-open one is handed to one caller at a
+    /// time (`claim_trial`), the others see it open.
+    pub fn circuit(&self, model: &str, cooldown: Duration, claim_trial: bool) -> Circuit {
+        let Ok(mut all) = self.breakers.lock() else { return Circuit::Closed };
+        let Some(b) = all.get_mut(model) else { return Circuit::Closed };
+        match b.opened_at {
+            None => Circuit::Closed,
+            Some(at) if at.elapsed() < cooldown || b.trial => Circuit::Open,
+            Some(_) => {
+                if claim_trial {
+                    b.trial = true;
+                }
+                Circuit::HalfOpen
+            }
+        }
+    }
+
+    pub fn record(&self, model: &str, ok: bool) {
+        let Ok(mut all) = self.breakers.lock() else { return };
+        let b = all.entry(model.to_string()).or_default();
+        if b.opened_at.is_some() {
+            // The outcome of a trial (or of a request that started before opening).
+            b.trial = false;
+            if ok {
+                *b = Breaker::default();
+            } else {
+                b.opened_at = Some(Instant::now());
+            }
+            if !ok {
+                tracing::warn!(model, "circuit stays open");
+            }
+            return;
+        }
+        b.outcomes.push_back(ok);
+        if b.outcomes.len() > WINDOW {
+            b.outcomes.pop_front();
+        }
+        let failures = b.outcomes.iter().filter(|o| !**o).count();
+        if b.outcomes.len() >= MIN_ATTEMPTS && failures * 2 >= b.outcomes.len() {
+            tracing::warn!(model, failures, attempts = b.outcomes.len(), "circuit opened");
+            b.opened_at = Some(Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_on_failures_and_closes_after_a_good_trial() {
+        let h = Health::default();
+        let cool = Duration::from_millis(30);
+        for _ in 0..4 {
+            h.record("m", false);
+        }
+        assert_eq!(h.circuit("m", cool, false), Circuit::Closed, "too few attempts to judge");
+        h.record("m", false);
+        assert_eq!(h.circuit("m", cool, false), Circuit::Open);
+        std::thread::sleep(cool);
+        assert_eq!(h.circuit("m", cool, true), Circuit::HalfOpen);
+        assert_eq!(h.circuit("m", cool, true), Circuit::Open, "one trial at a time");
+        h.record("m", false);
+        assert_eq!(h.circuit("m", cool, false), Circuit::Open, "a failed trial re-opens");
+        std::thread::sleep(cool);
+        assert_eq!(h.circuit("m", cool, true), Circuit::HalfOpen);
+        h.record("m", true);
+        assert_eq!(h.circuit("m", cool, false), Circuit::Closed);
+        // Mostly healthy traffic never opens it.
+        for i in 0..40 {
+            h.record("n", i % 3 != 0);
+        }
+        assert_eq!(h.circuit("n", cool, false), Circuit::Closed);
+    }
+}
