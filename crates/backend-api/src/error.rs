@@ -16,6 +16,9 @@ pub enum BackendError {
     /// The backend is overloaded and refused the request.
     #[error("backend overloaded: {0}")]
     Overloaded(String),
+    /// Waited too long (in a queue) before the backend could start.
+    #[error("timed out: {0}")]
+    Timeout(String),
     #[error("internal backend error: {0}")]
     Internal(String),
 }

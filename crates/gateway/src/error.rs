@@ -34,6 +34,11 @@ pub enum ApiError {
     KeyNotFound(String),
     #[error("{0}")]
     Unavailable(String),
+    /// At capacity right now; retry shortly.
+    #[error("{0}")]
+    Overloaded(String),
+    #[error("{0}")]
+    Timeout(String),
     #[error("The server had an error while processing your request: {0}")]
     Internal(String),
 }
@@ -53,7 +58,8 @@ impl ApiError {
             ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::KeyNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,6 +78,8 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::KeyNotFound(_) => "key_not_found",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Overloaded(_) => "overloaded",
+            ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -103,6 +111,8 @@ impl ApiError {
             ApiError::Conflict(_) => ErrorBody::new(message, "invalid_request_error", None, Some("conflict")),
             ApiError::KeyNotFound(_) => ErrorBody::new(message, "invalid_request_error", None, Some("not_found")),
             ApiError::Unavailable(_) => ErrorBody::new(message, "server_error", None, Some("service_unavailable")),
+            ApiError::Overloaded(_) => ErrorBody::new(message, "server_error", None, Some("overloaded")),
+            ApiError::Timeout(_) => ErrorBody::new(message, "server_error", None, Some("timeout")),
             ApiError::Internal(_) => ErrorBody::new(message, "server_error", None, None),
         }
     }
@@ -113,7 +123,9 @@ impl From<BackendError> for ApiError {
         match e {
             BackendError::InvalidRequest { message, param, code } => ApiError::InvalidRequest { message, param, code },
             BackendError::ModelNotFound(m) => ApiError::ModelNotFound(m),
-            BackendError::Unavailable(m) | BackendError::Overloaded(m) => ApiError::Unavailable(m),
+            BackendError::Unavailable(m) => ApiError::Unavailable(m),
+            BackendError::Overloaded(m) => ApiError::Overloaded(m),
+            BackendError::Timeout(m) => ApiError::Timeout(m),
             BackendError::Internal(m) => ApiError::Internal(m),
         }
     }
@@ -137,6 +149,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unauthorized(_) => {
                 resp.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Overloaded(_) => {
+                resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
             }
             _ => {}
         }

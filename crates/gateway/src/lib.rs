@@ -7,6 +7,7 @@
 //! - `error`: the one mapping from failures to status + OpenAI error body.
 //! - `server`: loading the configured models and serving.
 //! - `backends`: remote OpenAI-compatible servers as backends.
+//! - `queue`: per-backend concurrency limits with a bounded wait queue.
 //! - `routing`, `health`: routes (ordered model lists) with retries,
 //!   fallback and circuit breakers.
 //! - `policy`, `store`: API keys, rate limits, budgets; the state behind them.
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod observe;
 pub mod policy;
 pub mod policy_config;
+pub mod queue;
 pub mod routes;
 pub mod routing;
 pub mod server;

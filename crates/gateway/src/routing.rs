@@ -86,7 +86,7 @@ impl FallbackRoute {
 }
 
 fn retryable(e: &BackendError) -> bool {
-    matches!(e, BackendError::Unavailable(_) | BackendError::Overloaded(_))
+    matches!(e, BackendError::Unavailable(_) | BackendError::Overloaded(_) | BackendError::Timeout(_))
 }
 
 #[async_trait::async_trait]

@@ -60,7 +60,11 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
             return Err(ServeError::Policy(format!("backend '{}': model '{}' is served twice", b.name, m.name)));
         }
         tracing::info!(backend = %b.name, url = %b.base_url, models = ?b.models.iter().map(|m| &m.name).collect::<Vec<_>>(), "remote backend");
-        state.add_backend(Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone())));
+        let remote: Arc<dyn backend_api::Backend> = Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone()));
+        match b.queue {
+            Some(q) => state.add_queued(Arc::new(crate::queue::Queued::new(remote, q))),
+            None => state.add_backend(remote),
+        }
     }
     let health = Arc::new(crate::health::Health::default());
     for r in &cfg.routes {

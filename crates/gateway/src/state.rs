@@ -18,6 +18,8 @@ pub struct AppState {
     policy: Arc<Policy>,
     /// Route name → its models, in order.
     routes: BTreeMap<String, Vec<String>>,
+    /// Backends behind a request queue, for their counters.
+    queues: Vec<Arc<crate::queue::Queued>>,
     pub body_limit_bytes: usize,
 }
 
@@ -38,6 +40,7 @@ impl AppState {
             engines: Vec::new(),
             policy: Arc::new(policy),
             routes: BTreeMap::new(),
+            queues: Vec::new(),
             body_limit_bytes,
         }
     }
@@ -65,6 +68,16 @@ impl AppState {
         for m in backend.models() {
             self.backends.insert(m.id, backend.clone());
         }
+    }
+
+    /// Registers a backend behind a request queue.
+    pub fn add_queued(&mut self, queued: Arc<crate::queue::Queued>) {
+        self.queues.push(queued.clone());
+        self.add_backend(queued);
+    }
+
+    pub fn queues(&self) -> &[Arc<crate::queue::Queued>] {
+        &self.queues
     }
 
     /// Registers a route (a name for an ordered list of models).

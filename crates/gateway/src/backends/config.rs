@@ -17,6 +17,12 @@ pub struct RawBackend {
     connect_timeout_ms: Option<u64>,
     first_byte_timeout_ms: Option<u64>,
     total_timeout_ms: Option<u64>,
+    /// Requests sent at once; more wait in a queue (unlimited when absent).
+    max_concurrency: Option<usize>,
+    /// Requests allowed to wait; beyond, 503 at once (default 0).
+    max_queue: Option<usize>,
+    /// Longest wait in the queue before 504 (default 30 000).
+    queue_timeout_ms: Option<u64>,
     #[serde(default)]
     models: Vec<RawRemoteModel>,
 }
@@ -39,6 +45,7 @@ pub struct BackendConfig {
     /// The key itself, read from `api_key_env` (never logged).
     pub api_key: Option<String>,
     pub timeouts: Timeouts,
+    pub queue: Option<crate::queue::QueueConfig>,
     pub models: Vec<RemoteModel>,
 }
 
@@ -120,7 +127,17 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
                 context_length: m.context_length.unwrap_or(DEFAULT_REMOTE_CONTEXT),
             });
         }
-        out.push(BackendConfig { name: b.name, base_url, api_key, timeouts, models });
+        let queue = match (b.max_concurrency, b.max_queue, b.queue_timeout_ms) {
+            (None, None, None) => None,
+            (None, _, _) => return Err(invalid(&format!("{path}.max_concurrency"), "a queue needs max_concurrency")),
+            (Some(0), _, _) => return Err(invalid(&format!("{path}.max_concurrency"), "must be at least 1")),
+            (Some(n), queue, timeout) => Some(crate::queue::QueueConfig {
+                max_concurrency: n,
+                max_queue: queue.unwrap_or(0),
+                timeout: ms(timeout, 30_000, "queue_timeout_ms")?,
+            }),
+        };
+        out.push(BackendConfig { name: b.name, base_url, api_key, timeouts, queue, models });
     }
     Ok(out)
 }

@@ -6,6 +6,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use backend_api::Backend;
 use engine::stats::{HistogramSnapshot, StatsSnapshot};
 use std::fmt::Write;
 
@@ -66,5 +67,39 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
     }
     state.metrics().render(&mut out);
+    render_queues(&state, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+}
+
+/// Per-backend request queues: depth, in flight, refusals, time waited.
+fn render_queues(state: &AppState, out: &mut String) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let queues = state.queues();
+    let gauges: [(&str, &str, &str, fn(&crate::queue::QueueStats) -> u64); 2] = [
+        ("llm_queue_in_flight", "gauge", "Requests a queued backend is serving.", |s| s.in_flight.load(Relaxed)),
+        ("llm_queue_depth", "gauge", "Requests waiting for a queued backend.", |s| s.waiting.load(Relaxed)),
+    ];
+    for (name, kind, help, get) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for q in queues {
+            let _ = writeln!(out, "{name}{{backend=\"{}\"}} {}", escape(q.name()), get(&q.stats));
+        }
+    }
+    let name = "llm_queue_rejected_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Requests refused by a queue: full (503) or waited too long (504).\n# TYPE {name} counter"
+    );
+    for q in queues {
+        let b = escape(q.name());
+        let _ = writeln!(out, "{name}{{backend=\"{b}\",reason=\"full\"}} {}", q.stats.rejected_full.load(Relaxed));
+        let _ = writeln!(out, "{name}{{backend=\"{b}\",reason=\"timeout\"}} {}", q.stats.timed_out.load(Relaxed));
+    }
+    let name = "llm_queue_wait_seconds";
+    let _ = writeln!(out, "# HELP {name} Time requests waited in a queue (those that waited).\n# TYPE {name} summary");
+    for q in queues {
+        let b = escape(q.name());
+        let _ = writeln!(out, "{name}_sum{{backend=\"{b}\"}} {}", q.stats.wait_micros.load(Relaxed) as f64 * 1e-6);
+        let _ = writeln!(out, "{name}_count{{backend=\"{b}\"}} {}", q.stats.waited.load(Relaxed));
+    }
 }
