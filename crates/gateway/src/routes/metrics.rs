@@ -71,11 +71,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
 }
 
+/// One gauge of a queue: name, type, help text and how to read it.
+type QueueSeries = (&'static str, &'static str, &'static str, fn(&crate::queue::QueueStats) -> u64);
+
 /// Per-backend request queues: depth, in flight, refusals, time waited.
 fn render_queues(state: &AppState, out: &mut String) {
     use std::sync::atomic::Ordering::Relaxed;
     let queues = state.queues();
-    let gauges: [(&str, &str, &str, fn(&crate::queue::QueueStats) -> u64); 2] = [
+    let gauges: [QueueSeries; 2] = [
         ("llm_queue_in_flight", "gauge", "Requests a queued backend is serving.", |s| s.in_flight.load(Relaxed)),
         ("llm_queue_depth", "gauge", "Requests waiting for a queued backend.", |s| s.waiting.load(Relaxed)),
     ];
