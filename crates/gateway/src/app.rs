@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
             get(routes::admin::show_key).patch(routes::admin::update_key).delete(routes::admin::revoke_key),
         )
         .route("/admin/users/{id}", get(routes::admin::user_spend))
+        .route("/admin/backends", get(routes::admin::backends))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub const WINDOW: usize = 20;
 pub const MIN_ATTEMPTS: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Circuit {
     Closed,
     Open,
@@ -26,11 +26,23 @@ struct Breaker {
     opened_at: Option<Instant>,
     /// A half-open trial is in flight.
     trial: bool,
+    /// The cooldown of the route that recorded last (for the snapshot).
+    cooldown: Duration,
 }
 
 #[derive(Debug, Default)]
 pub struct Health {
     breakers: Mutex<HashMap<String, Breaker>>,
+}
+
+impl Circuit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Circuit::Closed => "closed",
+            Circuit::Open => "open",
+            Circuit::HalfOpen => "half_open",
+        }
+    }
 }
 
 impl Health {
@@ -51,9 +63,29 @@ impl Health {
         }
     }
 
-    pub fn record(&self, model: &str, ok: bool) {
+    /// Every model seen: its circuit (without claiming a trial), failures
+    /// and attempts in the window.
+    pub fn snapshot(&self) -> Vec<(String, Circuit, usize, usize)> {
+        let Ok(all) = self.breakers.lock() else { return Vec::new() };
+        let mut out: Vec<_> = all
+            .iter()
+            .map(|(m, b)| {
+                let circuit = match b.opened_at {
+                    None => Circuit::Closed,
+                    Some(at) if at.elapsed() < b.cooldown || b.trial => Circuit::Open,
+                    Some(_) => Circuit::HalfOpen,
+                };
+                (m.clone(), circuit, b.outcomes.iter().filter(|o| !**o).count(), b.outcomes.len())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn record(&self, model: &str, ok: bool, cooldown: Duration) {
         let Ok(mut all) = self.breakers.lock() else { return };
         let b = all.entry(model.to_string()).or_default();
+        b.cooldown = cooldown;
         if b.opened_at.is_some() {
             // The outcome of a trial (or of a request that started before opening).
             b.trial = false;
@@ -88,23 +120,23 @@ mod tests {
         let h = Health::default();
         let cool = Duration::from_millis(30);
         for _ in 0..4 {
-            h.record("m", false);
+            h.record("m", false, cool);
         }
         assert_eq!(h.circuit("m", cool, false), Circuit::Closed, "too few attempts to judge");
-        h.record("m", false);
+        h.record("m", false, cool);
         assert_eq!(h.circuit("m", cool, false), Circuit::Open);
         std::thread::sleep(cool);
         assert_eq!(h.circuit("m", cool, true), Circuit::HalfOpen);
         assert_eq!(h.circuit("m", cool, true), Circuit::Open, "one trial at a time");
-        h.record("m", false);
+        h.record("m", false, cool);
         assert_eq!(h.circuit("m", cool, false), Circuit::Open, "a failed trial re-opens");
         std::thread::sleep(cool);
         assert_eq!(h.circuit("m", cool, true), Circuit::HalfOpen);
-        h.record("m", true);
+        h.record("m", true, cool);
         assert_eq!(h.circuit("m", cool, false), Circuit::Closed);
         // Mostly healthy traffic never opens it.
         for i in 0..40 {
-            h.record("n", i % 3 != 0);
+            h.record("n", i % 3 != 0, cool);
         }
         assert_eq!(h.circuit("n", cool, false), Circuit::Closed);
     }

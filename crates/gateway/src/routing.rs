@@ -131,7 +131,7 @@ impl Backend for FallbackRoute {
             for attempt in 0..=self.config.retries {
                 let r = ValidatedRequest { model: model.clone(), ..request.clone() };
                 let outcome = backend.generate(r).await;
-                self.health.record(model, !matches!(&outcome, Err(e) if retryable(e)));
+                self.health.record(model, !matches!(&outcome, Err(e) if retryable(e)), cooldown);
                 match outcome {
                     Ok(stream) => {
                         if !failures.is_empty() {

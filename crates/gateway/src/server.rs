@@ -66,7 +66,7 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
             None => state.add_backend(remote),
         }
     }
-    let health = Arc::new(crate::health::Health::default());
+    let health = state.health().clone();
     for r in &cfg.routes {
         if state.backend_for(&r.name).is_some() {
             return Err(ServeError::Policy(format!("route '{}' has the name of a model", r.name)));

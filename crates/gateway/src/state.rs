@@ -20,6 +20,8 @@ pub struct AppState {
     routes: BTreeMap<String, Vec<String>>,
     /// Backends behind a request queue, for their counters.
     queues: Vec<Arc<crate::queue::Queued>>,
+    /// Circuit breakers of the models routes use.
+    health: Arc<crate::health::Health>,
     pub body_limit_bytes: usize,
 }
 
@@ -41,6 +43,7 @@ impl AppState {
             policy: Arc::new(policy),
             routes: BTreeMap::new(),
             queues: Vec::new(),
+            health: Arc::default(),
             body_limit_bytes,
         }
     }
@@ -78,6 +81,21 @@ impl AppState {
 
     pub fn queues(&self) -> &[Arc<crate::queue::Queued>] {
         &self.queues
+    }
+
+    pub fn health(&self) -> &Arc<crate::health::Health> {
+        &self.health
+    }
+
+    /// Every backend once, with the models it serves.
+    pub fn backends(&self) -> Vec<(String, Vec<ModelInfo>)> {
+        let mut out: Vec<(String, Vec<ModelInfo>)> = Vec::new();
+        for b in self.backends.values() {
+            if !out.iter().any(|(n, _)| n == b.name()) {
+                out.push((b.name().to_string(), b.models()));
+            }
+        }
+        out
     }
 
     /// Registers a route (a name for an ordered list of models).

@@ -141,3 +141,35 @@ async fn an_open_circuit_lets_a_trial_through_after_the_cooldown() {
     let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("recovering", false))).await;
     assert_eq!(served(&r).as_deref(), Some("down-model"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_backends_shows_models_and_circuits() {
+    let extra = format!(
+        "{ROUTES}[auth]\nadmin_token_env = \"SY_BACKENDS_ADMIN\"\n[state]\npath = \"STATE_DIR/state.jsonl\"\n\
+         [[keys]]\nid = \"k\"\nkey_env = \"SY_BACKENDS_KEY\"\n"
+    );
+    let s = setup_remote(&extra, &[("SY_BACKENDS_ADMIN", "backends-admin"), ("SY_BACKENDS_KEY", "sy-backends-key")]);
+    let port = s.gateway.port;
+    for _ in 0..5 {
+        let r = http(
+            port,
+            "POST",
+            "/v1/chat/completions",
+            &[("x-api-key", "sy-backends-key")],
+            Some(&chat("breaker", false)),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(http(port, "GET", "/admin/backends", &[("x-api-key", "sy-backends-key")], None).await.status, 401);
+    let v = http(port, "GET", "/admin/backends", &[("authorization", "Bearer backends-admin")], None).await.json();
+    let names: Vec<&str> = v["data"].as_array().unwrap().iter().filter_map(|b| b["name"].as_str()).collect();
+    for expected in ["ok", "failing", "down", "local", "breaker"] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    let circuits = v["circuits"].as_array().unwrap();
+    let failing = circuits.iter().find(|c| c["model"] == "failing-model").unwrap();
+    assert_eq!((failing["circuit"].as_str(), failing["recent_failures"].as_u64()), (Some("open"), Some(5)), "{v}");
+    let ok = circuits.iter().find(|c| c["model"] == "ok-model").unwrap();
+    assert_eq!(ok["circuit"], "closed");
+}

@@ -203,3 +203,39 @@ async fn spend_view(state: &AppState, scope: Scope, id: &str, limits: &Limits) -
         "remaining_usd": nanos_to_usd(budget.saturating_sub(spent)),
     }))
 }
+
+/// Every backend with its models, queue counters and the circuits of the
+/// models routes have used.
+pub async fn backends(State(state): State<AppState>) -> Json<Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let queues: std::collections::HashMap<String, Value> = state
+        .queues()
+        .iter()
+        .map(|q| {
+            let s = &q.stats;
+            let v = json!({"in_flight": s.in_flight.load(Relaxed), "waiting": s.waiting.load(Relaxed),
+                "rejected_full": s.rejected_full.load(Relaxed), "timed_out": s.timed_out.load(Relaxed)});
+            (backend_api::Backend::name(q.as_ref()).to_string(), v)
+        })
+        .collect();
+    let circuits: Vec<Value> = state
+        .health()
+        .snapshot()
+        .into_iter()
+        .map(|(model, circuit, failures, attempts)| {
+            json!({"model": model, "circuit": circuit.as_str(), "recent_failures": failures, "recent_attempts": attempts})
+        })
+        .collect();
+    let data: Vec<Value> = state
+        .backends()
+        .into_iter()
+        .map(|(name, models)| {
+            let models: Vec<Value> = models
+                .iter()
+                .map(|m| json!({"id": m.id, "context_length": m.context_length, "owned_by": m.owned_by}))
+                .collect();
+            json!({"name": name, "models": models, "queue": queues.get(&name)})
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data, "circuits": circuits}))
+}
