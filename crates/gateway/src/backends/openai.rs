@@ -2,8 +2,14 @@
 //! sent as `/chat/completions` or `/completions`, always streamed (with
 //! `stream_options.include_usage`), and the server's chunks become
 //! generation events as they arrive, nothing buffered. Usage is the
-//! server's own; a server that sends none is counted (the prompt by
-//! `estimate_prompt_tokens`, one completion token per content chunk).
+//! server's own; a server that sends none is counted (the prompt as
+//! below, one completion token per content chunk).
+//!
+//! Prompts are counted before the request is sent (limits and budgets
+//! reserve them) with OpenAI's own tokenizer (`tiktoken`) for the models
+//! OpenAI names (gpt-4o, gpt-4.1, o1, gpt-3.5-turbo, …: 3 tokens per
+//! message plus its role and content, 3 to prime the reply, as OpenAI
+//! counts chat prompts), and with `estimate_prompt_tokens` otherwise.
 
 use super::config::{BackendConfig, RemoteModel};
 use super::sse::SseLines;
@@ -17,12 +23,15 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use tiktoken_rs::CoreBPE;
 use tokio::time::Instant;
 
 pub struct OpenAiBackend {
     config: BackendConfig,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Model name → OpenAI's tokenizer, for the upstream ids it knows.
+    tokenizers: HashMap<String, &'static CoreBPE>,
 }
 
 /// Error bodies are read up to this size.
@@ -34,7 +43,25 @@ impl OpenAiBackend {
         connector.set_connect_timeout(Some(config.timeouts.connect));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        OpenAiBackend { config, client }
+        let tokenizers = config
+            .models
+            .iter()
+            .filter_map(|m| {
+                let t = tiktoken_rs::tokenizer::get_tokenizer(&m.upstream)?;
+                Some((m.name.clone(), tiktoken_rs::bpe_for_tokenizer(t).ok()?))
+            })
+            .collect();
+        OpenAiBackend { config, client, tokenizers }
+    }
+
+    fn count(&self, model: &str, prompt: &Prompt) -> u32 {
+        let Some(bpe) = self.tokenizers.get(model) else { return estimate_prompt_tokens(prompt) };
+        let n = |s: &str| bpe.encode_ordinary(s).len();
+        let tokens = match prompt {
+            Prompt::Text(t) => n(t),
+            Prompt::Chat(turns) => turns.iter().map(|t| 3 + n(&t.role) + n(&t.content)).sum::<usize>() + 3,
+        };
+        tokens as u32
     }
 
     fn model(&self, name: &str) -> Option<&RemoteModel> {
@@ -215,6 +242,10 @@ impl Backend for OpenAiBackend {
             .collect()
     }
 
+    fn count_prompt_tokens(&self, request: &ValidatedRequest) -> Result<u32, BackendError> {
+        Ok(self.count(&request.model, &request.prompt))
+    }
+
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
         let model = self.model(&request.model).ok_or_else(|| BackendError::ModelNotFound(request.model.clone()))?;
         if request.logprobs.is_some() {
@@ -244,7 +275,7 @@ impl Backend for OpenAiBackend {
             };
             return Err(self.upstream_error(status, &body, &request.model));
         }
-        let estimate = estimate_prompt_tokens(&request.prompt);
+        let estimate = self.count(&request.model, &request.prompt);
         let mut reading = Reading {
             body: resp.into_body(),
             lines: SseLines::default(),
@@ -269,5 +300,36 @@ impl Backend for OpenAiBackend {
     /// Active health probes arrive with routing; a remote model is assumed ready.
     async fn ready(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::config::{RemoteModel, Timeouts};
+    use backend_api::ChatTurn;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn openai_models_are_counted_with_openai_s_tokenizer() {
+        let model = |name: &str, upstream: &str| RemoteModel {
+            name: name.into(),
+            upstream: upstream.into(),
+            context_length: 8192,
+        };
+        let t = Duration::from_secs(1);
+        let b = OpenAiBackend::new(BackendConfig {
+            name: "openai".into(),
+            base_url: "http://127.0.0.1:9".into(),
+            api_key: None,
+            timeouts: Timeouts { connect: t, first_byte: t, total: t },
+            queue: None,
+            models: vec![model("fast", "gpt-4o-mini"), model("other", "some-org/some-model")],
+        });
+        let chat = Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "hello world".into() }]);
+        // 3 per message + "user" (1) + "hello world" (2) + 3 priming the reply.
+        assert_eq!(b.count("fast", &chat), 9);
+        assert_eq!(b.count("fast", &Prompt::Text("hello world".into())), 2);
+        assert_eq!(b.count("other", &chat), estimate_prompt_tokens(&chat));
     }
 }
