@@ -242,8 +242,39 @@ async fn completions(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(bod
     sse(&plan, chunks, tail)
 }
 
+/// What the real Messages API refuses with 400, so clients that translate
+/// to it are checked: the version header, `max_tokens`, roles that take
+/// turns starting with the user, no system turns among the messages.
+fn anthropic_shape_error(headers: &HeaderMap, body: &Value) -> Option<String> {
+    if !headers.contains_key("anthropic-version") {
+        return Some("anthropic-version: header is required".into());
+    }
+    if body.get("max_tokens").and_then(Value::as_u64).is_none() {
+        return Some("max_tokens: Field required".into());
+    }
+    let roles: Vec<&str> = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(|m| m.iter().filter_map(|m| m.get("role").and_then(Value::as_str)).collect())
+        .unwrap_or_default();
+    let alternate = roles.iter().enumerate().all(|(i, r)| *r == if i % 2 == 0 { "user" } else { "assistant" });
+    if roles.is_empty() || !alternate {
+        return Some(format!(
+            "messages: roles must alternate between user and assistant, starting with user: {roles:?}"
+        ));
+    }
+    None
+}
+
 /// Anthropic's Messages API: `system`, `messages`, `max_tokens`, `stream`.
 async fn messages(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if headers.get("x-mock-status").is_none() {
+        if let Some(message) = anthropic_shape_error(&headers, &body) {
+            mock.requests.fetch_add(1, Ordering::Relaxed);
+            let e = json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}});
+            return (StatusCode::BAD_REQUEST, Json(e)).into_response();
+        }
+    }
     let plan = match begin(&mock, &headers, &body, true).await {
         Ok(p) => p,
         Err(e) => return e,

@@ -57,15 +57,27 @@ async fn anthropic_messages_streamed_and_not() {
             "messages": [{"role": "user", "content": "hello"}]})
         .to_string()
     };
-    let v = http(mock.port, "POST", "/v1/messages", &[], Some(&body(false))).await.json();
+    let version = [("anthropic-version", "2023-06-01")];
+    let v = http(mock.port, "POST", "/v1/messages", &version, Some(&body(false))).await.json();
     assert_eq!((v["type"].as_str(), v["stop_reason"].as_str()), (Some("message"), Some("max_tokens")));
     assert_eq!(v["content"][0]["text"], "mock word1 word2 word3");
     assert_eq!(v["usage"]["output_tokens"], 4);
-    let r = http(mock.port, "POST", "/v1/messages", &[], Some(&body(true))).await;
+    let r = http(mock.port, "POST", "/v1/messages", &version, Some(&body(true))).await;
     let mut expected = vec!["message_start", "content_block_start"];
     expected.extend(["content_block_delta"; 4]);
     expected.extend(["content_block_stop", "message_delta", "message_stop"]);
     assert_eq!(r.sse_events(), expected);
+    // What the real API refuses, the mock refuses: a missing version header,
+    // a system turn among the messages, two user turns in a row.
+    assert_eq!(http(mock.port, "POST", "/v1/messages", &[], Some(&body(false))).await.status, 400);
+    for messages in [
+        json!([{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}]),
+        json!([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]),
+    ] {
+        let bad = json!({"model": "m", "max_tokens": 4, "messages": messages}).to_string();
+        let r = http(mock.port, "POST", "/v1/messages", &version, Some(&bad)).await;
+        assert_eq!((r.status, r.json()["error"]["type"].as_str()), (400, Some("invalid_request_error")), "{}", r.body);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,3 +101,35 @@ async fn policies_apply_to_remote_models_with_the_upstream_usage() {
     assert_eq!(post(port, "/v1/chat/completions", &chat("ok-model", true), &auth).await.status, 200);
     assert_eq!(post(port, "/v1/chat/completions", &chat("ok-model", false), &auth).await.status, 429);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_backends_are_translated_both_ways() {
+    let s = setup("", &[]);
+    let port = s.gateway.port;
+    let body = json!({"model": "claude-model", "max_tokens": 4, "stop": ["never"],
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"},
+                     {"role": "user", "content": "there"}]})
+    .to_string();
+    let r = post(port, "/v1/chat/completions", &body, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["choices"][0]["message"]["content"], "mock word1 word2 word3");
+    assert_eq!(v["choices"][0]["finish_reason"], "length", "max_tokens stop reason");
+    assert_eq!(v["usage"]["completion_tokens"], 4);
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "input_tokens from message_start");
+
+    let mut streamed: Value = serde_json::from_str(&body).unwrap();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let r = post(port, "/v1/chat/completions", &streamed.to_string(), &[]).await;
+    let data = r.sse_data();
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "mock word1 word2 word3");
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 4);
+
+    let r = post(port, "/v1/chat/completions", &chat("claude-failing-model", false), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("injected 500"), "{}", r.body);
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct RawBackend {
     name: String,
-    /// "openai" (an OpenAI-compatible server).
+    /// "openai" (an OpenAI-compatible server) or "anthropic" (the Messages API).
     kind: String,
     /// e.g. "http://127.0.0.1:8000/v1".
     base_url: String,
@@ -40,6 +40,7 @@ pub struct RawRemoteModel {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendConfig {
     pub name: String,
+    pub dialect: Dialect,
     /// Scheme, host, port and path prefix, without a trailing slash.
     pub base_url: String,
     /// The key itself, read from `api_key_env` (never logged).
@@ -47,6 +48,14 @@ pub struct BackendConfig {
     pub timeouts: Timeouts,
     pub queue: Option<crate::queue::QueueConfig>,
     pub models: Vec<RemoteModel>,
+}
+
+/// The API a remote server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    /// Anthropic's Messages API (`/messages`, `x-api-key`, named stream events).
+    Anthropic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,9 +88,13 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
         if b.name.trim().is_empty() || out.iter().any(|o| o.name == b.name) {
             return Err(invalid(&format!("{path}.name"), "must be non-empty and unique"));
         }
-        if b.kind != "openai" {
-            return Err(invalid(&format!("{path}.kind"), format!("'{}' is not one of 'openai'", b.kind)));
-        }
+        let dialect = match b.kind.as_str() {
+            "openai" => Dialect::OpenAi,
+            "anthropic" => Dialect::Anthropic,
+            other => {
+                return Err(invalid(&format!("{path}.kind"), format!("'{other}' is not one of 'openai', 'anthropic'")))
+            }
+        };
         let base_url = b.base_url.trim_end_matches('/').to_string();
         if !base_url.starts_with("http://") {
             return Err(invalid(
@@ -137,7 +150,7 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
                 timeout: ms(timeout, 30_000, "queue_timeout_ms")?,
             }),
         };
-        out.push(BackendConfig { name: b.name, base_url, api_key, timeouts, queue, models });
+        out.push(BackendConfig { name: b.name, dialect, base_url, api_key, timeouts, queue, models });
     }
     Ok(out)
 }

@@ -2,7 +2,7 @@
 //!
 //! - `config`: `[[backends]]` in the config file, parsed then validated;
 //! - `openai`: any OpenAI-compatible server (vLLM, llama.cpp's server,
-//!   Ollama, OpenAI itself) as a `Backend`;
+//!   Ollama, OpenAI itself), or Anthropic's Messages API, as a `Backend`;
 //! - `sse`: reading a server-sent-event stream line by line.
 
 pub mod config;

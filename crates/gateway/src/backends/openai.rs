@@ -1,7 +1,10 @@
 //! An OpenAI-compatible server as a `Backend`: the validated request is
 //! sent as `/chat/completions` or `/completions`, always streamed (with
 //! `stream_options.include_usage`), and the server's chunks become
-//! generation events as they arrive, nothing buffered. Usage is the
+//! generation events as they arrive, nothing buffered. The same backend
+//! speaks Anthropic's Messages API (`/messages`: system turns into
+//! `system`, turns of one role merged, `stop` as `stop_sequences`; the
+//! named stream events read back, `max_tokens` stop reason as `length`). Usage is the
 //! server's own; a server that sends none is counted (the prompt as
 //! below, one completion token per content chunk).
 //!
@@ -11,7 +14,7 @@
 //! message plus its role and content, 3 to prime the reply, as OpenAI
 //! counts chat prompts), and with `estimate_prompt_tokens` otherwise.
 
-use super::config::{BackendConfig, RemoteModel};
+use super::config::{BackendConfig, Dialect, RemoteModel};
 use super::sse::SseLines;
 use axum::body::Bytes;
 use backend_api::{
@@ -33,6 +36,9 @@ pub struct OpenAiBackend {
     /// Model name → OpenAI's tokenizer, for the upstream ids it knows.
     tokenizers: HashMap<String, &'static CoreBPE>,
 }
+
+/// Anthropic requires `max_tokens`; this is sent when the request has none.
+const ANTHROPIC_DEFAULT_MAX_TOKENS: u32 = 4096;
 
 /// Error bodies are read up to this size.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -137,6 +143,49 @@ fn request_body(r: &ValidatedRequest, upstream: &str) -> (&'static str, Value) {
     (path, body)
 }
 
+/// The Messages API body: system turns joined into `system`, consecutive
+/// turns of one role merged (the API wants user and assistant in turn),
+/// tool turns sent as the user's.
+fn anthropic_body(r: &ValidatedRequest, upstream: &str) -> Value {
+    let s = &r.sampling;
+    let turns: Vec<(String, String)> = match &r.prompt {
+        Prompt::Chat(turns) => turns.iter().map(|t| (t.role.clone(), t.content.clone())).collect(),
+        Prompt::Text(text) => vec![("user".into(), text.clone())],
+    };
+    let system: Vec<&str> = turns.iter().filter(|(role, _)| role == "system").map(|(_, c)| c.as_str()).collect();
+    let mut messages: Vec<(String, String)> = Vec::new();
+    for (role, content) in turns.iter().filter(|(role, _)| role != "system") {
+        let role = if role == "assistant" { "assistant" } else { "user" };
+        match messages.last_mut() {
+            Some((last, text)) if last == role => {
+                text.push_str("\n\n");
+                text.push_str(content);
+            }
+            _ => messages.push((role.to_string(), content.clone())),
+        }
+    }
+    let mut body = json!({
+        "model": upstream,
+        "max_tokens": r.stop.max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS),
+        "messages": messages.iter().map(|(role, content)| json!({"role": role, "content": content})).collect::<Vec<_>>(),
+        "stream": true,
+        "temperature": s.temperature.min(1.0),
+    });
+    if !system.is_empty() {
+        body["system"] = json!(system.join("\n\n"));
+    }
+    if s.top_p < 1.0 {
+        body["top_p"] = json!(s.top_p);
+    }
+    if s.top_k > 0 {
+        body["top_k"] = json!(s.top_k);
+    }
+    if !r.stop.stop.is_empty() {
+        body["stop_sequences"] = json!(r.stop.stop);
+    }
+    body
+}
+
 /// What the stream has seen so far.
 struct Reading {
     body: hyper::body::Incoming,
@@ -149,6 +198,7 @@ struct Reading {
     deadline: Instant,
     over: bool,
     backend: String,
+    dialect: Dialect,
 }
 
 impl Reading {
@@ -158,7 +208,11 @@ impl Reading {
     }
 
     fn finished(&mut self) {
-        let (prompt, completion, cached) = self.usage.unwrap_or((self.estimate, self.chunks, 0));
+        let (prompt, mut completion, cached) = self.usage.unwrap_or((self.estimate, self.chunks, 0));
+        if completion == 0 {
+            // A stream that reported its prompt but not its completion.
+            completion = self.chunks;
+        }
         self.pending.push_back(Ok(GenerationEvent::Finished {
             reason: self.finish.unwrap_or(FinishReason::Stop),
             prompt_tokens: prompt,
@@ -168,7 +222,46 @@ impl Reading {
         self.over = true;
     }
 
+    /// One Messages API stream event (its `type` is in the data too).
+    fn anthropic_event(&mut self, v: &Value) {
+        let n = |p: &str| v.pointer(p).and_then(Value::as_u64).map(|n| n as u32);
+        match v.get("type").and_then(Value::as_str) {
+            Some("message_start") => {
+                let (prompt, cached) = (n("/message/usage/input_tokens"), n("/message/usage/cache_read_input_tokens"));
+                self.usage = Some((prompt.unwrap_or(self.estimate), 0, cached.unwrap_or(0)));
+            }
+            Some("content_block_delta") => {
+                if let Some(text) = v.pointer("/delta/text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                    self.chunks += 1;
+                    self.pending.push_back(Ok(GenerationEvent::Delta { text: text.to_string(), tokens: Vec::new() }));
+                }
+            }
+            Some("message_delta") => {
+                self.finish = match v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    Some("max_tokens") => Some(FinishReason::Length),
+                    Some(_) => Some(FinishReason::Stop),
+                    None => self.finish,
+                };
+                if let (Some(out), Some(u)) = (n("/usage/output_tokens"), self.usage.as_mut()) {
+                    u.1 = out;
+                }
+            }
+            Some("message_stop") => self.finished(),
+            Some("error") => {
+                let message = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("error event").to_string();
+                self.fail(format!("failed mid-stream: {message}"));
+            }
+            _ => {}
+        }
+    }
+
     fn payload(&mut self, data: &str) {
+        if self.dialect == Dialect::Anthropic {
+            match serde_json::from_str::<Value>(data) {
+                Ok(v) => return self.anthropic_event(&v),
+                Err(_) => return self.fail(format!("unreadable stream event: {}", &data[..data.len().min(200)])),
+            }
+        }
         if data == "[DONE]" {
             return self.finished();
         }
@@ -251,14 +344,22 @@ impl Backend for OpenAiBackend {
         if request.logprobs.is_some() {
             return Err(BackendError::invalid("logprobs are not available for remote models yet", Some("logprobs")));
         }
-        let (path, body) = request_body(&request, &model.upstream);
+        let (path, body) = match self.config.dialect {
+            Dialect::OpenAi => request_body(&request, &model.upstream),
+            Dialect::Anthropic => ("/messages", anthropic_body(&request, &model.upstream)),
+        };
         let t = self.config.timeouts;
         let deadline = Instant::now() + t.total;
         let mut req = hyper::Request::post(format!("{}{path}", self.config.base_url))
             .header("content-type", "application/json")
             .header("accept", "text/event-stream");
-        if let Some(key) = &self.config.api_key {
-            req = req.header("authorization", format!("Bearer {key}"));
+        match (&self.config.api_key, self.config.dialect) {
+            (Some(key), Dialect::OpenAi) => req = req.header("authorization", format!("Bearer {key}")),
+            (Some(key), Dialect::Anthropic) => req = req.header("x-api-key", key.as_str()),
+            (None, _) => {}
+        }
+        if self.config.dialect == Dialect::Anthropic {
+            req = req.header("anthropic-version", "2023-06-01");
         }
         let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| self.unavailable(e))?;
         let resp = match tokio::time::timeout(t.first_byte.min(t.total), self.client.request(req)).await {
@@ -287,6 +388,7 @@ impl Backend for OpenAiBackend {
             deadline,
             over: false,
             backend: self.config.name.clone(),
+            dialect: self.config.dialect,
         };
         // The exact prompt size comes with the usage at the end.
         reading.pending.push_back(Ok(GenerationEvent::Started {
@@ -320,6 +422,7 @@ mod tests {
         let t = Duration::from_secs(1);
         let b = OpenAiBackend::new(BackendConfig {
             name: "openai".into(),
+            dialect: Dialect::OpenAi,
             base_url: "http://127.0.0.1:9".into(),
             api_key: None,
             timeouts: Timeouts { connect: t, first_byte: t, total: t },

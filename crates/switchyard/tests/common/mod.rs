@@ -253,11 +253,20 @@ pub fn setup_remote(extra: &str, env: &[(&str, &str)]) -> RemoteSetup {
         ));
         mocks.push(mock);
     }
+    // Anthropic's Messages API, served by the healthy and the failing mocks.
+    for (name, mock) in [("claude", &mocks[0]), ("claude-failing", &mocks[1])] {
+        config.push_str(&format!(
+            "\n[[backends]]\nname = \"{name}\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:{}/v1\"\napi_key_env = \"SY_ANTHROPIC_TEST_KEY\"\n[[backends.models]]\nname = \"{name}-model\"\nupstream = \"claude-mock\"\n",
+            mock.port
+        ));
+    }
     let down_port = free_port();
     config.push_str(&format!(
         "\n[[backends]]\nname = \"down\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{}/v1\"\n[[backends.models]]\nname = \"down-model\"\n",
         down_port
     ));
-    let gateway = switchyard(dir.path(), &model, &config, env);
+    let mut env = env.to_vec();
+    env.push(("SY_ANTHROPIC_TEST_KEY", "sk-ant-test"));
+    let gateway = switchyard(dir.path(), &model, &config, &env);
     RemoteSetup { dir, mocks, gateway, down_port }
 }
