@@ -148,8 +148,17 @@ impl Default for Config {
     }
 }
 
-fn invalid(path: &str, message: impl Into<String>) -> ConfigError {
+/// A value that does not validate, named by its path in the file.
+pub(crate) fn invalid(path: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { path: path.to_string(), message: message.into() }
+}
+
+/// A secret from the environment variable the file names at `path`.
+pub(crate) fn env_secret(path: &str, var: &str) -> Result<String, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+        _ => Err(invalid(path, format!("environment variable {var} is not set"))),
+    }
 }
 
 impl Config {

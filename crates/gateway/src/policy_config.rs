@@ -3,7 +3,7 @@
 //! (keys, the admin token) come from environment variables named in the
 //! file, never from the file itself; a key can also be given as its SHA-256.
 
-use crate::config::ConfigError;
+use crate::config::{env_secret, invalid, ConfigError};
 use crate::policy::keys::{hash_key, KeyRecord};
 use crate::policy::limits::{Budget, BudgetPeriod, Limits};
 use crate::policy::pricing::{Price, PriceTable};
@@ -122,26 +122,15 @@ impl Default for PolicyConfig {
         PolicyConfig {
             auth_required: false,
             admin_token_env: DEFAULT_ADMIN_TOKEN_ENV.into(),
-            public_routes: vec!["/health".into(), "/ready".into(), "/metrics".into()],
+            public_routes: crate::policy::DEFAULT_PUBLIC_ROUTES.map(String::from).into(),
             store: StoreConfig::Embedded { path: DEFAULT_STATE_PATH.into() },
             fail_open: false,
-            default_max_tokens: 4096,
+            default_max_tokens: crate::policy::DEFAULT_MAX_TOKENS,
             truncate_by_default: false,
             keys: Vec::new(),
             users: HashMap::new(),
             prices: PriceTable::default(),
         }
-    }
-}
-
-fn invalid(path: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { path: path.to_string(), message: message.into() }
-}
-
-fn env_secret(path: &str, var: &str) -> Result<String, ConfigError> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-        _ => Err(invalid(path, format!("environment variable {var} is not set"))),
     }
 }
 

@@ -7,7 +7,7 @@
 //! the error lists each one's failure. Models whose circuit is open
 //! (`health`) are skipped while another model of the route is not open.
 
-use crate::config::ConfigError;
+use crate::config::{invalid, ConfigError};
 use crate::health::{Circuit, Health};
 use backend_api::{Backend, BackendError, GenerationEvent, GenerationStream, ModelInfo, ValidatedRequest};
 use futures::StreamExt;
@@ -42,18 +42,17 @@ pub const MAX_RETRIES: u32 = 5;
 /// Validates the routes' shape; that their models exist is checked when
 /// the server is built (`--model` can rename the local model after the file is read).
 pub fn validate(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
-    let invalid = |path: String, message: String| ConfigError::Invalid { path, message };
     let mut out: Vec<RouteConfig> = Vec::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
         if r.name.trim().is_empty() || out.iter().any(|o| o.name == r.name) {
-            return Err(invalid(format!("routes[{i}].name"), format!("'{}' must be non-empty and unique", r.name)));
+            return Err(invalid(&format!("routes[{i}].name"), format!("'{}' must be non-empty and unique", r.name)));
         }
         if r.models.is_empty() {
-            return Err(invalid(format!("routes[{i}].models"), "list at least one model".into()));
+            return Err(invalid(&format!("routes[{i}].models"), "list at least one model"));
         }
         let retries = r.retries.unwrap_or(1);
         if retries > MAX_RETRIES {
-            return Err(invalid(format!("routes[{i}].retries"), format!("at most {MAX_RETRIES}")));
+            return Err(invalid(&format!("routes[{i}].retries"), format!("at most {MAX_RETRIES}")));
         }
         out.push(RouteConfig {
             name: r.name,

@@ -1,7 +1,7 @@
 //! `[[backends]]`: where a remote server is, how to authenticate to it,
 //! how long to wait, and which of its models are served under which names.
 
-use crate::config::ConfigError;
+use crate::config::{env_secret, invalid, ConfigError};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -77,10 +77,6 @@ pub struct RemoteModel {
 /// A context length for remote models that do not state one.
 pub const DEFAULT_REMOTE_CONTEXT: u32 = 8192;
 
-fn invalid(path: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { path: path.to_string(), message: message.into() }
-}
-
 pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError> {
     let mut out: Vec<BackendConfig> = Vec::with_capacity(raw.len());
     for (i, b) in raw.into_iter().enumerate() {
@@ -104,15 +100,7 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
         }
         let api_key = match b.api_key_env {
             None => None,
-            Some(var) => match std::env::var(&var) {
-                Ok(k) if !k.trim().is_empty() => Some(k.trim().to_string()),
-                _ => {
-                    return Err(invalid(
-                        &format!("{path}.api_key_env"),
-                        format!("environment variable {var} is not set"),
-                    ))
-                }
-            },
+            Some(var) => Some(env_secret(&format!("{path}.api_key_env"), &var)?),
         };
         let ms = |v: Option<u64>, default: u64, name: &str| match v {
             Some(0) => Err(invalid(&format!("{path}.{name}"), "must be at least 1")),

@@ -73,16 +73,21 @@ pub struct PolicySettings {
     pub truncate_by_default: bool,
 }
 
+/// Routes open without a key unless the config says otherwise.
+pub const DEFAULT_PUBLIC_ROUTES: [&str; 3] = ["/health", "/ready", "/metrics"];
+/// The completion cap of requests without `max_tokens` when tokens or dollars are limited.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
 impl Default for PolicySettings {
     fn default() -> Self {
         PolicySettings {
             auth_required: false,
-            public_routes: vec!["/health".into(), "/ready".into(), "/metrics".into()],
+            public_routes: DEFAULT_PUBLIC_ROUTES.map(String::from).into(),
             admin_token_hash: None,
             config_keys: Vec::new(),
             users: HashMap::new(),
             prices: PriceTable::default(),
-            default_max_tokens: 4096,
+            default_max_tokens: DEFAULT_MAX_TOKENS,
             fail_open: false,
             truncate_by_default: false,
         }
