@@ -88,6 +88,10 @@ pub struct ModelInfo {
 pub trait Backend: Send + Sync {
     fn name(&self) -> &str;
     fn models(&self) -> Vec<ModelInfo>;
+    /// The context window of one of this backend's models.
+    fn context_length(&self, model: &str) -> Option<u32> {
+        self.models().into_iter().find(|m| m.id == model).map(|m| m.context_length)
+    }
     /// Starts generation. Errors that concern the request as a whole (prompt
     /// too long, unknown model) come back here, before any event.
     /// Dropping the stream cancels the generation.

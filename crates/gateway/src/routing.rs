@@ -97,13 +97,7 @@ impl Backend for FallbackRoute {
     /// The route, with the smallest context of its models (a request that
     /// fits it fits every fallback).
     fn models(&self) -> Vec<ModelInfo> {
-        let context = self
-            .targets
-            .iter()
-            .flat_map(|(m, b)| b.models().into_iter().filter(move |i| &i.id == m))
-            .map(|i| i.context_length)
-            .min()
-            .unwrap_or(0);
+        let context = self.targets.iter().filter_map(|(m, b)| b.context_length(m)).min().unwrap_or(0);
         vec![ModelInfo { id: self.config.name.clone(), context_length: context, owned_by: "route".into() }]
     }
 

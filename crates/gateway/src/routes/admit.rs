@@ -46,7 +46,7 @@ pub async fn admit(
         return Err(ApiError::ModelNotAllowed(model.to_string()));
     }
     let policy = state.policy();
-    let context = backend.models().iter().find(|m| m.id == model).map_or(u32::MAX, |m| m.context_length);
+    let context = backend.context_length(model).unwrap_or(u32::MAX);
     let cap = policy.needs_completion_cap(&caller.principal);
     let mut estimate = Estimate { prompt_tokens: 0, max_completion_tokens: 0 };
     for r in requests.iter_mut() {

@@ -38,7 +38,7 @@ pub async fn chat_completions(
     let want_logprobs = valid.request.logprobs.is_some();
     let mut truncated = 0;
     if valid.truncation.unwrap_or(state.policy().settings.truncate_by_default) {
-        let context = backend.models().iter().find(|m| m.id == model).map_or(u32::MAX, |m| m.context_length);
+        let context = backend.context_length(&model).unwrap_or(u32::MAX);
         truncated = fit_to_context(&backend, context, &mut valid.request)?;
         if truncated > 0 {
             tracing::info!(model = %model, dropped_turns = truncated, "prompt truncated to fit the context");
