@@ -12,15 +12,13 @@ pub struct Collected {
     pub tokens: Vec<GeneratedToken>,
     pub finish_reason: Option<FinishReason>,
     pub usage: Usage,
-    /// The model that answered, when the request named a route.
-    pub served_by: Option<String>,
 }
 
 pub async fn collect(mut stream: GenerationStream) -> Result<Collected, ApiError> {
     let mut out = Collected::default();
     while let Some(event) = stream.next().await {
         match event? {
-            GenerationEvent::Started { model, .. } => out.served_by = model,
+            GenerationEvent::Started { .. } => {}
             GenerationEvent::Delta { text, tokens } => {
                 out.text.push_str(&text);
                 out.tokens.extend(tokens);

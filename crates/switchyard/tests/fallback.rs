@@ -52,6 +52,11 @@ async fn retries_then_falls_back_and_names_who_answered() {
     assert!(!chunks.is_empty() && chunks.iter().all(|c| c["model"] == "ok-model"), "{chunks:?}");
     let models = http(port, "GET", "/v1/models", &[], None).await.json();
     assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "resilient" && m["owned_by"] == "route"));
+    // Text completions name it the same way.
+    let body = json!({"model": "resilient", "prompt": "hi", "max_tokens": 2}).to_string();
+    let r = http(port, "POST", "/v1/completions", &[], Some(&body)).await;
+    assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("ok-model")), "{}", r.body);
+    assert_eq!(r.json()["model"], "ok-model");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

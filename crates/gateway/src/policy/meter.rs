@@ -20,6 +20,8 @@ struct MeterState {
     input: u64,
     output: u64,
     cost_nanos: Option<u64>,
+    /// The model a route chose.
+    served_by: Option<String>,
 }
 
 /// One choice's counts; reports to the meter when the choice ends, however it ends.
@@ -36,8 +38,7 @@ impl Drop for Tap {
             return;
         }
         // Cut short: charge the prompt and the tokens generated so far.
-        if let Some(admission) = self.meter.close_one(self.prompt, self.generated) {
-            let (input, output) = self.meter.totals();
+        if let Some((admission, input, output)) = self.meter.close_one(self.prompt, self.generated) {
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
                     rt.spawn(async move {
@@ -52,12 +53,20 @@ impl Drop for Tap {
 
 impl Meter {
     pub fn new(admission: Admission, choices: usize, timing: Option<Arc<RequestTiming>>) -> Arc<Self> {
-        let state = MeterState { admission: Some(admission), open: choices, input: 0, output: 0, cost_nanos: None };
+        let state = MeterState {
+            admission: Some(admission),
+            open: choices,
+            input: 0,
+            output: 0,
+            cost_nanos: None,
+            served_by: None,
+        };
         Arc::new(Meter { state: Mutex::new(state), timing })
     }
 
-    /// Adds one choice's usage; the admission comes back when it was the last one open.
-    fn close_one(&self, input: u64, output: u64) -> Option<Admission> {
+    /// Adds one choice's usage; the admission and the totals come back when
+    /// it was the last one open.
+    fn close_one(&self, input: u64, output: u64) -> Option<(Admission, u64, u64)> {
         let mut s = self.state.lock().ok()?;
         s.input += input;
         s.output += output;
@@ -66,14 +75,11 @@ impl Meter {
             if let Some(t) = &self.timing {
                 t.backend_finished();
             }
-            s.admission.take()
+            let (input, output) = (s.input, s.output);
+            s.admission.take().map(|a| (a, input, output))
         } else {
             None
         }
-    }
-
-    fn totals(&self) -> (u64, u64) {
-        self.state.lock().map(|s| (s.input, s.output)).unwrap_or((0, 0))
     }
 
     /// A route chose this model: it prices the request (and labels its usage).
@@ -82,10 +88,16 @@ impl Meter {
             if let Some(a) = s.admission.as_mut() {
                 a.model = model.to_string();
             }
+            s.served_by = Some(model.to_string());
         }
         if let Some(t) = &self.timing {
             t.set_model(model);
         }
+    }
+
+    /// The model a route chose, once the backend started.
+    pub fn served_by_model(&self) -> Option<String> {
+        self.state.lock().ok().and_then(|s| s.served_by.clone())
     }
 
     /// The cost recorded at settlement, once settled.
@@ -93,8 +105,7 @@ impl Meter {
         self.state.lock().ok().and_then(|s| s.cost_nanos)
     }
 
-    async fn settle(&self, admission: Admission) {
-        let (input, output) = self.totals();
+    async fn settle(&self, admission: Admission, input: u64, output: u64) {
         let cost = admission.settle(input, output).await;
         if let Ok(mut s) = self.state.lock() {
             s.cost_nanos = Some(cost);
@@ -117,8 +128,10 @@ impl Meter {
                 Ok(GenerationEvent::Finished { prompt_tokens, completion_tokens, .. }) => {
                     tap.done = true;
                     let meter = tap.meter.clone();
-                    if let Some(admission) = meter.close_one(u64::from(*prompt_tokens), u64::from(*completion_tokens)) {
-                        meter.settle(admission).await;
+                    if let Some((admission, input, output)) =
+                        meter.close_one(u64::from(*prompt_tokens), u64::from(*completion_tokens))
+                    {
+                        meter.settle(admission, input, output).await;
                     }
                 }
                 Err(_) => {}

@@ -92,12 +92,21 @@ impl Admitted {
         Ok(streams)
     }
 
-    /// Adds the rate-limit headers, and the cost once it is known.
+    /// Adds the rate-limit headers, and the cost and the model a route
+    /// chose once they are known (non-streaming responses).
     pub fn decorate(&self, resp: &mut Response) {
         resp.headers_mut().extend(self.headers.clone());
         if let Some(v) = self.meter.cost_nanos().and_then(|n| HeaderValue::try_from(format_usd(n)).ok()) {
             resp.headers_mut().insert(COST_HEADER, v);
         }
+        if let Some(v) = self.meter.served_by_model().and_then(|m| HeaderValue::try_from(m).ok()) {
+            resp.headers_mut().insert(SERVED_BY_HEADER, v);
+        }
+    }
+
+    /// The model to name in a finished response: the one a route chose, or the one asked for.
+    pub fn answering_model(&self, requested: String) -> String {
+        self.meter.served_by_model().unwrap_or(requested)
     }
 }
 

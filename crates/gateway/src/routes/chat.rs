@@ -1,6 +1,6 @@
 //! `POST /v1/chat/completions`.
 
-use super::admit::{admit, Caller, SERVED_BY_HEADER};
+use super::admit::{admit, Caller};
 use super::request_id;
 use super::truncate::{fit_to_context, TRUNCATED_HEADER};
 use crate::collect::{collect, unix_now};
@@ -58,8 +58,7 @@ pub async fn chat_completions(
     }
     let stream = streams.into_iter().next().ok_or_else(|| ApiError::Internal("no stream".into()))?;
     let done = collect(stream).await?;
-    let done_model = done.served_by.clone();
-    let model = done_model.clone().unwrap_or(model);
+    let model = admitted.answering_model(model);
     let completion = ChatCompletion {
         id,
         object: "chat.completion".into(),
@@ -76,9 +75,6 @@ pub async fn chat_completions(
     };
     let mut resp = Json(completion).into_response();
     admitted.decorate(&mut resp);
-    if let Some(m) = done_model.and_then(|m| axum::http::HeaderValue::try_from(m).ok()) {
-        resp.headers_mut().insert(SERVED_BY_HEADER, m);
-    }
     say_truncated(&mut resp, truncated);
     Ok(resp)
 }

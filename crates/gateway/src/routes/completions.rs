@@ -51,6 +51,7 @@ pub async fn completions(
         return Ok(resp);
     }
     let results: Vec<Collected> = futures::future::try_join_all(streams.into_iter().map(collect)).await?;
+    let model = admitted.answering_model(model);
     let mut usage = Usage::new(0, 0, 0);
     let choices = results
         .into_iter()
