@@ -33,6 +33,14 @@ pub enum GenerationEvent {
         completion_tokens: u32,
         cached_tokens: u32,
     },
+    /// Usage of an attempt whose answer was not used (a cascade's cheaper
+    /// models, its judge): billed with the request, not part of the answer.
+    /// Comes before `Started`.
+    Spent {
+        model: String,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,21 @@ pub struct ValidatedRequest {
     /// Prefix-cache namespace: requests share cached prompt prefixes only
     /// with requests of the same salt (`None` is the shared namespace).
     pub cache_salt: Option<String>,
+    /// What the answer must be, beyond its tokens: for routing, and for
+    /// backends that cannot honour it to refuse it.
+    pub demands: Demands,
+}
+
+/// Routing needs of a request that a model may or may not meet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Demands {
+    /// The client reads the answer as a stream.
+    pub stream: bool,
+    /// `response_format` asks for JSON (`json_object` or `json_schema`),
+    /// passed to the upstream as given.
+    pub response_format: Option<serde_json::Value>,
+    /// Highest estimated cost, in US dollars, of a model a route may pick.
+    pub max_cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -135,6 +135,13 @@ impl Backend for EngineHandle {
         if request.model != self.inner.model_id {
             return Err(BackendError::ModelNotFound(request.model));
         }
+        if request.demands.response_format.is_some() {
+            // No constrained decoding here: a JSON answer could not be promised.
+            return Err(BackendError::invalid(
+                format!("model '{}' does not support JSON 'response_format'", request.model),
+                Some("response_format"),
+            ));
+        }
         let prompt = self.prompt_tokens(&request.prompt)?;
         let ctx = self.inner.context_length;
         if prompt.is_empty() {

@@ -33,6 +33,7 @@ fn request(prompt: String, max_tokens: u32, salt: Option<&str>) -> ValidatedRequ
         stop: StopParams { max_tokens: Some(max_tokens), ignore_eos: true, ..Default::default() },
         logprobs: None,
         cache_salt: salt.map(str::to_string),
+        demands: Default::default(),
     }
 }
 
@@ -52,7 +53,7 @@ async fn run(engine: &EngineHandle, req: ValidatedRequest) -> Outcome {
                 out.prompt_tokens = prompt_tokens;
                 out.cached_tokens = cached_tokens;
             }
-            GenerationEvent::Started { .. } => {}
+            GenerationEvent::Started { .. } | GenerationEvent::Spent { .. } => {}
         }
     }
     out

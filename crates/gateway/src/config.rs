@@ -218,6 +218,17 @@ impl Config {
         }
         .validate()?;
         cfg.backends = crate::backends::config::validate(raw.backends)?;
+        for (i, b) in cfg.backends.iter().enumerate() {
+            for (j, m) in b.models.iter().enumerate() {
+                let Some(price) = m.price else { continue };
+                if cfg.policy.prices.models.insert(m.name.clone(), price).is_some() {
+                    return Err(invalid(
+                        &format!("backends[{i}].models[{j}].input_per_million"),
+                        format!("'{}' also has a [prices] table: give its price once", m.name),
+                    ));
+                }
+            }
+        }
         if !raw.models.is_empty() {
             let mut models = Vec::with_capacity(raw.models.len());
             for (i, m) in raw.models.into_iter().enumerate() {

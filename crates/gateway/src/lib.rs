@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod backends;
+pub mod cascade;
 pub mod collect;
 pub mod config;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod observe;
 pub mod policy;
 pub mod policy_config;
 pub mod queue;
+pub mod registry;
 pub mod routes;
 pub mod routing;
 pub mod server;
@@ -32,6 +34,7 @@ pub mod sse;
 pub mod state;
 pub mod store;
 pub mod timing;
+pub mod tracked;
 pub mod validate;
 
 pub use app::router;

@@ -1,16 +1,30 @@
-//! Step 7, routing: a route is a name clients use for an ordered list of
-//! models. Its backend tries the first model, retries it with backoff when
-//! the failure is worth retrying (the backend unreachable, timed out,
-//! failing with 5xx, or rate limiting), then falls back to the next, all
-//! before the first byte reaches the client. Requests the backend rejects
-//! as such (400, unknown model) are not retried. When every model fails,
-//! the error lists each one's failure. Models whose circuit is open
-//! (`health`) are skipped while another model of the route is not open.
+//! Step 7, routing: a route is a name clients use for a set of models.
+//! For each request it keeps the models that can serve it (capabilities,
+//! answer length, context, `max_cost`; see `registry`), orders them by its
+//! strategy, then tries the first, retries it with backoff when the failure
+//! is worth retrying (the backend unreachable, timed out, failing with 5xx,
+//! or rate limiting), then falls back to the next, all before the first
+//! byte reaches the client. Requests a backend rejects as such (400,
+//! unknown model) are not retried. When every model fails, the error lists
+//! each one's failure. Models whose circuit is open (`health`) are skipped
+//! while another model of the route is not open.
+//!
+//! Strategies: `fallback` (the order listed), `cost` (cheapest estimate
+//! for this request first), `latency` (lowest moving-average time to first
+//! token first; unmeasured models first, so they get measured),
+//! `least_busy` (fewest requests in flight first), `weighted` (a random
+//! order drawn by the models' weights). A route of kind `cascade` is
+//! served by `cascade::CascadeRoute` on the same plan.
 
+use crate::cascade::CascadeConfig;
 use crate::config::{invalid, ConfigError};
 use crate::health::{Circuit, Health};
+use crate::policy::pricing::PriceTable;
+use crate::registry::ModelCard;
+use crate::tracked::retryable;
 use backend_api::{Backend, BackendError, GenerationEvent, GenerationStream, ModelInfo, ValidatedRequest};
 use futures::StreamExt;
+use rand::Rng;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,72 +34,311 @@ use std::time::Duration;
 pub struct RawRoute {
     name: String,
     models: Vec<String>,
+    /// "fallback" (default) or "cascade".
+    kind: Option<String>,
+    /// How models are ordered for each request (default "fallback": as listed).
+    strategy: Option<String>,
     retries: Option<u32>,
     backoff_ms: Option<u64>,
     breaker_cooldown_ms: Option<u64>,
+    /// Models whose estimated cost for a request is above this (US dollars) are skipped.
+    max_cost: Option<f64>,
+    /// Cascade: "logprob" (mean token log-probability) or "judge".
+    scorer: Option<String>,
+    /// Cascade: the lowest score accepted (logprob: e.g. -1.0; judge: 1 to 10).
+    threshold: Option<f64>,
+    /// Cascade with the judge scorer: the model that grades.
+    judge_model: Option<String>,
+    /// Cascade with the judge scorer: what the grade is about.
+    criteria: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Fallback,
+    Cost,
+    Latency,
+    LeastBusy,
+    Weighted,
+}
+
+impl Strategy {
+    fn parse(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "fallback" => Strategy::Fallback,
+            "cost" => Strategy::Cost,
+            "latency" => Strategy::Latency,
+            "least_busy" => Strategy::LeastBusy,
+            "weighted" => Strategy::Weighted,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     pub name: String,
     pub models: Vec<String>,
+    pub strategy: Strategy,
     /// Extra attempts per model on a retryable failure.
     pub retries: u32,
     /// Wait before the first retry; doubled for each next one.
     pub backoff: Duration,
     /// How long an open circuit keeps a model out before a trial.
     pub breaker_cooldown: Duration,
+    pub max_cost_usd: Option<f64>,
+    /// Present for a route of kind cascade.
+    pub cascade: Option<CascadeConfig>,
 }
 
 pub const MAX_RETRIES: u32 = 5;
+
+/// The name of the route every model belongs to, picked by cost (unless
+/// the config gives the name to a model or route of its own).
+pub const AUTO_ROUTE: &str = "auto";
+
+impl RouteConfig {
+    /// `auto`: the cheapest healthy model that can serve the request.
+    pub fn auto(models: Vec<String>) -> Self {
+        RouteConfig {
+            name: AUTO_ROUTE.into(),
+            models,
+            strategy: Strategy::Cost,
+            retries: 1,
+            backoff: Duration::from_millis(100),
+            breaker_cooldown: Duration::from_millis(10_000),
+            max_cost_usd: None,
+            cascade: None,
+        }
+    }
+}
 
 /// Validates the routes' shape; that their models exist is checked when
 /// the server is built (`--model` can rename the local model after the file is read).
 pub fn validate(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
     let mut out: Vec<RouteConfig> = Vec::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
+        let path = format!("routes[{i}]");
         if r.name.trim().is_empty() || out.iter().any(|o| o.name == r.name) {
-            return Err(invalid(&format!("routes[{i}].name"), format!("'{}' must be non-empty and unique", r.name)));
+            return Err(invalid(&format!("{path}.name"), format!("'{}' must be non-empty and unique", r.name)));
         }
         if r.models.is_empty() {
-            return Err(invalid(&format!("routes[{i}].models"), "list at least one model"));
+            return Err(invalid(&format!("{path}.models"), "list at least one model"));
         }
         let retries = r.retries.unwrap_or(1);
         if retries > MAX_RETRIES {
-            return Err(invalid(&format!("routes[{i}].retries"), format!("at most {MAX_RETRIES}")));
+            return Err(invalid(&format!("{path}.retries"), format!("at most {MAX_RETRIES}")));
         }
+        let strategy = match r.strategy.as_deref() {
+            None => Strategy::Fallback,
+            Some(s) => Strategy::parse(s).ok_or_else(|| {
+                invalid(
+                    &format!("{path}.strategy"),
+                    format!("'{s}' is not one of fallback, cost, latency, least_busy, weighted"),
+                )
+            })?,
+        };
+        if r.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
+            return Err(invalid(&format!("{path}.max_cost"), "must be a number of dollars, 0 or more"));
+        }
+        let cascade_fields = [
+            ("scorer", r.scorer.is_some()),
+            ("threshold", r.threshold.is_some()),
+            ("judge_model", r.judge_model.is_some()),
+            ("criteria", r.criteria.is_some()),
+        ];
+        let cascade = match r.kind.as_deref() {
+            None | Some("fallback") => {
+                if let Some((field, _)) = cascade_fields.iter().find(|(_, set)| *set) {
+                    return Err(invalid(&format!("{path}.{field}"), "only a route of kind \"cascade\" takes it"));
+                }
+                None
+            }
+            Some("cascade") => {
+                if r.strategy.is_some() {
+                    return Err(invalid(&format!("{path}.strategy"), "a cascade always tries the cheapest first"));
+                }
+                Some(CascadeConfig::validate(&path, r.scorer, r.threshold, r.judge_model, r.criteria)?)
+            }
+            Some(other) => {
+                return Err(invalid(&format!("{path}.kind"), format!("'{other}' is not one of fallback, cascade")))
+            }
+        };
         out.push(RouteConfig {
             name: r.name,
             models: r.models,
+            strategy: if cascade.is_some() { Strategy::Cost } else { strategy },
             retries,
             backoff: Duration::from_millis(r.backoff_ms.unwrap_or(100)),
             breaker_cooldown: Duration::from_millis(r.breaker_cooldown_ms.unwrap_or(10_000)),
+            max_cost_usd: r.max_cost,
+            cascade,
         });
     }
     Ok(out)
 }
 
+/// One model of a route: its name, its registry card and the backend serving it.
+pub struct Target {
+    pub model: String,
+    pub card: ModelCard,
+    pub backend: Arc<dyn Backend>,
+}
+
 /// A route as a backend.
 pub struct FallbackRoute {
-    config: RouteConfig,
-    /// Per model of the route: its name and the backend serving it.
-    targets: Vec<(String, Arc<dyn Backend>)>,
-    health: Arc<Health>,
+    pub(crate) config: RouteConfig,
+    pub(crate) targets: Vec<Target>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) prices: PriceTable,
+}
+
+/// A model chosen for a request, with what it will cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate {
+    pub target: usize,
+    pub estimate_nanos: u64,
 }
 
 impl FallbackRoute {
-    pub fn new(config: RouteConfig, targets: Vec<(String, Arc<dyn Backend>)>, health: Arc<Health>) -> Self {
-        FallbackRoute { config, targets, health }
+    pub fn new(config: RouteConfig, targets: Vec<Target>, health: Arc<Health>, prices: PriceTable) -> Self {
+        FallbackRoute { config, targets, health, prices }
     }
 
-    /// The models of the route, in order.
+    /// The models of the route, in the order configured.
     pub fn models_in_order(&self) -> impl Iterator<Item = &str> {
-        self.targets.iter().map(|(m, _)| m.as_str())
+        self.targets.iter().map(|t| t.model.as_str())
+    }
+
+    /// The request as `target` receives it.
+    pub(crate) fn for_target(&self, request: &ValidatedRequest, target: usize) -> ValidatedRequest {
+        ValidatedRequest { model: self.targets[target].model.clone(), ..request.clone() }
+    }
+
+    /// The models that can serve `request`, in the order to try them.
+    /// None can: 400 naming each model's reason.
+    pub fn plan(&self, request: &ValidatedRequest) -> Result<Vec<Candidate>, BackendError> {
+        let max_cost = match (self.config.max_cost_usd, request.demands.max_cost_usd) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut fit = Vec::with_capacity(self.targets.len());
+        let mut reasons = Vec::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let prompt = match t.backend.count_prompt_tokens(&self.for_target(request, i)) {
+                Ok(n) => n,
+                Err(e) => {
+                    reasons.push(format!("{}: {e}", t.model));
+                    continue;
+                }
+            };
+            if let Some(why) = t.card.unfit(request, Some(prompt)) {
+                reasons.push(why);
+                continue;
+            }
+            let output = t.card.expected_output(request, prompt);
+            let estimate_nanos = self.prices.cost_nanos(&t.model, u64::from(prompt), u64::from(output));
+            if let Some(max) = max_cost {
+                let estimate = estimate_nanos as f64 / 1e9;
+                if estimate > max {
+                    reasons.push(format!("model '{}' would cost ${estimate:.6}, above max_cost ${max}", t.model));
+                    continue;
+                }
+            }
+            fit.push(Candidate { target: i, estimate_nanos });
+        }
+        if fit.is_empty() {
+            return Err(BackendError::invalid(
+                format!("no model of route '{}' can serve this request: {}", self.config.name, reasons.join("; ")),
+                None,
+            ));
+        }
+        let model = |c: &Candidate| self.targets[c.target].model.as_str();
+        match self.config.strategy {
+            Strategy::Fallback => {}
+            Strategy::Cost => fit.sort_by_key(|c| c.estimate_nanos),
+            Strategy::Latency => {
+                fit.sort_by(|a, b| {
+                    let (la, lb) = (self.health.load(model(a)).1, self.health.load(model(b)).1);
+                    la.unwrap_or(0.0).total_cmp(&lb.unwrap_or(0.0))
+                });
+            }
+            Strategy::LeastBusy => fit.sort_by_key(|c| self.health.load(model(c)).0),
+            Strategy::Weighted => {
+                // Efraimidis–Spirakis: key u^(1/w), largest first, is a draw in
+                // proportion to the weights; weight 0 goes last.
+                let mut rng = rand::rng();
+                let mut keyed: Vec<(f64, Candidate)> = fit
+                    .iter()
+                    .map(|c| {
+                        let w = f64::from(self.targets[c.target].card.weight);
+                        let key = if w > 0.0 { rng.random::<f64>().powf(1.0 / w) } else { -1.0 };
+                        (key, *c)
+                    })
+                    .collect();
+                keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+                fit = keyed.into_iter().map(|(_, c)| c).collect();
+            }
+        }
+        Ok(fit)
+    }
+
+    /// Whether the model at `order[k]` should be skipped: its circuit is
+    /// open while a later one is not (the last one left is tried anyway).
+    /// Claims the half-open trial when it is not skipped.
+    pub(crate) fn skip_open(&self, order: &[Candidate], k: usize) -> bool {
+        let cooldown = self.config.breaker_cooldown;
+        let others_left = order[k + 1..]
+            .iter()
+            .any(|c| self.health.circuit(&self.targets[c.target].model, cooldown, false) != Circuit::Open);
+        others_left && self.health.circuit(&self.targets[order[k].target].model, cooldown, true) == Circuit::Open
+    }
+
+    /// Tries `target` with retries; `Err(None)` means every attempt failed
+    /// in a retryable way (listed in `failures`).
+    pub(crate) async fn attempt(
+        &self,
+        request: &ValidatedRequest,
+        target: usize,
+        failures: &mut Vec<String>,
+    ) -> Result<GenerationStream, Option<BackendError>> {
+        let model = &self.targets[target].model;
+        let mut wait = self.config.backoff;
+        for attempt in 0..=self.config.retries {
+            match self.targets[target].backend.generate(self.for_target(request, target)).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) if retryable(&e) => {
+                    failures.push(format!("{model} (attempt {}): {e}", attempt + 1));
+                    if attempt < self.config.retries {
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                }
+                Err(e) => return Err(Some(e)),
+            }
+        }
+        Err(None)
+    }
+
+    pub(crate) fn all_failed(&self, failures: &[String]) -> BackendError {
+        BackendError::Unavailable(format!(
+            "every model of route '{}' failed: {}",
+            self.config.name,
+            failures.join("; ")
+        ))
     }
 }
 
-fn retryable(e: &BackendError) -> bool {
-    matches!(e, BackendError::Unavailable(_) | BackendError::Overloaded(_) | BackendError::Timeout(_))
+/// Names the model that serves in the stream's `Started` event.
+pub(crate) fn served_by(stream: GenerationStream, model: String) -> GenerationStream {
+    stream
+        .map(move |event| match event {
+            Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, .. }) => {
+                Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, model: Some(model.clone()) })
+            }
+            other => other,
+        })
+        .boxed()
 }
 
 #[async_trait::async_trait]
@@ -94,77 +347,51 @@ impl Backend for FallbackRoute {
         &self.config.name
     }
 
-    /// The route, with the smallest context of its models (a request that
-    /// fits it fits every fallback).
+    /// The route, with the largest context of its models (a request too
+    /// large for some is served by the others).
     fn models(&self) -> Vec<ModelInfo> {
-        let context = self.targets.iter().filter_map(|(m, b)| b.context_length(m)).min().unwrap_or(0);
+        let context = self.targets.iter().map(|t| t.card.context_length).max().unwrap_or(0);
         vec![ModelInfo { id: self.config.name.clone(), context_length: context, owned_by: "route".into() }]
     }
 
+    /// Counted as the largest of its models' counts (admission reserves enough for any).
     fn count_prompt_tokens(&self, request: &ValidatedRequest) -> Result<u32, BackendError> {
-        match self.targets.first() {
-            Some((model, b)) => b.count_prompt_tokens(&ValidatedRequest { model: model.clone(), ..request.clone() }),
-            None => Ok(backend_api::estimate_prompt_tokens(&request.prompt)),
+        let mut most = None;
+        for i in 0..self.targets.len() {
+            if let Ok(n) = self.targets[i].backend.count_prompt_tokens(&self.for_target(request, i)) {
+                most = Some(most.map_or(n, |m: u32| m.max(n)));
+            }
         }
+        Ok(most.unwrap_or_else(|| backend_api::estimate_prompt_tokens(&request.prompt)))
     }
 
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
+        let order = self.plan(&request)?;
         let mut failures = Vec::new();
-        let cooldown = self.config.breaker_cooldown;
-        for (i, (model, backend)) in self.targets.iter().enumerate() {
-            // An open circuit is skipped while a later model could still serve;
-            // the last one left is tried anyway.
-            let others_left =
-                self.targets[i + 1..].iter().any(|(m, _)| self.health.circuit(m, cooldown, false) != Circuit::Open);
-            if others_left && self.health.circuit(model, cooldown, true) == Circuit::Open {
+        for k in 0..order.len() {
+            let target = order[k].target;
+            let model = &self.targets[target].model;
+            if self.skip_open(&order, k) {
                 failures.push(format!("{model}: skipped, circuit open"));
                 continue;
             }
-            let mut wait = self.config.backoff;
-            for attempt in 0..=self.config.retries {
-                let r = ValidatedRequest { model: model.clone(), ..request.clone() };
-                let outcome = backend.generate(r).await;
-                self.health.record(model, !matches!(&outcome, Err(e) if retryable(e)), cooldown);
-                match outcome {
-                    Ok(stream) => {
-                        if !failures.is_empty() {
-                            tracing::warn!(route = %self.config.name, model = %model, failures = ?failures, "served after failures");
-                        }
-                        let served = model.clone();
-                        return Ok(stream
-                            .map(move |event| match event {
-                                Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, .. }) => {
-                                    Ok(GenerationEvent::Started {
-                                        prompt_tokens,
-                                        cached_tokens,
-                                        model: Some(served.clone()),
-                                    })
-                                }
-                                other => other,
-                            })
-                            .boxed());
+            match self.attempt(&request, target, &mut failures).await {
+                Ok(stream) => {
+                    if !failures.is_empty() {
+                        tracing::warn!(route = %self.config.name, model = %model, failures = ?failures, "served after failures");
                     }
-                    Err(e) if retryable(&e) => {
-                        failures.push(format!("{model} (attempt {}): {e}", attempt + 1));
-                        if attempt < self.config.retries {
-                            tokio::time::sleep(wait).await;
-                            wait *= 2;
-                        }
-                    }
-                    Err(e) => return Err(e),
+                    return Ok(served_by(stream, model.clone()));
                 }
+                Err(Some(e)) => return Err(e),
+                Err(None) => {}
             }
         }
-        Err(BackendError::Unavailable(format!(
-            "every model of route '{}' failed: {}",
-            self.config.name,
-            failures.join("; ")
-        )))
+        Err(self.all_failed(&failures))
     }
 
     async fn ready(&self) -> bool {
-        for (_, b) in &self.targets {
-            if b.ready().await {
+        for t in &self.targets {
+            if t.backend.ready().await {
                 return true;
             }
         }

@@ -1,9 +1,11 @@
 //! Loading the configured local models and serving the app on a socket.
 
+use crate::cascade::{CascadeRoute, Scorer};
 use crate::config::{Config, LocalModelConfig, StoreConfig};
 use crate::metrics::GatewayMetrics;
 use crate::policy::keys::hash_key;
 use crate::policy::{Policy, PolicySettings};
+use crate::routing::{FallbackRoute, RouteConfig, Target, AUTO_ROUTE};
 use crate::state::AppState;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
@@ -56,32 +58,72 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
         state.add_engine(start_local_model(m, cfg)?);
     }
     for b in &cfg.backends {
-        if let Some(m) = b.models.iter().find(|m| state.backend_for(&m.name).is_some()) {
+        if let Some(m) = b.models.iter().find(|m| state.name_in_use(&m.name)) {
             return Err(ServeError::Policy(format!("backend '{}': model '{}' is served twice", b.name, m.name)));
         }
         tracing::info!(backend = %b.name, url = %b.base_url, models = ?b.models.iter().map(|m| &m.name).collect::<Vec<_>>(), "remote backend");
-        let remote: Arc<dyn backend_api::Backend> = Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone()));
+        let remote = Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone()));
+        if let Some(every) = b.health_check_interval {
+            crate::backends::probe::spawn(remote.clone(), every, state.health().clone());
+        }
+        let remote: Arc<dyn backend_api::Backend> = remote;
         match b.queue {
             Some(q) => state.add_queued(Arc::new(crate::queue::Queued::new(remote, q))),
             None => state.add_backend(remote),
         }
+        for m in &b.models {
+            state.add_card(m.card.clone()).map_err(ServeError::Policy)?;
+        }
     }
-    let health = state.health().clone();
-    for r in &cfg.routes {
-        if state.backend_for(&r.name).is_some() {
+    let mut routes = cfg.routes.clone();
+    if !state.name_in_use(AUTO_ROUTE) && !routes.iter().any(|r| r.name == AUTO_ROUTE) {
+        routes.push(RouteConfig::auto(state.cards().map(|c| c.name.clone()).collect()));
+    }
+    for r in &routes {
+        if state.name_in_use(&r.name) {
             return Err(ServeError::Policy(format!("route '{}' has the name of a model", r.name)));
         }
-        let mut targets = Vec::with_capacity(r.models.len());
-        for m in &r.models {
-            let backend = state
-                .backend_for(m)
-                .ok_or_else(|| ServeError::Policy(format!("route '{}': no model '{m}'", r.name)))?;
-            targets.push((m.clone(), backend.clone()));
-        }
-        tracing::info!(route = %r.name, models = ?r.models, retries = r.retries, "route");
-        state.add_route(Arc::new(crate::routing::FallbackRoute::new(r.clone(), targets, health.clone())));
+        let route = build_route(&state, r, &cfg.policy.prices)?;
+        tracing::info!(route = %r.name, models = ?r.models, strategy = ?r.strategy, cascade = r.cascade.is_some(), "route");
+        let models = r.models.iter().map(|m| state.resolve(m).to_string()).collect();
+        state.add_route(&r.name, models, route);
     }
     Ok(state)
+}
+
+/// A route over models already registered: a fallback route, or a cascade on top of one.
+fn build_route(
+    state: &AppState,
+    r: &RouteConfig,
+    prices: &crate::policy::pricing::PriceTable,
+) -> Result<Arc<dyn backend_api::Backend>, ServeError> {
+    let fail = |m: String| ServeError::Policy(format!("route '{}': {m}", r.name));
+    let mut targets = Vec::with_capacity(r.models.len());
+    for m in &r.models {
+        let m = state.resolve(m);
+        let backend = state.backend_for(m).ok_or_else(|| fail(format!("no model '{m}'")))?;
+        let card = state.card(m).ok_or_else(|| fail(format!("'{m}' is a route, not a model")))?;
+        targets.push(Target { model: m.to_string(), card: card.clone(), backend: backend.clone() });
+    }
+    let cascade = r.cascade.clone();
+    let route = FallbackRoute::new(r.clone(), targets, state.health().clone(), prices.clone());
+    let Some(cascade) = cascade else { return Ok(Arc::new(route)) };
+    let judge = match &cascade.scorer {
+        Scorer::Logprob => {
+            // Every model but the most expensive must be scored from its log-probabilities.
+            if let Some(t) = route.targets.iter().find(|t| !t.card.capabilities.logprobs) {
+                if route.targets.len() > 1 {
+                    return Err(fail(format!("model '{}' returns no log-probabilities to score", t.model)));
+                }
+            }
+            None
+        }
+        Scorer::Judge { model, .. } => {
+            let m = state.resolve(model);
+            Some(state.backend_for(m).ok_or_else(|| fail(format!("no judge model '{m}'")))?.clone())
+        }
+    };
+    Ok(Arc::new(CascadeRoute::new(route, cascade, judge)))
 }
 
 /// Auth is on when keys are configured, an admin token is set (keys are

@@ -1,10 +1,13 @@
 //! What every handler shares: the models and the backends serving them,
 //! the policies (keys, limits, budgets) and the gateway metrics.
 
+use crate::error::ApiError;
 use crate::metrics::GatewayMetrics;
 use crate::policy::{Policy, PolicySettings};
+use crate::registry::ModelCard;
 use crate::store::embedded::EmbeddedStore;
-use backend_api::{Backend, ModelInfo};
+use crate::tracked::Tracked;
+use backend_api::{Backend, ModelInfo, ValidatedRequest};
 use engine::EngineHandle;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,8 +23,12 @@ pub struct AppState {
     routes: BTreeMap<String, Vec<String>>,
     /// Backends behind a request queue, for their counters.
     queues: Vec<Arc<crate::queue::Queued>>,
-    /// Circuit breakers of the models routes use.
+    /// Every model's circuit breaker, load and latency.
     health: Arc<crate::health::Health>,
+    /// The registry: what each model can do.
+    cards: BTreeMap<String, ModelCard>,
+    /// Alias → the model's own name.
+    aliases: BTreeMap<String, String>,
     pub body_limit_bytes: usize,
 }
 
@@ -44,6 +51,8 @@ impl AppState {
             routes: BTreeMap::new(),
             queues: Vec::new(),
             health: Arc::default(),
+            cards: BTreeMap::new(),
+            aliases: BTreeMap::new(),
             body_limit_bytes,
         }
     }
@@ -56,8 +65,11 @@ impl AppState {
         &self.policy.metrics
     }
 
-    /// Registers an embedded engine: its model, and its counters for `/metrics`.
+    /// Registers an embedded engine: its model, its card, and its counters for `/metrics`.
     pub fn add_engine(&mut self, engine: EngineHandle) {
+        for m in engine.models() {
+            self.cards.insert(m.id.clone(), ModelCard::local(&m.id, m.context_length));
+        }
         self.add_backend(Arc::new(engine.clone()));
         self.engines.push(engine);
     }
@@ -66,11 +78,44 @@ impl AppState {
         &self.engines
     }
 
-    /// Registers every model a backend serves under its own id.
+    /// Registers every model a backend serves under its own id; each
+    /// request to it feeds the model's health (`tracked`).
     pub fn add_backend(&mut self, backend: Arc<dyn Backend>) {
-        for m in backend.models() {
-            self.backends.insert(m.id, backend.clone());
+        let tracked: Arc<dyn Backend> = Arc::new(Tracked::new(backend, self.health.clone()));
+        for m in tracked.models() {
+            self.backends.insert(m.id, tracked.clone());
         }
+    }
+
+    /// Registers a model's card and its aliases (the model must be served already).
+    pub fn add_card(&mut self, card: ModelCard) -> Result<(), String> {
+        for a in &card.aliases {
+            if self.backends.contains_key(a) || self.aliases.contains_key(a) {
+                return Err(format!("alias '{a}' of model '{}' is already a name in use", card.name));
+            }
+            self.aliases.insert(a.clone(), card.name.clone());
+        }
+        self.cards.insert(card.name.clone(), card);
+        Ok(())
+    }
+
+    pub fn card(&self, model: &str) -> Option<&ModelCard> {
+        self.cards.get(model)
+    }
+
+    /// Every model's card, by name (routes are not models).
+    pub fn cards(&self) -> impl Iterator<Item = &ModelCard> {
+        self.cards.values()
+    }
+
+    /// The model's own name for a name or an alias.
+    pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
+        self.aliases.get(name).map_or(name, String::as_str)
+    }
+
+    /// Whether a model, alias or route has this name.
+    pub fn name_in_use(&self, name: &str) -> bool {
+        self.backends.contains_key(name) || self.aliases.contains_key(name)
     }
 
     /// Registers a backend behind a request queue.
@@ -98,15 +143,28 @@ impl AppState {
         out
     }
 
-    /// Registers a route (a name for an ordered list of models).
-    pub fn add_route(&mut self, route: Arc<crate::routing::FallbackRoute>) {
-        self.routes.insert(route.name().to_string(), route.models_in_order().map(str::to_string).collect());
-        self.add_backend(route);
+    /// Registers a route (a name for a set of models); its models are
+    /// tracked one by one, not the route.
+    pub fn add_route(&mut self, name: &str, models: Vec<String>, route: Arc<dyn Backend>) {
+        self.routes.insert(name.to_string(), models);
+        self.backends.insert(name.to_string(), route);
     }
 
     /// The models a request for `model` may be served by: the route's, or itself.
     pub fn candidates(&self, model: &str) -> Vec<String> {
         self.routes.get(model).cloned().unwrap_or_else(|| vec![model.to_string()])
+    }
+
+    /// The model (or route) the requests name, aliases resolved: its own
+    /// name, now on every request, and the backend that serves it.
+    pub fn lookup(&self, requests: &mut [ValidatedRequest]) -> Result<(String, Arc<dyn Backend>), ApiError> {
+        let asked = requests.first().map(|r| r.model.clone()).unwrap_or_default();
+        let model = self.resolve(&asked).to_string();
+        let backend = self.backends.get(&model).ok_or(ApiError::ModelNotFound(asked))?.clone();
+        for r in requests.iter_mut() {
+            r.model.clone_from(&model);
+        }
+        Ok((model, backend))
     }
 
     pub fn backend_for(&self, model: &str) -> Option<&Arc<dyn Backend>> {

@@ -2,7 +2,7 @@
 //! typed and bounded, with OpenAI's 400 for anything out of range.
 
 use crate::error::ApiError;
-use backend_api::{ChatTurn, Prompt, SamplingParams, StopParams, ValidatedRequest};
+use backend_api::{ChatTurn, Demands, Prompt, SamplingParams, StopParams, ValidatedRequest};
 use protocol::{ChatCompletionRequest, CompletionRequest, MessageContent, PromptInput, SamplingFields};
 
 /// Most stop strings one request may carry.
@@ -17,6 +17,7 @@ pub struct Common {
     pub stream: bool,
     pub include_usage: bool,
     pub cache_salt: Option<String>,
+    pub demands: Demands,
 }
 
 fn invalid(message: String, param: &'static str) -> ApiError {
@@ -101,7 +102,26 @@ fn validate_common(
     if f.cache_salt.as_deref().is_some_and(str::is_empty) {
         return Err(invalid("'cache_salt' must not be empty.".into(), "cache_salt"));
     }
+    let response_format = match &f.response_format {
+        None => None,
+        Some(v) => match v.get("type").and_then(serde_json::Value::as_str) {
+            Some("text") => None,
+            Some("json_object") | Some("json_schema") => Some(v.clone()),
+            _ => {
+                return Err(invalid(
+                    "'response_format.type' must be one of 'text', 'json_object', 'json_schema'.".into(),
+                    "response_format",
+                ))
+            }
+        },
+    };
+    if let Some(c) = f.max_cost {
+        if !(c.is_finite() && c >= 0.0) {
+            return Err(invalid(format!("{c} is not valid for 'max_cost': use dollars, 0 or more."), "max_cost"));
+        }
+    }
     Ok(Common {
+        demands: Demands { stream: f.stream, response_format, max_cost_usd: f.max_cost },
         cache_salt: f.cache_salt.clone(),
         sampling: SamplingParams {
             temperature,
@@ -193,6 +213,7 @@ pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<Val
         stop: common.stop.clone(),
         logprobs,
         cache_salt: common.cache_salt.clone(),
+        demands: common.demands.clone(),
     };
     let truncation = match req.truncation.as_deref() {
         None => None,
@@ -255,6 +276,7 @@ pub fn validate_completion(req: CompletionRequest, request_id: &str) -> Result<V
             stop: common.stop.clone(),
             logprobs,
             cache_salt: common.cache_salt.clone(),
+            demands: common.demands.clone(),
         })
         .collect();
     Ok(ValidCompletion { requests, prompts, common, echo: req.echo })

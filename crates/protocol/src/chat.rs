@@ -46,6 +46,11 @@ pub struct SamplingFields {
     /// OpenAI's cache-routing hint. Accepted; the embedded engine has one
     /// prefix cache that every request already shares, so it needs no hint.
     pub prompt_cache_key: Option<String>,
+    /// `{"type": "text" | "json_object" | "json_schema", ...}`.
+    pub response_format: Option<serde_json::Value>,
+    /// Extension: the highest estimated cost in US dollars of a model a
+    /// route may choose for this request.
+    pub max_cost: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

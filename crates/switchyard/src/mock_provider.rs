@@ -46,6 +46,12 @@ pub struct MockArgs {
     /// Streams stop after this many tokens, without finishing (0 = never). Header: x-mock-cut-after.
     #[arg(long, default_value_t = 0)]
     cut_after: u32,
+    /// The log-probability given to every token when a request asks for logprobs. Header: x-mock-logprob.
+    #[arg(long, default_value_t = -0.5, allow_hyphen_values = true)]
+    logprob: f64,
+    /// Answer with this text (one token per word) instead of "mock word1 word2 …"; `--tokens` is then ignored.
+    #[arg(long)]
+    reply: Option<String>,
 }
 
 struct Mock {
@@ -80,6 +86,7 @@ struct Plan {
     interval: Duration,
     tokens: u32,
     cut_after: Option<u32>,
+    logprob: f64,
 }
 
 fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
@@ -97,7 +104,8 @@ impl Mock {
             None if every(a.fail_every) => Some(StatusCode::INTERNAL_SERVER_ERROR),
             None => None,
         };
-        let tokens = header_u64(headers, "x-mock-tokens").map_or(a.tokens, |t| t as u32);
+        let reply_tokens = a.reply.as_deref().map(|r| split_words(r).len() as u32);
+        let tokens = header_u64(headers, "x-mock-tokens").map_or(reply_tokens.unwrap_or(a.tokens), |t| t as u32);
         let tokens = max_tokens.map_or(tokens, |m| tokens.min(m as u32)).max(1);
         let cut = header_u64(headers, "x-mock-cut-after").map_or(a.cut_after, |c| c as u32);
         Plan {
@@ -108,13 +116,31 @@ impl Mock {
             ),
             tokens,
             cut_after: (cut > 0).then_some(cut),
+            logprob: headers
+                .get("x-mock-logprob")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(a.logprob),
         }
     }
 }
 
-/// The deterministic answer: `tokens` words.
-fn words(tokens: u32) -> Vec<String> {
-    (0..tokens).map(|i| if i == 0 { "mock".to_string() } else { format!(" word{i}") }).collect()
+/// The deterministic answer: `tokens` words, or the first `tokens` words of the configured reply.
+fn words(tokens: u32, reply: Option<&str>) -> Vec<String> {
+    match reply {
+        Some(r) => split_words(r).into_iter().take(tokens as usize).collect(),
+        None => (0..tokens).map(|i| if i == 0 { "mock".to_string() } else { format!(" word{i}") }).collect(),
+    }
+}
+
+/// Words with the spaces that follow them, so that they concatenate back to the text.
+fn split_words(text: &str) -> Vec<String> {
+    text.split_inclusive(' ').map(str::to_string).collect()
+}
+
+/// OpenAI's chat `logprobs` of one streamed token.
+fn chat_logprobs(word: &str, logprob: f64) -> Value {
+    json!({"content": [{"token": word, "logprob": logprob, "bytes": word.as_bytes(), "top_logprobs": []}]})
 }
 
 /// Prompt size as the mock counts it: one token per 4 bytes of text.
@@ -164,7 +190,7 @@ async fn answer(mock: &Mock, headers: &HeaderMap, body: &Value, id_prefix: &str)
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": plan.tokens,
         "total_tokens": prompt + u64::from(plan.tokens)});
     let id = format!("{id_prefix}-mock-{}", mock.requests.load(Ordering::Relaxed));
-    Ok(Answer { model: model_of(body), words: words(plan.tokens), usage, id, plan })
+    Ok(Answer { model: model_of(body), words: words(plan.tokens, mock.args.reply.as_deref()), usage, id, plan })
 }
 
 fn model_of(body: &Value) -> String {
@@ -208,7 +234,15 @@ async fn chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Jso
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
     };
     let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
-    chunks.extend(words.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
+    let logprobs = body.get("logprobs").and_then(Value::as_bool) == Some(true);
+    chunks.extend(words.iter().map(|w| {
+        let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": null}]});
+        if logprobs {
+            c["choices"][0]["logprobs"] = chat_logprobs(w, plan.logprob);
+        }
+        data(c)
+    }));
     let mut tail = vec![chunk(json!({}), json!("length"))];
     if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
         tail.push(data(json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage})));
@@ -231,7 +265,17 @@ async fn completions(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(bod
     }
     let chunk =
         |c: Value| data(json!({"id": id, "object": "text_completion", "created": 0, "model": model, "choices": [c]}));
-    let chunks = words.iter().map(|w| chunk(choice(w.clone(), Value::Null))).collect();
+    let logprobs = body.get("logprobs").and_then(Value::as_u64).is_some();
+    let chunks = words
+        .iter()
+        .map(|w| {
+            let mut c = choice(w.clone(), Value::Null);
+            if logprobs {
+                c["logprobs"] = json!({"tokens": [w], "token_logprobs": [plan.logprob], "top_logprobs": [{}]});
+            }
+            chunk(c)
+        })
+        .collect();
     let mut tail = vec![chunk(choice(String::new(), json!("length")))];
     if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
         tail.push(data(
@@ -279,7 +323,8 @@ async fn messages(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body):
         Ok(p) => p,
         Err(e) => return e,
     };
-    let (model, prompt, words) = (model_of(&body), prompt_tokens(&body), words(plan.tokens));
+    let (model, prompt, words) =
+        (model_of(&body), prompt_tokens(&body), words(plan.tokens, mock.args.reply.as_deref()));
     let id = format!("msg_mock_{}", mock.requests.load(Ordering::Relaxed));
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
         return Json(json!({"id": id, "type": "message", "role": "assistant", "model": model,

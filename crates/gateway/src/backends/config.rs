@@ -2,6 +2,8 @@
 //! how long to wait, and which of its models are served under which names.
 
 use crate::config::{env_secret, invalid, ConfigError};
+use crate::policy::pricing::Price;
+use crate::registry::{Capabilities, ModelCard};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -23,6 +25,8 @@ pub struct RawBackend {
     max_queue: Option<usize>,
     /// Longest wait in the queue before 504 (default 30 000).
     queue_timeout_ms: Option<u64>,
+    /// Active health probe (`GET {base_url}/models`) every this many ms (off when absent).
+    health_check_interval_ms: Option<u64>,
     #[serde(default)]
     models: Vec<RawRemoteModel>,
 }
@@ -35,6 +39,18 @@ pub struct RawRemoteModel {
     /// The server's own id for it (default: `name`).
     upstream: Option<String>,
     context_length: Option<u32>,
+    /// Most completion tokens one request may ask for.
+    max_output_tokens: Option<u32>,
+    /// What it serves (default: everything the backend's API offers).
+    capabilities: Option<Vec<String>>,
+    /// Share of traffic under the `weighted` strategy (default 1).
+    weight: Option<u32>,
+    /// Other names clients may use for it.
+    #[serde(default)]
+    aliases: Vec<String>,
+    /// Price in US dollars per million tokens (same as a `[prices.<name>]` table).
+    input_per_million: Option<f64>,
+    output_per_million: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +63,7 @@ pub struct BackendConfig {
     pub api_key: Option<String>,
     pub timeouts: Timeouts,
     pub queue: Option<crate::queue::QueueConfig>,
+    pub health_check_interval: Option<Duration>,
     pub models: Vec<RemoteModel>,
 }
 
@@ -72,6 +89,9 @@ pub struct RemoteModel {
     pub name: String,
     pub upstream: String,
     pub context_length: u32,
+    /// Its entry in the model registry.
+    pub card: ModelCard,
+    pub price: Option<Price>,
 }
 
 /// A context length for remote models that do not state one.
@@ -122,10 +142,48 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
             if m.context_length == Some(0) {
                 return Err(invalid(&format!("{path}.models[{j}].context_length"), "must be at least 1"));
             }
+            let mp = format!("{path}.models[{j}]");
+            let capabilities = match &m.capabilities {
+                Some(names) => Capabilities::parse(&format!("{mp}.capabilities"), names)?,
+                None if dialect == Dialect::Anthropic => Capabilities::ANTHROPIC,
+                None => Capabilities::OPENAI,
+            };
+            if dialect == Dialect::Anthropic && (capabilities.logprobs || capabilities.json_mode) {
+                return Err(invalid(&format!("{mp}.capabilities"), "the Messages API has no logprobs or JSON mode"));
+            }
+            if m.max_output_tokens == Some(0) {
+                return Err(invalid(&format!("{mp}.max_output_tokens"), "must be at least 1"));
+            }
+            if m.aliases.iter().any(|a| a.trim().is_empty() || *a == m.name) {
+                return Err(invalid(&format!("{mp}.aliases"), "aliases must be non-empty and differ from the name"));
+            }
+            let price = match (m.input_per_million, m.output_per_million) {
+                (None, None) => None,
+                (Some(i), Some(o)) if i.is_finite() && i >= 0.0 && o.is_finite() && o >= 0.0 => {
+                    Some(Price { input_per_million: i, output_per_million: o })
+                }
+                _ => {
+                    return Err(invalid(
+                        &format!("{mp}.input_per_million"),
+                        "give both input_per_million and output_per_million, finite and not negative",
+                    ))
+                }
+            };
+            let context_length = m.context_length.unwrap_or(DEFAULT_REMOTE_CONTEXT);
+            let card = ModelCard {
+                name: m.name.clone(),
+                context_length,
+                max_output_tokens: m.max_output_tokens,
+                capabilities,
+                weight: m.weight.unwrap_or(1),
+                aliases: m.aliases,
+            };
             models.push(RemoteModel {
                 upstream: m.upstream.unwrap_or_else(|| m.name.clone()),
                 name: m.name,
-                context_length: m.context_length.unwrap_or(DEFAULT_REMOTE_CONTEXT),
+                context_length,
+                card,
+                price,
             });
         }
         let queue = match (b.max_concurrency, b.max_queue, b.queue_timeout_ms) {
@@ -138,7 +196,20 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
                 timeout: ms(timeout, 30_000, "queue_timeout_ms")?,
             }),
         };
-        out.push(BackendConfig { name: b.name, dialect, base_url, api_key, timeouts, queue, models });
+        let health_check_interval = match b.health_check_interval_ms {
+            None => None,
+            v => Some(ms(v, 0, "health_check_interval_ms")?),
+        };
+        out.push(BackendConfig {
+            name: b.name,
+            dialect,
+            base_url,
+            api_key,
+            timeouts,
+            queue,
+            health_check_interval,
+            models,
+        });
     }
     Ok(out)
 }

@@ -3,8 +3,10 @@
 //! - `config`: `[[backends]]` in the config file, parsed then validated;
 //! - `openai`: any OpenAI-compatible server (vLLM, llama.cpp's server,
 //!   Ollama, OpenAI itself), or Anthropic's Messages API, as a `Backend`;
+//! - `probe`: active health checks on an interval;
 //! - `sse`: reading a server-sent-event stream line by line.
 
 pub mod config;
 pub mod openai;
+pub mod probe;
 pub mod sse;

@@ -18,8 +18,8 @@ use super::config::{BackendConfig, Dialect, RemoteModel};
 use super::sse::SseLines;
 use axum::body::Bytes;
 use backend_api::{
-    estimate_prompt_tokens, Backend, BackendError, FinishReason, GenerationEvent, GenerationStream, ModelInfo, Prompt,
-    ValidatedRequest,
+    estimate_prompt_tokens, Backend, BackendError, FinishReason, GeneratedToken, GenerationEvent, GenerationStream,
+    ModelInfo, Prompt, TokenAlternative, ValidatedRequest,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -39,6 +39,9 @@ pub struct OpenAiBackend {
 
 /// Anthropic requires `max_tokens`; this is sent when the request has none.
 const ANTHROPIC_DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// The Messages API version this translation speaks.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// Error bodies are read up to this size.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -99,6 +102,99 @@ impl OpenAiBackend {
     }
 }
 
+impl OpenAiBackend {
+    /// An active health check: the server lists its models (2xx) within
+    /// the connect and first-byte timeouts.
+    pub async fn probe(&self) -> Result<(), String> {
+        let mut req = hyper::Request::get(format!("{}/models", self.config.base_url));
+        match (&self.config.api_key, self.config.dialect) {
+            (Some(key), Dialect::OpenAi) => req = req.header("authorization", format!("Bearer {key}")),
+            (Some(key), Dialect::Anthropic) => req = req.header("x-api-key", key.as_str()),
+            (None, _) => {}
+        }
+        if self.config.dialect == Dialect::Anthropic {
+            req = req.header("anthropic-version", ANTHROPIC_VERSION);
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        let t = self.config.timeouts;
+        match tokio::time::timeout(t.connect + t.first_byte, self.client.request(req)).await {
+            Err(_) => Err("no answer in time".into()),
+            Ok(Err(e)) => Err(format!("request failed: {e}")),
+            Ok(Ok(r)) if r.status().is_success() => Ok(()),
+            Ok(Ok(r)) => Err(format!("HTTP {}", r.status().as_u16())),
+        }
+    }
+}
+
+/// Token log-probabilities of one streamed choice: OpenAI's chat shape
+/// (`content: [{token, logprob, bytes, top_logprobs}]`) or the completions
+/// shape (`tokens`, `token_logprobs`, `top_logprobs: [{token: logprob}]`).
+fn upstream_logprobs(v: &Value) -> Vec<GeneratedToken> {
+    let bytes = |t: &Value, text: &str| {
+        t.get("bytes")
+            .and_then(Value::as_array)
+            .map(|b| b.iter().filter_map(|x| x.as_u64().and_then(|x| u8::try_from(x).ok())).collect())
+            .unwrap_or_else(|| text.as_bytes().to_vec())
+    };
+    if let Some(content) = v.get("content").and_then(Value::as_array) {
+        return content
+            .iter()
+            .filter_map(|t| {
+                let text = t.get("token")?.as_str()?.to_string();
+                let top = t.get("top_logprobs").and_then(Value::as_array).map_or(Vec::new(), |alts| {
+                    alts.iter()
+                        .filter_map(|a| {
+                            let text = a.get("token")?.as_str()?.to_string();
+                            let logprob = a.get("logprob")?.as_f64()? as f32;
+                            Some(TokenAlternative { id: 0, bytes: bytes(a, &text), text, logprob })
+                        })
+                        .collect()
+                });
+                Some(GeneratedToken {
+                    id: 0,
+                    bytes: bytes(t, &text),
+                    logprob: t.get("logprob").and_then(Value::as_f64).map(|l| l as f32),
+                    text,
+                    top_logprobs: top,
+                })
+            })
+            .collect();
+    }
+    let (Some(tokens), Some(lps)) =
+        (v.get("tokens").and_then(Value::as_array), v.get("token_logprobs").and_then(Value::as_array))
+    else {
+        return Vec::new();
+    };
+    let tops = v.get("top_logprobs").and_then(Value::as_array);
+    tokens
+        .iter()
+        .zip(lps)
+        .enumerate()
+        .filter_map(|(i, (t, lp))| {
+            let text = t.as_str()?.to_string();
+            let top = tops.and_then(|a| a.get(i)).and_then(Value::as_object).map_or(Vec::new(), |m| {
+                m.iter()
+                    .filter_map(|(k, l)| {
+                        Some(TokenAlternative {
+                            id: 0,
+                            text: k.clone(),
+                            bytes: k.as_bytes().to_vec(),
+                            logprob: l.as_f64()? as f32,
+                        })
+                    })
+                    .collect()
+            });
+            Some(GeneratedToken {
+                id: 0,
+                bytes: text.as_bytes().to_vec(),
+                text,
+                logprob: lp.as_f64().map(|l| l as f32),
+                top_logprobs: top,
+            })
+        })
+        .collect()
+}
+
 /// The upstream path and JSON body for a request.
 fn request_body(r: &ValidatedRequest, upstream: &str) -> (&'static str, Value) {
     let s = &r.sampling;
@@ -139,6 +235,19 @@ fn request_body(r: &ValidatedRequest, upstream: &str) -> (&'static str, Value) {
     }
     if r.stop.min_tokens > 0 {
         body["min_tokens"] = json!(r.stop.min_tokens);
+    }
+    if let Some(f) = &r.demands.response_format {
+        body["response_format"] = f.clone();
+    }
+    match (r.logprobs, &r.prompt) {
+        (None, _) => {}
+        (Some(n), Prompt::Chat(_)) => {
+            body["logprobs"] = json!(true);
+            if n > 0 {
+                body["top_logprobs"] = json!(n);
+            }
+        }
+        (Some(n), Prompt::Text(_)) => body["logprobs"] = json!(n),
     }
     (path, body)
 }
@@ -279,9 +388,11 @@ impl Reading {
         }
         let Some(choice) = v.pointer("/choices/0") else { return };
         let text = choice.pointer("/delta/content").or_else(|| choice.get("text")).and_then(Value::as_str);
-        if let Some(text) = text.filter(|t| !t.is_empty()) {
+        let tokens = choice.get("logprobs").map(upstream_logprobs).unwrap_or_default();
+        if text.is_some_and(|t| !t.is_empty()) || !tokens.is_empty() {
             self.chunks += 1;
-            self.pending.push_back(Ok(GenerationEvent::Delta { text: text.to_string(), tokens: Vec::new() }));
+            let text = text.unwrap_or_default().to_string();
+            self.pending.push_back(Ok(GenerationEvent::Delta { text, tokens }));
         }
         match choice.get("finish_reason").and_then(Value::as_str) {
             Some("length") => self.finish = Some(FinishReason::Length),
@@ -341,8 +452,13 @@ impl Backend for OpenAiBackend {
 
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
         let model = self.model(&request.model).ok_or_else(|| BackendError::ModelNotFound(request.model.clone()))?;
-        if request.logprobs.is_some() {
-            return Err(BackendError::invalid("logprobs are not available for remote models yet", Some("logprobs")));
+        if self.config.dialect == Dialect::Anthropic {
+            if request.logprobs.is_some() {
+                return Err(BackendError::invalid("the Messages API returns no logprobs", Some("logprobs")));
+            }
+            if request.demands.response_format.is_some() {
+                return Err(BackendError::invalid("the Messages API has no JSON mode", Some("response_format")));
+            }
         }
         let (path, body) = match self.config.dialect {
             Dialect::OpenAi => request_body(&request, &model.upstream),
@@ -359,7 +475,7 @@ impl Backend for OpenAiBackend {
             (None, _) => {}
         }
         if self.config.dialect == Dialect::Anthropic {
-            req = req.header("anthropic-version", "2023-06-01");
+            req = req.header("anthropic-version", ANTHROPIC_VERSION);
         }
         let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| self.unavailable(e))?;
         let resp = match tokio::time::timeout(t.first_byte.min(t.total), self.client.request(req)).await {
@@ -399,7 +515,8 @@ impl Backend for OpenAiBackend {
         Ok(Box::pin(futures::stream::unfold(reading, Reading::next)))
     }
 
-    /// Active health probes arrive with routing; a remote model is assumed ready.
+    /// A remote model is assumed ready; its health is the circuit breaker's
+    /// and the probes' business (a remote outage must not fail `/ready`).
     async fn ready(&self) -> bool {
         true
     }
@@ -418,6 +535,8 @@ mod tests {
             name: name.into(),
             upstream: upstream.into(),
             context_length: 8192,
+            card: crate::registry::ModelCard::local(name, 8192),
+            price: None,
         };
         let t = Duration::from_secs(1);
         let b = OpenAiBackend::new(BackendConfig {
@@ -427,6 +546,7 @@ mod tests {
             api_key: None,
             timeouts: Timeouts { connect: t, first_byte: t, total: t },
             queue: None,
+            health_check_interval: None,
             models: vec![model("fast", "gpt-4o-mini"), model("other", "some-org/some-model")],
         });
         let chat = Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "hello world".into() }]);
@@ -434,5 +554,20 @@ mod tests {
         assert_eq!(b.count("fast", &chat), 9);
         assert_eq!(b.count("fast", &Prompt::Text("hello world".into())), 2);
         assert_eq!(b.count("other", &chat), estimate_prompt_tokens(&chat));
+    }
+
+    #[test]
+    fn upstream_logprobs_are_read_in_both_shapes() {
+        let chat = json!({"content": [{"token": "Hi", "logprob": -0.25, "bytes": [72, 105],
+            "top_logprobs": [{"token": "Hi", "logprob": -0.25}, {"token": "Hey", "logprob": -1.5}]}]});
+        let t = upstream_logprobs(&chat);
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].text.as_str(), t[0].logprob, t[0].bytes.as_slice()), ("Hi", Some(-0.25), &b"Hi"[..]));
+        assert_eq!(t[0].top_logprobs.iter().map(|a| a.logprob).collect::<Vec<_>>(), [-0.25, -1.5]);
+        let text = json!({"tokens": [" a", " b"], "token_logprobs": [-0.5, -2.0], "top_logprobs": [{" a": -0.5}, {}]});
+        let t = upstream_logprobs(&text);
+        assert_eq!(t.iter().map(|t| t.logprob).collect::<Vec<_>>(), [Some(-0.5), Some(-2.0)]);
+        assert_eq!(t[0].top_logprobs.len(), 1);
+        assert!(upstream_logprobs(&json!(null)).is_empty());
     }
 }

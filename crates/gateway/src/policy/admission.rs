@@ -168,31 +168,46 @@ fn rate_headers(list: &[Counter], states: &[CounterState]) -> HeaderMap {
 }
 
 impl Admission {
-    /// Replaces the reservation by the real usage and records it. Returns
-    /// the cost in nano-dollars.
-    pub async fn settle(self, input_tokens: u64, output_tokens: u64) -> u64 {
-        let cost = self.policy.settings.prices.cost_nanos(&self.model, input_tokens, output_tokens);
-        // The metrics last: once they show the usage, the store has it too.
-        let Some(ticket) = &self.ticket else {
-            self.policy.metrics.usage(&self.model, input_tokens, output_tokens, cost);
-            return cost;
-        };
-        let actual: Vec<u64> = ticket
-            .slots
-            .iter()
-            .zip(&self.kinds)
-            .map(|((_, reserved, _), kind)| match kind {
-                Kind::Requests => *reserved,
-                Kind::Tokens => input_tokens + output_tokens,
-                Kind::Budget => cost,
-            })
-            .collect();
-        if let Err(e) = self.policy.store.settle(ticket, &actual).await {
-            // The reservation stays (the window then over-counts, never under-counts).
-            tracing::error!(error = %e, model = %self.model, "could not record usage in the state store");
-            self.policy.metrics.store_error(self.policy.settings.fail_open);
+    /// Replaces the reservation by the real usage and records it: the
+    /// answer's (`input`, `output`, priced as `self.model`) and the usage
+    /// of attempts that were not used (`spent`, each priced as its own
+    /// model). Returns the summed cost in nano-dollars.
+    pub async fn settle(self, input_tokens: u64, output_tokens: u64, spent: &[SpentUsage]) -> u64 {
+        let prices = &self.policy.settings.prices;
+        let answer_cost = prices.cost_nanos(&self.model, input_tokens, output_tokens);
+        let spent_cost: Vec<u64> = spent.iter().map(|s| prices.cost_nanos(&s.model, s.input, s.output)).collect();
+        let cost = answer_cost + spent_cost.iter().sum::<u64>();
+        let tokens = input_tokens + output_tokens + spent.iter().map(|s| s.input + s.output).sum::<u64>();
+        if let Some(ticket) = &self.ticket {
+            let actual: Vec<u64> = ticket
+                .slots
+                .iter()
+                .zip(&self.kinds)
+                .map(|((_, reserved, _), kind)| match kind {
+                    Kind::Requests => *reserved,
+                    Kind::Tokens => tokens,
+                    Kind::Budget => cost,
+                })
+                .collect();
+            if let Err(e) = self.policy.store.settle(ticket, &actual).await {
+                // The reservation stays (the window then over-counts, never under-counts).
+                tracing::error!(error = %e, model = %self.model, "could not record usage in the state store");
+                self.policy.metrics.store_error(self.policy.settings.fail_open);
+            }
         }
-        self.policy.metrics.usage(&self.model, input_tokens, output_tokens, cost);
+        // The metrics last: once they show the usage, the store has it too.
+        for (s, c) in spent.iter().zip(spent_cost) {
+            self.policy.metrics.usage(&s.model, s.input, s.output, c);
+        }
+        self.policy.metrics.usage(&self.model, input_tokens, output_tokens, answer_cost);
         cost
     }
+}
+
+/// Tokens an attempt used whose answer was not the one returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpentUsage {
+    pub model: String,
+    pub input: u64,
+    pub output: u64,
 }

@@ -3,7 +3,7 @@
 //! recorded before the client sees the end of the response), or, when the
 //! client went away or the backend failed, from what was generated so far.
 
-use super::admission::Admission;
+use super::admission::{Admission, SpentUsage};
 use crate::timing::RequestTiming;
 use backend_api::{GenerationEvent, GenerationStream};
 use futures::StreamExt;
@@ -22,6 +22,8 @@ struct MeterState {
     cost_nanos: Option<u64>,
     /// The model a route chose.
     served_by: Option<String>,
+    /// Attempts whose answers were not used (a cascade's), billed too.
+    spent: Vec<SpentUsage>,
 }
 
 /// One choice's counts; reports to the meter when the choice ends, however it ends.
@@ -38,11 +40,11 @@ impl Drop for Tap {
             return;
         }
         // Cut short: charge the prompt and the tokens generated so far.
-        if let Some((admission, input, output)) = self.meter.close_one(self.prompt, self.generated) {
+        if let Some((admission, input, output, spent)) = self.meter.close_one(self.prompt, self.generated) {
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
                     rt.spawn(async move {
-                        admission.settle(input, output).await;
+                        admission.settle(input, output, &spent).await;
                     });
                 }
                 Err(_) => tracing::error!("no runtime to settle an interrupted request on"),
@@ -60,13 +62,14 @@ impl Meter {
             output: 0,
             cost_nanos: None,
             served_by: None,
+            spent: Vec::new(),
         };
         Arc::new(Meter { state: Mutex::new(state), timing })
     }
 
     /// Adds one choice's usage; the admission and the totals come back when
     /// it was the last one open.
-    fn close_one(&self, input: u64, output: u64) -> Option<(Admission, u64, u64)> {
+    fn close_one(&self, input: u64, output: u64) -> Option<(Admission, u64, u64, Vec<SpentUsage>)> {
         let mut s = self.state.lock().ok()?;
         s.input += input;
         s.output += output;
@@ -75,8 +78,8 @@ impl Meter {
             if let Some(t) = &self.timing {
                 t.backend_finished();
             }
-            let (input, output) = (s.input, s.output);
-            s.admission.take().map(|a| (a, input, output))
+            let (input, output, spent) = (s.input, s.output, std::mem::take(&mut s.spent));
+            s.admission.take().map(|a| (a, input, output, spent))
         } else {
             None
         }
@@ -105,8 +108,8 @@ impl Meter {
         self.state.lock().ok().and_then(|s| s.cost_nanos)
     }
 
-    async fn settle(&self, admission: Admission, input: u64, output: u64) {
-        let cost = admission.settle(input, output).await;
+    async fn settle(&self, admission: Admission, input: u64, output: u64, spent: Vec<SpentUsage>) {
+        let cost = admission.settle(input, output, &spent).await;
         if let Ok(mut s) = self.state.lock() {
             s.cost_nanos = Some(cost);
         }
@@ -128,10 +131,19 @@ impl Meter {
                 Ok(GenerationEvent::Finished { prompt_tokens, completion_tokens, .. }) => {
                     tap.done = true;
                     let meter = tap.meter.clone();
-                    if let Some((admission, input, output)) =
+                    if let Some((admission, input, output, spent)) =
                         meter.close_one(u64::from(*prompt_tokens), u64::from(*completion_tokens))
                     {
-                        meter.settle(admission, input, output).await;
+                        meter.settle(admission, input, output, spent).await;
+                    }
+                }
+                Ok(GenerationEvent::Spent { model, prompt_tokens, completion_tokens }) => {
+                    if let Ok(mut s) = tap.meter.state.lock() {
+                        s.spent.push(SpentUsage {
+                            model: model.clone(),
+                            input: u64::from(*prompt_tokens),
+                            output: u64::from(*completion_tokens),
+                        });
                     }
                 }
                 Err(_) => {}

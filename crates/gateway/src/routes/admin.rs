@@ -204,8 +204,9 @@ async fn spend_view(state: &AppState, scope: Scope, id: &str, limits: &Limits) -
     }))
 }
 
-/// Every backend with its models, queue counters and the circuits of the
-/// models routes have used.
+/// Every backend with its models (capabilities, aliases, and each one's
+/// circuit, requests in flight and latency average), its queue counters,
+/// and the circuits of every model that has served.
 pub async fn backends(State(state): State<AppState>) -> Json<Value> {
     use std::sync::atomic::Ordering::Relaxed;
     let queues: std::collections::HashMap<String, Value> = state
@@ -218,12 +219,20 @@ pub async fn backends(State(state): State<AppState>) -> Json<Value> {
             (backend_api::Backend::name(q.as_ref()).to_string(), v)
         })
         .collect();
-    let circuits: Vec<Value> = state
-        .health()
-        .snapshot()
-        .into_iter()
-        .map(|(model, circuit, failures, attempts)| {
-            json!({"model": model, "circuit": circuit.as_str(), "recent_failures": failures, "recent_attempts": attempts})
+    let health = state.health().snapshot();
+    let health_of = |model: &str| {
+        let h = health.iter().find(|h| h.model == model);
+        json!({
+            "circuit": h.map_or("closed", |h| h.circuit.as_str()),
+            "in_flight": h.map_or(0, |h| h.in_flight),
+            "latency_ms": h.and_then(|h| h.latency_ewma_s).map(|s| (s * 1e6).round() / 1e3),
+        })
+    };
+    let circuits: Vec<Value> = health
+        .iter()
+        .map(|h| {
+            json!({"model": h.model, "circuit": h.circuit.as_str(), "recent_failures": h.failures,
+                "recent_attempts": h.attempts})
         })
         .collect();
     let data: Vec<Value> = state
@@ -232,7 +241,17 @@ pub async fn backends(State(state): State<AppState>) -> Json<Value> {
         .map(|(name, models)| {
             let models: Vec<Value> = models
                 .iter()
-                .map(|m| json!({"id": m.id, "context_length": m.context_length, "owned_by": m.owned_by}))
+                .map(|m| {
+                    let mut v = json!({"id": m.id, "context_length": m.context_length, "owned_by": m.owned_by,
+                        "health": health_of(&m.id)});
+                    if let Some(card) = state.card(&m.id) {
+                        v["capabilities"] = json!(card.capabilities.names());
+                        v["aliases"] = json!(card.aliases);
+                        v["max_output_tokens"] = json!(card.max_output_tokens);
+                        v["weight"] = json!(card.weight);
+                    }
+                    v
+                })
                 .collect();
             json!({"name": name, "models": models, "queue": queues.get(&name)})
         })

@@ -50,6 +50,10 @@ pub async fn admit(
     let cap = policy.needs_completion_cap(&caller.principal);
     let mut estimate = Estimate { prompt_tokens: 0, max_completion_tokens: 0 };
     for r in requests.iter_mut() {
+        // A model asked for directly refuses what it cannot do (a route filters its models itself).
+        if let Some(why) = state.card(model).and_then(|c| c.unfit(r, None)) {
+            return Err(ApiError::invalid(why, None));
+        }
         if let Principal::Key(k) = &caller.principal {
             r.cache_salt = k.cache_salt(r.cache_salt.take());
         }

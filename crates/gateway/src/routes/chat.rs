@@ -33,8 +33,7 @@ pub async fn chat_completions(
     let rid = request_id(&headers);
     let caller = Caller::new(principal, timing);
     let mut valid = validate_chat(body, &rid)?;
-    let model = valid.request.model.clone();
-    let backend = state.backend_for(&model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?.clone();
+    let (model, backend) = state.lookup(std::slice::from_mut(&mut valid.request))?;
     let want_logprobs = valid.request.logprobs.is_some();
     let mut truncated = 0;
     if valid.truncation.unwrap_or(state.policy().settings.truncate_by_default) {
@@ -133,6 +132,8 @@ impl ChatChunks {
 impl ChunkRenderer for ChatChunks {
     fn render(&mut self, _index: u32, event: GenerationEvent) -> Vec<serde_json::Value> {
         match event {
+            // Billed, not shown: the answer is the final attempt's.
+            GenerationEvent::Spent { .. } => Vec::new(),
             GenerationEvent::Started { model, .. } => {
                 if let Some(m) = model {
                     self.model = m;

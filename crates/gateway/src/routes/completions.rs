@@ -30,8 +30,7 @@ pub async fn completions(
     let rid = request_id(&headers);
     let caller = Caller::new(principal, timing);
     let mut valid = validate_completion(body, &rid)?;
-    let model = valid.requests.first().map(|r| r.model.clone()).unwrap_or_default();
-    let backend = state.backend_for(&model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?.clone();
+    let (model, backend) = state.lookup(&mut valid.requests)?;
     let want_logprobs = valid.requests.first().is_some_and(|r| r.logprobs.is_some());
     let admitted = admit(&state, &caller, &backend, &model, &mut valid.requests).await?;
     let streams = admitted.start(&backend, valid.requests).await?;
@@ -125,6 +124,8 @@ impl CompletionChunks {
 impl ChunkRenderer for CompletionChunks {
     fn render(&mut self, index: u32, event: GenerationEvent) -> Vec<serde_json::Value> {
         match event {
+            // Billed, not shown: the answer is the final attempt's.
+            GenerationEvent::Spent { .. } => Vec::new(),
             GenerationEvent::Started { model, .. } => {
                 if let Some(m) = model {
                     self.model = m;

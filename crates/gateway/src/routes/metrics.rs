@@ -68,6 +68,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     state.metrics().render(&mut out);
     render_queues(&state, &mut out);
+    render_health(&state, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
 }
 
@@ -104,5 +105,28 @@ fn render_queues(state: &AppState, out: &mut String) {
         let b = escape(q.name());
         let _ = writeln!(out, "{name}_sum{{backend=\"{b}\"}} {}", q.stats.wait_micros.load(Relaxed) as f64 * 1e-6);
         let _ = writeln!(out, "{name}_count{{backend=\"{b}\"}} {}", q.stats.waited.load(Relaxed));
+    }
+}
+
+/// One gauge per model: name, help text and how to read it.
+type HealthSeries = (&'static str, &'static str, fn(&crate::health::ModelHealth) -> Option<f64>);
+
+/// Each model's circuit, requests in flight and latency average.
+fn render_health(state: &AppState, out: &mut String) {
+    let health = state.health().snapshot();
+    let series: [HealthSeries; 3] = [
+        ("llm_backend_circuit_open", "1 while the model's circuit is open or half-open, else 0.", |h| {
+            Some(if h.circuit == crate::health::Circuit::Closed { 0.0 } else { 1.0 })
+        }),
+        ("llm_backend_in_flight", "Requests a model is serving now.", |h| Some(h.in_flight as f64)),
+        ("llm_backend_latency_ewma_seconds", "Moving average of a model's time to first token.", |h| h.latency_ewma_s),
+    ];
+    for (name, help, get) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for h in &health {
+            if let Some(v) = get(h) {
+                let _ = writeln!(out, "{name}{{model=\"{}\"}} {v}", escape(&h.model));
+            }
+        }
     }
 }

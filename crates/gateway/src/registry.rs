@@ -1,0 +1,171 @@
+//! The model registry: what each model can do, so routes pick only models
+//! that can serve a request, and a model asked for directly refuses what it
+//! cannot do with a clear 400 instead of an upstream's surprise.
+
+use crate::config::{invalid, ConfigError};
+use backend_api::{Prompt, ValidatedRequest};
+
+/// What a model can be asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub chat: bool,
+    pub completions: bool,
+    pub streaming: bool,
+    /// `response_format` JSON (object or schema).
+    pub json_mode: bool,
+    /// Token log-probabilities.
+    pub logprobs: bool,
+}
+
+pub const CAPABILITY_NAMES: [&str; 5] = ["chat", "completions", "streaming", "json_mode", "logprobs"];
+
+impl Capabilities {
+    /// The embedded engine: everything but JSON mode (it has no constrained decoding).
+    pub const LOCAL: Capabilities =
+        Capabilities { chat: true, completions: true, streaming: true, json_mode: false, logprobs: true };
+    /// An OpenAI-compatible server, unless its config says otherwise.
+    pub const OPENAI: Capabilities =
+        Capabilities { chat: true, completions: true, streaming: true, json_mode: true, logprobs: true };
+    /// The Messages API has no JSON mode and no log-probabilities.
+    pub const ANTHROPIC: Capabilities =
+        Capabilities { chat: true, completions: true, streaming: true, json_mode: false, logprobs: false };
+
+    /// The names of what it can do, as the config lists them.
+    pub fn names(self) -> Vec<&'static str> {
+        let on = [self.chat, self.completions, self.streaming, self.json_mode, self.logprobs];
+        CAPABILITY_NAMES.into_iter().zip(on).filter_map(|(n, on)| on.then_some(n)).collect()
+    }
+
+    /// A list of names from the config; `path` names it in errors.
+    pub fn parse(path: &str, names: &[String]) -> Result<Self, ConfigError> {
+        let mut c =
+            Capabilities { chat: false, completions: false, streaming: false, json_mode: false, logprobs: false };
+        for n in names {
+            let flag = match n.as_str() {
+                "chat" => &mut c.chat,
+                "completions" => &mut c.completions,
+                "streaming" => &mut c.streaming,
+                "json_mode" => &mut c.json_mode,
+                "logprobs" => &mut c.logprobs,
+                other => return Err(invalid(path, format!("'{other}' is not one of {}", CAPABILITY_NAMES.join(", ")))),
+            };
+            *flag = true;
+        }
+        if !c.chat && !c.completions {
+            return Err(invalid(path, "list 'chat' or 'completions' (or both)"));
+        }
+        Ok(c)
+    }
+}
+
+/// One model as routing sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelCard {
+    pub name: String,
+    pub context_length: u32,
+    /// Most tokens one answer may ask for (`None`: up to the context).
+    pub max_output_tokens: Option<u32>,
+    pub capabilities: Capabilities,
+    /// Share of the traffic under the `weighted` strategy.
+    pub weight: u32,
+    /// Other names clients may send for it.
+    pub aliases: Vec<String>,
+}
+
+impl ModelCard {
+    pub fn local(name: &str, context_length: u32) -> Self {
+        ModelCard {
+            name: name.to_string(),
+            context_length,
+            max_output_tokens: None,
+            capabilities: Capabilities::LOCAL,
+            weight: 1,
+            aliases: Vec::new(),
+        }
+    }
+
+    /// Why this model cannot serve `r`, if it cannot: a capability it
+    /// lacks or an answer longer than it allows. With `prompt_tokens`, also
+    /// a request that does not fit its context.
+    pub fn unfit(&self, r: &ValidatedRequest, prompt_tokens: Option<u32>) -> Option<String> {
+        let c = self.capabilities;
+        let lacks = match &r.prompt {
+            Prompt::Chat(_) if !c.chat => Some("chat completions"),
+            Prompt::Text(_) if !c.completions => Some("text completions"),
+            _ if r.demands.stream && !c.streaming => Some("streaming"),
+            _ if r.demands.response_format.is_some() && !c.json_mode => Some("JSON 'response_format'"),
+            _ if r.logprobs.is_some() && !c.logprobs => Some("log-probabilities"),
+            _ => None,
+        };
+        if let Some(what) = lacks {
+            return Some(format!("model '{}' does not support {what}", self.name));
+        }
+        if let (Some(asked), Some(max)) = (r.stop.max_tokens, self.max_output_tokens) {
+            if asked > max {
+                return Some(format!("model '{}' answers with at most {max} tokens, {asked} asked", self.name));
+            }
+        }
+        let prompt = prompt_tokens?;
+        let needed = u64::from(prompt) + u64::from(r.stop.max_tokens.unwrap_or(1));
+        (needed > u64::from(self.context_length)).then(|| {
+            format!("model '{}' has a context of {} tokens, the request needs {needed}", self.name, self.context_length)
+        })
+    }
+
+    /// The completion tokens an estimate should assume.
+    pub fn expected_output(&self, r: &ValidatedRequest, prompt_tokens: u32) -> u32 {
+        let room = self.context_length.saturating_sub(prompt_tokens);
+        r.stop.max_tokens.unwrap_or(self.max_output_tokens.unwrap_or(room).min(room))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backend_api::{ChatTurn, Demands, SamplingParams, StopParams};
+
+    fn request(chat: bool, demands: Demands, max_tokens: Option<u32>) -> ValidatedRequest {
+        let prompt = if chat {
+            Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "hi".into() }])
+        } else {
+            Prompt::Text("hi".into())
+        };
+        ValidatedRequest {
+            request_id: "r".into(),
+            model: "m".into(),
+            prompt,
+            sampling: SamplingParams::default(),
+            stop: StopParams { max_tokens, ..Default::default() },
+            logprobs: None,
+            cache_salt: None,
+            demands,
+        }
+    }
+
+    #[test]
+    fn a_card_refuses_what_its_model_cannot_do() {
+        let mut card = ModelCard::local("m", 100);
+        assert_eq!(card.unfit(&request(true, Demands::default(), Some(10)), Some(50)), None);
+        let json = Demands { response_format: Some(serde_json::json!({"type": "json_object"})), ..Default::default() };
+        assert!(card.unfit(&request(true, json, None), None).is_some_and(|w| w.contains("JSON")));
+        card.capabilities.completions = false;
+        assert!(card.unfit(&request(false, Demands::default(), None), None).is_some_and(|w| w.contains("text")));
+        card.max_output_tokens = Some(8);
+        assert!(card.unfit(&request(true, Demands::default(), Some(9)), None).is_some_and(|w| w.contains("at most 8")));
+        assert!(card.unfit(&request(true, Demands::default(), Some(8)), Some(92)).is_none(), "exactly fits");
+        assert!(card
+            .unfit(&request(true, Demands::default(), Some(8)), Some(93))
+            .is_some_and(|w| w.contains("context")));
+        assert_eq!(card.expected_output(&request(true, Demands::default(), None), 95), 5);
+        assert_eq!(card.expected_output(&request(true, Demands::default(), None), 10), 8);
+    }
+
+    #[test]
+    fn capabilities_parse_by_name() {
+        let c = Capabilities::parse("p", &["chat".into(), "json_mode".into()]);
+        assert!(matches!(c, Ok(c) if c.chat && c.json_mode && !c.completions && !c.streaming));
+        assert_eq!(Capabilities::ANTHROPIC.names(), ["chat", "completions", "streaming"]);
+        assert!(Capabilities::parse("p", &["vision".into()]).is_err());
+        assert!(Capabilities::parse("p", &["streaming".into()]).is_err(), "serves nothing");
+    }
+}
