@@ -387,4 +387,35 @@ output_per_million = 1.5
         assert!(matches!(&e, Err(m) if m.contains("backends[0].api_key_env")), "{e:?}");
         Ok(())
     }
+
+    #[test]
+    fn reads_model_cards_and_route_strategies() -> Result<(), ConfigError> {
+        let model = "[[backends]]\nname = \"r\"\nkind = \"openai\"\nbase_url = \"http://h:1/v1\"\n[[backends.models]]\nname = \"x\"\n";
+        let cfg = Config::from_toml(&format!(
+            "{model}capabilities = [\"chat\"]\nmax_output_tokens = 100\nweight = 4\naliases = [\"y\"]\n\
+             input_per_million = 1.5\noutput_per_million = 2\n\
+             [[routes]]\nname = \"w\"\nmodels = [\"x\"]\nstrategy = \"weighted\"\n\
+             [[routes]]\nname = \"c\"\nkind = \"cascade\"\nmodels = [\"x\"]\nscorer = \"logprob\"\nthreshold = -0.5\nmax_cost = 0.01\n"
+        ))?;
+        let card = &cfg.backends[0].models[0].card;
+        assert_eq!((card.capabilities.names(), card.max_output_tokens, card.weight), (vec!["chat"], Some(100), 4));
+        assert_eq!(card.aliases, ["y"]);
+        assert_eq!(cfg.policy.prices.price("x").input_per_million, 1.5);
+        assert_eq!(cfg.routes[0].strategy, crate::routing::Strategy::Weighted);
+        assert!(cfg.routes[1].cascade.is_some() && cfg.routes[1].max_cost_usd == Some(0.01));
+        let err = |t: &str| Config::from_toml(t).map(|_| ()).map_err(|e| e.to_string());
+        for (extra, path) in [
+            ("capabilities = [\"vision\"]\n", "models[0].capabilities"),
+            ("input_per_million = 1.0\n", "models[0].input_per_million"),
+            ("input_per_million = 1.0\noutput_per_million = 1.0\n[prices.x]\ninput_per_million = 1.0\noutput_per_million = 1.0\n", "models[0].input_per_million"),
+            ("[[routes]]\nname = \"s\"\nmodels = [\"x\"]\nstrategy = \"random\"\n", "routes[0].strategy"),
+            ("[[routes]]\nname = \"s\"\nmodels = [\"x\"]\nthreshold = 1.0\n", "routes[0].threshold"),
+            ("[[routes]]\nname = \"s\"\nkind = \"cascade\"\nmodels = [\"x\"]\nscorer = \"judge\"\nthreshold = 5\n", "routes[0].judge_model"),
+            ("[[routes]]\nname = \"s\"\nmodels = [\"x\"]\nmax_cost = -1\n", "routes[0].max_cost"),
+        ] {
+            let e = err(&format!("{model}{extra}"));
+            assert!(matches!(&e, Err(m) if m.contains(path)), "{extra}: {e:?}");
+        }
+        Ok(())
+    }
 }

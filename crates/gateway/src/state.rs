@@ -25,8 +25,9 @@ pub struct AppState {
     queues: Vec<Arc<crate::queue::Queued>>,
     /// Every model's circuit breaker, load and latency.
     health: Arc<crate::health::Health>,
-    /// The registry: what each model can do.
-    cards: BTreeMap<String, ModelCard>,
+    /// The registry: what each model can do, in the order registered
+    /// (embedded models first, then backends as configured).
+    cards: Vec<ModelCard>,
     /// Alias → the model's own name.
     aliases: BTreeMap<String, String>,
     pub body_limit_bytes: usize,
@@ -51,7 +52,7 @@ impl AppState {
             routes: BTreeMap::new(),
             queues: Vec::new(),
             health: Arc::default(),
-            cards: BTreeMap::new(),
+            cards: Vec::new(),
             aliases: BTreeMap::new(),
             body_limit_bytes,
         }
@@ -68,7 +69,8 @@ impl AppState {
     /// Registers an embedded engine: its model, its card, and its counters for `/metrics`.
     pub fn add_engine(&mut self, engine: EngineHandle) {
         for m in engine.models() {
-            self.cards.insert(m.id.clone(), ModelCard::local(&m.id, m.context_length));
+            self.cards.retain(|c| c.name != m.id);
+            self.cards.push(ModelCard::local(&m.id, m.context_length));
         }
         self.add_backend(Arc::new(engine.clone()));
         self.engines.push(engine);
@@ -95,17 +97,18 @@ impl AppState {
             }
             self.aliases.insert(a.clone(), card.name.clone());
         }
-        self.cards.insert(card.name.clone(), card);
+        self.cards.retain(|c| c.name != card.name);
+        self.cards.push(card);
         Ok(())
     }
 
     pub fn card(&self, model: &str) -> Option<&ModelCard> {
-        self.cards.get(model)
+        self.cards.iter().find(|c| c.name == model)
     }
 
-    /// Every model's card, by name (routes are not models).
+    /// Every model's card, in the order registered (routes are not models).
     pub fn cards(&self) -> impl Iterator<Item = &ModelCard> {
-        self.cards.values()
+        self.cards.iter()
     }
 
     /// The model's own name for a name or an alias.

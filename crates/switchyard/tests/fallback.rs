@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{http, mock_provider_on, setup_remote};
+use common::{http, mock_provider_on, mock_requests, setup_remote};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,6 @@ fn chat(model: &str, stream: bool) -> String {
     .to_string()
 }
 
-async fn requests_seen(port: u16) -> u64 {
-    http(port, "GET", "/mock/stats", &[], None).await.json()["requests"].as_u64().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_then_falls_back_and_names_who_answered() {
     let s = setup_remote(ROUTES, &[]);
@@ -40,9 +36,9 @@ async fn retries_then_falls_back_and_names_who_answered() {
     assert_eq!(v["model"], "ok-model");
     assert_eq!(v["choices"][0]["message"]["content"], "mock word1 word2 word3");
     // Each failing model got 1 + 2 retries; the backoff (20 + 40 ms) ran for each.
-    assert_eq!(requests_seen(s.mocks[1].port).await, 3, "failing");
-    assert_eq!(requests_seen(s.mocks[2].port).await, 3, "limited");
-    assert_eq!(requests_seen(s.mocks[0].port).await, 1, "ok");
+    assert_eq!(mock_requests(s.mocks[1].port).await, 3, "failing");
+    assert_eq!(mock_requests(s.mocks[2].port).await, 3, "limited");
+    assert_eq!(mock_requests(s.mocks[0].port).await, 1, "ok");
     assert!(start.elapsed() >= Duration::from_millis(3 * 60));
 
     // Streamed: the chunks name the model that answered.
@@ -88,7 +84,7 @@ async fn a_stream_cut_after_it_started_is_an_error_event_not_a_fallback() {
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     let error: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
     assert!(error["error"]["message"].is_string(), "{error}");
-    assert_eq!(requests_seen(s.mocks[0].port).await, 0, "bytes had reached the client: no fallback");
+    assert_eq!(mock_requests(s.mocks[0].port).await, 0, "bytes had reached the client: no fallback");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +114,7 @@ async fn a_failing_model_is_skipped_once_its_circuit_opens() {
         assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("ok-model")), "{}", r.body);
     }
     // Five failures in five attempts opened it; the next three went straight to ok-model.
-    assert_eq!(requests_seen(s.mocks[1].port).await, 5);
+    assert_eq!(mock_requests(s.mocks[1].port).await, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,4 +173,15 @@ async fn admin_backends_shows_models_and_circuits() {
     assert_eq!((failing["circuit"].as_str(), failing["recent_failures"].as_u64()), (Some("open"), Some(5)), "{v}");
     let ok = circuits.iter().find(|c| c["model"] == "ok-model").unwrap();
     assert_eq!(ok["circuit"], "closed");
+    // Each model with its registry card and live health.
+    let models: Vec<&Value> =
+        v["data"].as_array().unwrap().iter().flat_map(|b| b["models"].as_array().unwrap()).collect();
+    let ok = models.iter().find(|m| m["id"] == "ok-model").unwrap();
+    assert_eq!(ok["capabilities"], json!(["chat", "completions", "streaming", "json_mode", "logprobs"]), "{ok}");
+    assert_eq!((ok["health"]["circuit"].as_str(), ok["health"]["in_flight"].as_u64()), (Some("closed"), Some(0)));
+    assert!(ok["health"]["latency_ms"].as_f64().is_some(), "{ok}");
+    let claude = models.iter().find(|m| m["id"] == "claude-model").unwrap();
+    assert_eq!(claude["capabilities"], json!(["chat", "completions", "streaming"]), "{claude}");
+    let failing = models.iter().find(|m| m["id"] == "failing-model").unwrap();
+    assert_eq!(failing["health"]["circuit"], "open");
 }

@@ -270,3 +270,42 @@ pub fn setup_remote(extra: &str, env: &[(&str, &str)]) -> RemoteSetup {
     let gateway = switchyard(dir.path(), &model, &config, &env);
     RemoteSetup { dir, mocks, gateway, down_port }
 }
+
+/// One mock-provider backend: its name, the mock's flags, and the TOML
+/// that follows its `[[backends]]` header lines (models, options).
+pub struct MockBackend<'a> {
+    pub name: &'a str,
+    pub args: &'a [&'a str],
+    pub toml: &'a str,
+}
+
+/// The tiny model plus one OpenAI-shaped mock per `MockBackend` (in order
+/// in `mocks`), with `extra` (routes, prices) appended to the config.
+pub struct MockSetup {
+    pub dir: tempfile::TempDir,
+    pub mocks: Vec<Proc>,
+    pub gateway: Proc,
+}
+
+pub fn setup_mocks(backends: &[MockBackend], extra: &str) -> MockSetup {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let mut mocks = Vec::new();
+    let mut config = String::new();
+    for b in backends {
+        let mock = mock_provider(dir.path(), b.args);
+        config.push_str(&format!(
+            "[[backends]]\nname = \"{}\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{}/v1\"\n{}\n",
+            b.name, mock.port, b.toml
+        ));
+        mocks.push(mock);
+    }
+    config.push_str(extra);
+    let gateway = switchyard(dir.path(), &model, &config, &[]);
+    MockSetup { dir, mocks, gateway }
+}
+
+/// Requests a mock provider has answered (faults included).
+pub async fn mock_requests(port: u16) -> u64 {
+    http(port, "GET", "/mock/stats", &[], None).await.json()["requests"].as_u64().unwrap_or_default()
+}
