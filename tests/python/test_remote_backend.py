@@ -83,3 +83,24 @@ def test_streams_from_remote_and_embedded_models(gateway):
     local, usage = stream_text(gateway, MODEL)
     assert "Paris" in local
     assert usage.completion_tokens >= 1
+
+
+def test_auto_routes_by_need_and_relays_the_upstream_stream(gateway):
+    # "auto" is the cheapest model that can serve: the embedded one (no price)...
+    plain = gateway.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+    )
+    assert plain.headers["x-switchyard-model"] == MODEL
+    # ...unless the request needs what it lacks (JSON mode): then the remote model.
+    stream = gateway.chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": "Reply in JSON"}],
+        max_tokens=3,
+        stream=True,
+        response_format={"type": "json_object"},
+    )
+    chunks = list(stream)
+    # The upstream's chunks, as it sent them (its model id and fingerprint).
+    assert chunks and all(c.model == "mock-small" for c in chunks)
+    assert all(c.system_fingerprint == "fp_mock" for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "mock word1 word2"

@@ -20,6 +20,10 @@ pub enum GenerationEvent {
         prompt_tokens: u32,
         cached_tokens: u32,
         model: Option<String>,
+        /// The backend relays an OpenAI-compatible server's stream: each of
+        /// its chunks also comes as `Upstream`, for a client of the same
+        /// API to receive byte for byte.
+        verbatim: bool,
     },
     /// New text. `text` is always whole UTF-8 characters; `tokens` are the
     /// tokens whose text completed here (with log-probs when asked for).
@@ -32,6 +36,15 @@ pub enum GenerationEvent {
         prompt_tokens: u32,
         completion_tokens: u32,
         cached_tokens: u32,
+    },
+    /// One `data:` payload of the upstream's stream, exactly as it came
+    /// (after `verbatim` in `Started`). It carries no accounting: the
+    /// `Delta`s and `Finished` parsed from it follow it.
+    Upstream {
+        data: String,
+        /// A chunk with only the usage (no choices), sent because the
+        /// gateway asked for it: relayed only to clients that asked too.
+        usage_only: bool,
     },
     /// Usage of an attempt whose answer was not used (a cascade's cheaper
     /// models, its judge): billed with the request, not part of the answer.

@@ -190,6 +190,7 @@ impl Sequence {
             prompt_tokens: self.prompt_len() as u32,
             cached_tokens: self.cached_tokens,
             model: None,
+            verbatim: false,
         }));
     }
 

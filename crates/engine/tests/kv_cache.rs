@@ -53,7 +53,7 @@ async fn run(engine: &EngineHandle, req: ValidatedRequest) -> Outcome {
                 out.prompt_tokens = prompt_tokens;
                 out.cached_tokens = cached_tokens;
             }
-            GenerationEvent::Started { .. } | GenerationEvent::Spent { .. } => {}
+            _ => {}
         }
     }
     out

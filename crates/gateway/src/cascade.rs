@@ -108,7 +108,15 @@ async fn read_whole(mut stream: GenerationStream) -> Result<Answer, BackendError
         completion_tokens: 0,
     };
     while let Some(event) = stream.next().await {
-        let event = event?;
+        let event = match event? {
+            // Scored answers are replayed from the parsed events (the upstream's
+            // chunks carry the log-probs asked for scoring, not by the client).
+            GenerationEvent::Upstream { .. } => continue,
+            GenerationEvent::Started { prompt_tokens, cached_tokens, model, .. } => {
+                GenerationEvent::Started { prompt_tokens, cached_tokens, model, verbatim: false }
+            }
+            other => other,
+        };
         match &event {
             GenerationEvent::Delta { text, tokens } => {
                 a.text.push_str(text);

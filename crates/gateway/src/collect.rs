@@ -18,7 +18,7 @@ pub async fn collect(mut stream: GenerationStream) -> Result<Collected, ApiError
     let mut out = Collected::default();
     while let Some(event) = stream.next().await {
         match event? {
-            GenerationEvent::Started { .. } | GenerationEvent::Spent { .. } => {}
+            GenerationEvent::Started { .. } | GenerationEvent::Spent { .. } | GenerationEvent::Upstream { .. } => {}
             GenerationEvent::Delta { text, tokens } => {
                 out.text.push_str(&text);
                 out.tokens.extend(tokens);

@@ -333,8 +333,8 @@ impl FallbackRoute {
 pub(crate) fn served_by(stream: GenerationStream, model: String) -> GenerationStream {
     stream
         .map(move |event| match event {
-            Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, .. }) => {
-                Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, model: Some(model.clone()) })
+            Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, verbatim, .. }) => {
+                Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, model: Some(model.clone()), verbatim })
             }
             other => other,
         })

@@ -1,6 +1,13 @@
 //! Server-sent events for streamed generations: every backend event is
 //! rendered into zero or more `data:` chunks by the route, errors become an
 //! OpenAI-shaped error event, and the stream always ends with `[DONE]`.
+//!
+//! A single-choice answer relayed from an OpenAI-compatible server
+//! (`Started { verbatim: true }`) is passed through instead: each upstream
+//! `data:` payload byte for byte (ids, model names, fields this gateway
+//! does not model such as tool calls), the usage chunk only when the client
+//! asked for usage. The parsed events still feed the meter; only the
+//! rendering is skipped. Errors and `[DONE]` stay the gateway's.
 
 use crate::error::ApiError;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -14,6 +21,8 @@ pub trait ChunkRenderer: Send + 'static {
     fn render(&mut self, index: u32, event: GenerationEvent) -> Vec<serde_json::Value>;
     /// Chunks after every choice finished (the usage chunk).
     fn finish(&mut self) -> Vec<serde_json::Value>;
+    /// The client asked for a usage chunk (`stream_options.include_usage`).
+    fn include_usage(&self) -> bool;
 }
 
 pub fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
@@ -25,6 +34,44 @@ struct State<R> {
     renderer: R,
     open_choices: usize,
     done: bool,
+    /// Relaying upstream chunks as they came.
+    verbatim: bool,
+    /// A relayed upstream chunk carried the usage.
+    relayed_usage: bool,
+}
+
+impl<R: ChunkRenderer> State<R> {
+    /// One event of a choice as SSE payloads.
+    fn payloads(&mut self, index: u32, event: GenerationEvent) -> Vec<String> {
+        if let GenerationEvent::Started { verbatim: true, .. } = event {
+            self.verbatim = self.open_choices == 1;
+        }
+        let finished = matches!(event, GenerationEvent::Finished { .. });
+        let mut out: Vec<String> = match (&event, self.verbatim) {
+            (GenerationEvent::Upstream { data, usage_only }, true) => {
+                self.relayed_usage |= *usage_only;
+                if *usage_only && !self.renderer.include_usage() {
+                    Vec::new()
+                } else {
+                    vec![data.clone()]
+                }
+            }
+            (_, true) => {
+                // Rendered for its bookkeeping (model, usage), not sent.
+                self.renderer.render(index, event);
+                Vec::new()
+            }
+            (_, false) => self.renderer.render(index, event).iter().map(|v| v.to_string()).collect(),
+        };
+        if finished {
+            self.open_choices = self.open_choices.saturating_sub(1);
+            if self.open_choices == 0 && !(self.verbatim && self.relayed_usage) {
+                // The usage chunk, if asked for (ours too when a relayed server sent none).
+                out.extend(self.renderer.finish().iter().map(|v| v.to_string()));
+            }
+        }
+        out
+    }
 }
 
 /// Streams the choices' events as SSE. Dropping the response (client
@@ -32,23 +79,20 @@ struct State<R> {
 pub fn sse_response<R: ChunkRenderer>(choices: Vec<GenerationStream>, renderer: R) -> Response {
     let open_choices = choices.len();
     let tagged = choices.into_iter().enumerate().map(|(i, s)| s.map(move |e| (i as u32, e)).boxed());
-    let state = State { events: stream::select_all(tagged).boxed(), renderer, open_choices, done: false };
+    let state = State {
+        events: stream::select_all(tagged).boxed(),
+        renderer,
+        open_choices,
+        done: false,
+        verbatim: false,
+        relayed_usage: false,
+    };
     let body = stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
         }
         let chunks: Vec<Event> = match st.events.next().await {
-            Some((index, Ok(event))) => {
-                let finished = matches!(event, GenerationEvent::Finished { .. });
-                let mut out = st.renderer.render(index, event);
-                if finished {
-                    st.open_choices = st.open_choices.saturating_sub(1);
-                    if st.open_choices == 0 {
-                        out.extend(st.renderer.finish());
-                    }
-                }
-                out.iter().map(data_event).collect()
-            }
+            Some((index, Ok(event))) => st.payloads(index, event).into_iter().map(data_event).collect(),
             Some((_, Err(e))) => {
                 st.done = true;
                 vec![error_event(ApiError::from(e)), done_event()]
@@ -69,8 +113,8 @@ pub fn sse_response<R: ChunkRenderer>(choices: Vec<GenerationStream>, renderer: 
     Sse::new(body).keep_alive(KeepAlive::default()).into_response()
 }
 
-fn data_event(value: &serde_json::Value) -> Event {
-    Event::default().data(value.to_string())
+fn data_event(payload: String) -> Event {
+    Event::default().data(payload)
 }
 
 fn error_event(e: ApiError) -> Event {

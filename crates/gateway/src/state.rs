@@ -153,6 +153,10 @@ impl AppState {
         self.backends.insert(name.to_string(), route);
     }
 
+    pub fn is_route(&self, name: &str) -> bool {
+        self.routes.contains_key(name)
+    }
+
     /// The models a request for `model` may be served by: the route's, or itself.
     pub fn candidates(&self, model: &str) -> Vec<String> {
         self.routes.get(model).cloned().unwrap_or_else(|| vec![model.to_string()])

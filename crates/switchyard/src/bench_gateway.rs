@@ -53,7 +53,7 @@ impl Backend for InstantBackend {
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
         let prompt_tokens = self.count_prompt_tokens(&request)?;
         let events = vec![
-            Ok(GenerationEvent::Started { prompt_tokens, cached_tokens: 0, model: None }),
+            Ok(GenerationEvent::Started { prompt_tokens, cached_tokens: 0, model: None, verbatim: false }),
             Ok(GenerationEvent::Delta { text: "ok".into(), tokens: Vec::new() }),
             Ok(GenerationEvent::Finished {
                 reason: FinishReason::Stop,

@@ -57,6 +57,8 @@ pub struct MockArgs {
 struct Mock {
     args: MockArgs,
     requests: AtomicU64,
+    /// The `data:` payloads of the last OpenAI-shaped stream sent.
+    last_stream: std::sync::Mutex<Vec<String>>,
 }
 
 pub async fn run(args: MockArgs) -> Result<()> {
@@ -69,13 +71,14 @@ pub async fn run(args: MockArgs) -> Result<()> {
 }
 
 pub fn router(args: MockArgs) -> Router {
-    let mock = Arc::new(Mock { args, requests: AtomicU64::new(0) });
+    let mock = Arc::new(Mock { args, requests: AtomicU64::new(0), last_stream: Default::default() });
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/messages", post(messages))
         .route("/mock/stats", get(stats))
+        .route("/mock/last", get(last))
         .with_state(mock)
 }
 
@@ -214,8 +217,17 @@ fn sse(plan: &Plan, chunks: Vec<Event>, tail: Vec<Event>) -> Response {
     Sse::new(events).into_response()
 }
 
-fn data(v: Value) -> Event {
-    Event::default().data(v.to_string())
+fn data(v: Value) -> String {
+    v.to_string()
+}
+
+/// Payloads as `data:` events, remembered as the last stream sent (`/mock/last`).
+fn events(mock: &Mock, chunks: Vec<String>, tail: Vec<String>) -> (Vec<Event>, Vec<Event>) {
+    if let Ok(mut last) = mock.last_stream.lock() {
+        *last = chunks.iter().chain(&tail).cloned().collect();
+    }
+    let to_events = |v: Vec<String>| v.into_iter().map(|p| Event::default().data(p)).collect();
+    (to_events(chunks), to_events(tail))
 }
 
 async fn chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
@@ -229,15 +241,16 @@ async fn chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Jso
             "usage": usage}))
         .into_response();
     }
+    // With a field the gateway does not model, so a relay that re-renders shows.
     let chunk = |delta: Value, finish: Value| {
         data(json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+            "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
     };
     let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
     let logprobs = body.get("logprobs").and_then(Value::as_bool) == Some(true);
     chunks.extend(words.iter().map(|w| {
         let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
-            "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": null}]});
+            "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": null}]});
         if logprobs {
             c["choices"][0]["logprobs"] = chat_logprobs(w, plan.logprob);
         }
@@ -247,7 +260,8 @@ async fn chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Jso
     if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
         tail.push(data(json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage})));
     }
-    tail.push(Event::default().data("[DONE]"));
+    tail.push("[DONE]".into());
+    let (chunks, tail) = events(&mock, chunks, tail);
     sse(&plan, chunks, tail)
 }
 
@@ -282,7 +296,8 @@ async fn completions(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(bod
             json!({"id": id, "object": "text_completion", "created": 0, "model": model, "choices": [], "usage": usage}),
         ));
     }
-    tail.push(Event::default().data("[DONE]"));
+    tail.push("[DONE]".into());
+    let (chunks, tail) = events(&mock, chunks, tail);
     sse(&plan, chunks, tail)
 }
 
@@ -373,6 +388,11 @@ async fn models(State(mock): State<Arc<Mock>>) -> Json<Value> {
         .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "mock"}))
         .collect();
     Json(json!({"object": "list", "data": data}))
+}
+
+/// The payloads of the last OpenAI-shaped stream, in order (`[DONE]` included).
+async fn last(State(mock): State<Arc<Mock>>) -> Json<Value> {
+    Json(json!(mock.last_stream.lock().map(|l| l.clone()).unwrap_or_default()))
 }
 
 async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {

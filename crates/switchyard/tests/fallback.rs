@@ -41,11 +41,12 @@ async fn retries_then_falls_back_and_names_who_answered() {
     assert_eq!(mock_requests(s.mocks[0].port).await, 1, "ok");
     assert!(start.elapsed() >= Duration::from_millis(3 * 60));
 
-    // Streamed: the chunks name the model that answered.
+    // Streamed: the header names the model that answered (the chunks are the upstream's own).
     let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("resilient", true))).await;
+    assert_eq!(r.header("x-switchyard-model"), Some("ok-model"));
     let chunks: Vec<Value> =
         r.sse_data().iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
-    assert!(!chunks.is_empty() && chunks.iter().all(|c| c["model"] == "ok-model"), "{chunks:?}");
+    assert!(!chunks.is_empty() && chunks.iter().all(|c| c["model"] == "mock-small"), "{chunks:?}");
     let models = http(port, "GET", "/v1/models", &[], None).await.json();
     assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "resilient" && m["owned_by"] == "route"));
     // Text completions name it the same way.

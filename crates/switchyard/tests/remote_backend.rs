@@ -41,7 +41,8 @@ async fn answers_come_from_the_remote_model_streamed_and_not() {
     let data = r.sse_data();
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     let chunks: Vec<Value> = data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "ok-model"));
+    // Relayed as the upstream sent them (streaming_passthrough.rs): its model id.
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "mock-small"));
     let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(text, "mock word1 word2 word3");
     assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 4);

@@ -27,6 +27,9 @@ pub struct RawBackend {
     queue_timeout_ms: Option<u64>,
     /// Active health probe (`GET {base_url}/models`) every this many ms (off when absent).
     health_check_interval_ms: Option<u64>,
+    /// Stream the upstream's chunks to clients byte for byte (default true;
+    /// false re-renders them with the gateway's ids and model names).
+    passthrough: Option<bool>,
     #[serde(default)]
     models: Vec<RawRemoteModel>,
 }
@@ -64,6 +67,8 @@ pub struct BackendConfig {
     pub timeouts: Timeouts,
     pub queue: Option<crate::queue::QueueConfig>,
     pub health_check_interval: Option<Duration>,
+    /// Relay an OpenAI-compatible upstream's stream chunks unchanged.
+    pub passthrough: bool,
     pub models: Vec<RemoteModel>,
 }
 
@@ -208,6 +213,7 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
             timeouts,
             queue,
             health_check_interval,
+            passthrough: b.passthrough.unwrap_or(true),
             models,
         });
     }

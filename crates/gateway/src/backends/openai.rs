@@ -381,6 +381,9 @@ impl Reading {
             let message = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("error event").to_string();
             return self.fail(format!("failed mid-stream: {message}"));
         }
+        let usage_only = v.get("usage").is_some_and(|u| !u.is_null())
+            && v.get("choices").and_then(Value::as_array).is_none_or(|c| c.is_empty());
+        self.pending.push_back(Ok(GenerationEvent::Upstream { data: data.to_string(), usage_only }));
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0) as u32;
             self.usage =
@@ -511,6 +514,7 @@ impl Backend for OpenAiBackend {
             prompt_tokens: estimate,
             cached_tokens: 0,
             model: None,
+            verbatim: self.config.dialect == Dialect::OpenAi && self.config.passthrough,
         }));
         Ok(Box::pin(futures::stream::unfold(reading, Reading::next)))
     }
@@ -547,6 +551,7 @@ mod tests {
             timeouts: Timeouts { connect: t, first_byte: t, total: t },
             queue: None,
             health_check_interval: None,
+            passthrough: true,
             models: vec![model("fast", "gpt-4o-mini"), model("other", "some-org/some-model")],
         });
         let chat = Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "hello world".into() }]);

@@ -146,7 +146,7 @@ impl Meter {
                         });
                     }
                 }
-                Err(_) => {}
+                Ok(GenerationEvent::Upstream { .. }) | Err(_) => {}
             }
             Some((event, (stream, tap)))
         })

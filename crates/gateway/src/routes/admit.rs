@@ -11,7 +11,8 @@ use crate::timing::RequestTiming;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::Extension;
-use backend_api::{Backend, GenerationStream, ValidatedRequest};
+use backend_api::{Backend, GenerationEvent, GenerationStream, ValidatedRequest};
+use futures::StreamExt;
 use std::sync::Arc;
 
 /// The caller and the request's timing, as the middlewares left them.
@@ -76,11 +77,15 @@ pub async fn admit(
 
 impl Admitted {
     /// Starts every request on the backend (all before reading any, so the
-    /// engine batches them), each stream metered.
+    /// engine batches them), each stream metered. With `until_started`,
+    /// waits for each stream's `Started` event first: a route's choice is
+    /// then known to the response headers (streams included), and a
+    /// failure before it is an HTTP error, not an error event.
     pub async fn start(
         &self,
         backend: &Arc<dyn Backend>,
         requests: Vec<ValidatedRequest>,
+        until_started: bool,
     ) -> Result<Vec<GenerationStream>, ApiError> {
         let total = requests.len();
         let mut streams = Vec::with_capacity(total);
@@ -93,7 +98,29 @@ impl Admitted {
                 }
             }
         }
-        Ok(streams)
+        if !until_started {
+            return Ok(streams);
+        }
+        let mut started = Vec::with_capacity(total);
+        for mut s in streams {
+            // `Started` may follow a cascade's `Spent` events.
+            let mut head = Vec::new();
+            loop {
+                match s.next().await {
+                    Some(Ok(e)) => {
+                        let is_start = matches!(e, GenerationEvent::Started { .. });
+                        head.push(Ok(e));
+                        if is_start {
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(ApiError::Internal("the backend ended the stream before starting".into())),
+                }
+            }
+            started.push(futures::stream::iter(head).chain(s).boxed());
+        }
+        Ok(started)
     }
 
     /// Adds the rate-limit headers, and the cost and the model a route

@@ -44,7 +44,7 @@ pub async fn chat_completions(
         }
     }
     let admitted = admit(&state, &caller, &backend, &model, std::slice::from_mut(&mut valid.request)).await?;
-    let streams = admitted.start(&backend, vec![valid.request]).await?;
+    let streams = admitted.start(&backend, vec![valid.request], state.is_route(&model)).await?;
     let id = format!("chatcmpl-{rid}");
     let created = unix_now();
     if valid.common.stream {
@@ -133,7 +133,7 @@ impl ChunkRenderer for ChatChunks {
     fn render(&mut self, _index: u32, event: GenerationEvent) -> Vec<serde_json::Value> {
         match event {
             // Billed, not shown: the answer is the final attempt's.
-            GenerationEvent::Spent { .. } => Vec::new(),
+            GenerationEvent::Spent { .. } | GenerationEvent::Upstream { .. } => Vec::new(),
             GenerationEvent::Started { model, .. } => {
                 if let Some(m) = model {
                     self.model = m;
@@ -149,6 +149,10 @@ impl ChunkRenderer for ChatChunks {
                 vec![self.chunk(ChatDelta::default(), None, Some(reason.as_str().to_string()))]
             }
         }
+    }
+
+    fn include_usage(&self) -> bool {
+        self.include_usage
     }
 
     fn finish(&mut self) -> Vec<serde_json::Value> {

@@ -33,7 +33,7 @@ pub async fn completions(
     let (model, backend) = state.lookup(&mut valid.requests)?;
     let want_logprobs = valid.requests.first().is_some_and(|r| r.logprobs.is_some());
     let admitted = admit(&state, &caller, &backend, &model, &mut valid.requests).await?;
-    let streams = admitted.start(&backend, valid.requests).await?;
+    let streams = admitted.start(&backend, valid.requests, state.is_route(&model)).await?;
     let id = format!("cmpl-{rid}");
     let created = unix_now();
     if valid.common.stream {
@@ -125,7 +125,7 @@ impl ChunkRenderer for CompletionChunks {
     fn render(&mut self, index: u32, event: GenerationEvent) -> Vec<serde_json::Value> {
         match event {
             // Billed, not shown: the answer is the final attempt's.
-            GenerationEvent::Spent { .. } => Vec::new(),
+            GenerationEvent::Spent { .. } | GenerationEvent::Upstream { .. } => Vec::new(),
             GenerationEvent::Started { model, .. } => {
                 if let Some(m) = model {
                     self.model = m;
@@ -147,6 +147,10 @@ impl ChunkRenderer for CompletionChunks {
                 vec![self.chunk(vec![choice], None)]
             }
         }
+    }
+
+    fn include_usage(&self) -> bool {
+        self.include_usage
     }
 
     fn finish(&mut self) -> Vec<serde_json::Value> {
