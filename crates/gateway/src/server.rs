@@ -10,6 +10,7 @@ use crate::state::AppState;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
 use crate::store::StateStore;
+use axum::serve::ListenerExt;
 use engine::{EngineError, EngineHandle, LocalModel};
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,6 +54,9 @@ pub fn start_local_model(m: &LocalModelConfig, cfg: &Config) -> Result<EngineHan
 /// configured policies. `insecure`: allow serving beyond loopback with no
 /// way to authenticate (no keys, no admin token).
 pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError> {
+    if cfg.models.is_empty() && cfg.backends.is_empty() {
+        return Err(ServeError::Policy("nothing to serve: `models = []` and no [[backends]]".into()));
+    }
     let mut state = AppState::with_policy(cfg.body_limit_bytes, build_policy(cfg, insecure)?);
     for m in &cfg.models {
         state.add_engine(start_local_model(m, cfg)?);
@@ -186,6 +190,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Streamed tokens are small writes: without TCP_NODELAY each one after
+    // the first waits for the client's delayed ACK (up to 40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, crate::router(state)).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

@@ -66,6 +66,10 @@ pub async fn run(args: MockArgs) -> Result<()> {
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(url = %format!("http://{addr}"), "mock provider listening");
+    // Like a real server: streamed chunks are not held back by Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(args)).await?;
     Ok(())
 }
@@ -209,7 +213,10 @@ fn sse(plan: &Plan, chunks: Vec<Event>, tail: Vec<Event>) -> Response {
     };
     let events = stream::iter(body)
         .then(move |e| async move {
-            tokio::time::sleep(interval).await;
+            // A zero sleep still waits for the timer's next millisecond tick.
+            if !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
             e
         })
         .chain(stream::iter(tail))
@@ -235,11 +242,17 @@ async fn chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Jso
         Ok(a) => a,
         Err(e) => return e,
     };
+    let logprobs = body.get("logprobs").and_then(Value::as_bool) == Some(true);
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
-        return Json(json!({"id": id, "object": "chat.completion", "created": 0, "model": model,
+        let mut v = json!({"id": id, "object": "chat.completion", "created": 0, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "length"}],
-            "usage": usage}))
-        .into_response();
+            "usage": usage});
+        if logprobs {
+            let content: Vec<Value> =
+                words.iter().map(|w| chat_logprobs(w, plan.logprob)["content"][0].clone()).collect();
+            v["choices"][0]["logprobs"] = json!({"content": content});
+        }
+        return Json(v).into_response();
     }
     // With a field the gateway does not model, so a relay that re-renders shows.
     let chunk = |delta: Value, finish: Value| {
@@ -247,7 +260,6 @@ async fn chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Jso
             "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
     };
     let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
-    let logprobs = body.get("logprobs").and_then(Value::as_bool) == Some(true);
     chunks.extend(words.iter().map(|w| {
         let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
             "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": null}]});
@@ -272,14 +284,19 @@ async fn completions(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(bod
     };
     let choice =
         |text: String, finish: Value| json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish});
+    let logprobs = body.get("logprobs").and_then(Value::as_u64).is_some();
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        let mut c = choice(words.concat(), json!("length"));
+        if logprobs {
+            c["logprobs"] = json!({"tokens": words, "token_logprobs": vec![plan.logprob; words.len()],
+                "top_logprobs": vec![json!({}); words.len()]});
+        }
         return Json(json!({"id": id, "object": "text_completion", "created": 0, "model": model,
-            "choices": [choice(words.concat(), json!("length"))], "usage": usage}))
+            "choices": [c], "usage": usage}))
         .into_response();
     }
     let chunk =
         |c: Value| data(json!({"id": id, "object": "text_completion", "created": 0, "model": model, "choices": [c]}));
-    let logprobs = body.get("logprobs").and_then(Value::as_u64).is_some();
     let chunks = words
         .iter()
         .map(|w| {

@@ -4,9 +4,11 @@
 //! - `openai`: any OpenAI-compatible server (vLLM, llama.cpp's server,
 //!   Ollama, OpenAI itself), or Anthropic's Messages API, as a `Backend`;
 //! - `probe`: active health checks on an interval;
+//! - `whole`: a non-streamed answer read as events;
 //! - `sse`: reading a server-sent-event stream line by line.
 
 pub mod config;
 pub mod openai;
 pub mod probe;
 pub mod sse;
+pub mod whole;

@@ -129,7 +129,7 @@ impl OpenAiBackend {
 /// Token log-probabilities of one streamed choice: OpenAI's chat shape
 /// (`content: [{token, logprob, bytes, top_logprobs}]`) or the completions
 /// shape (`tokens`, `token_logprobs`, `top_logprobs: [{token: logprob}]`).
-fn upstream_logprobs(v: &Value) -> Vec<GeneratedToken> {
+pub(super) fn upstream_logprobs(v: &Value) -> Vec<GeneratedToken> {
     let bytes = |t: &Value, text: &str| {
         t.get("bytes")
             .and_then(Value::as_array)
@@ -196,12 +196,13 @@ fn upstream_logprobs(v: &Value) -> Vec<GeneratedToken> {
 }
 
 /// The upstream path and JSON body for a request.
+/// A streaming client's answer is streamed from the upstream; another's is
+/// asked for whole.
 fn request_body(r: &ValidatedRequest, upstream: &str) -> (&'static str, Value) {
     let s = &r.sampling;
     let mut body = json!({
         "model": upstream,
-        "stream": true,
-        "stream_options": {"include_usage": true},
+        "stream": r.demands.stream,
         "temperature": s.temperature,
         "top_p": s.top_p,
         "presence_penalty": s.presence_penalty,
@@ -217,6 +218,9 @@ fn request_body(r: &ValidatedRequest, upstream: &str) -> (&'static str, Value) {
             "/completions"
         }
     };
+    if r.demands.stream {
+        body["stream_options"] = json!({"include_usage": true});
+    }
     if let Some(m) = r.stop.max_tokens {
         body["max_tokens"] = json!(m);
     }
@@ -467,11 +471,12 @@ impl Backend for OpenAiBackend {
             Dialect::OpenAi => request_body(&request, &model.upstream),
             Dialect::Anthropic => ("/messages", anthropic_body(&request, &model.upstream)),
         };
+        let streams = self.config.dialect == Dialect::Anthropic || request.demands.stream;
         let t = self.config.timeouts;
         let deadline = Instant::now() + t.total;
         let mut req = hyper::Request::post(format!("{}{path}", self.config.base_url))
             .header("content-type", "application/json")
-            .header("accept", "text/event-stream");
+            .header("accept", if streams { "text/event-stream" } else { "application/json" });
         match (&self.config.api_key, self.config.dialect) {
             (Some(key), Dialect::OpenAi) => req = req.header("authorization", format!("Bearer {key}")),
             (Some(key), Dialect::Anthropic) => req = req.header("x-api-key", key.as_str()),
@@ -496,6 +501,20 @@ impl Backend for OpenAiBackend {
             return Err(self.upstream_error(status, &body, &request.model));
         }
         let estimate = self.count(&request.model, &request.prompt);
+        let is_sse = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if self.config.dialect == Dialect::OpenAi && !is_sse {
+            let limited = http_body_util::Limited::new(resp.into_body(), super::whole::MAX_ANSWER_BODY);
+            let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
+                Err(_) => return Err(self.unavailable("the answer took longer than the total timeout")),
+                Ok(Err(e)) => return Err(self.unavailable(format!("reading the answer: {e}"))),
+                Ok(Ok(b)) => b.to_bytes(),
+            };
+            return super::whole::answer_stream(&body, estimate, &self.config.name);
+        }
         let mut reading = Reading {
             body: resp.into_body(),
             lines: SseLines::default(),
