@@ -33,8 +33,9 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     engine: RawEngine,
-    #[serde(default)]
-    models: Vec<RawModel>,
+    /// Absent: the default model. `models = []`: no embedded model (a
+    /// gateway in front of remote backends only).
+    models: Option<Vec<RawModel>>,
     #[serde(default)]
     auth: crate::policy_config::RawAuth,
     #[serde(default)]
@@ -229,9 +230,9 @@ impl Config {
                 }
             }
         }
-        if !raw.models.is_empty() {
-            let mut models = Vec::with_capacity(raw.models.len());
-            for (i, m) in raw.models.into_iter().enumerate() {
+        if let Some(raw_models) = raw.models {
+            let mut models = Vec::with_capacity(raw_models.len());
+            for (i, m) in raw_models.into_iter().enumerate() {
                 if m.name.trim().is_empty() {
                     return Err(invalid(&format!("models[{i}].name"), "must not be empty"));
                 }
@@ -400,6 +401,8 @@ output_per_million = 1.5
         let card = &cfg.backends[0].models[0].card;
         assert_eq!((card.capabilities.names(), card.max_output_tokens, card.weight), (vec!["chat"], Some(100), 4));
         assert_eq!(card.aliases, ["y"]);
+        assert_eq!(cfg.models.len(), 1, "the default model when [[models]] is absent");
+        assert!(Config::from_toml(&format!("models = []\n{model}"))?.models.is_empty(), "remote backends only");
         assert_eq!(cfg.policy.prices.price("x").input_per_million, 1.5);
         assert_eq!(cfg.routes[0].strategy, crate::routing::Strategy::Weighted);
         assert!(cfg.routes[1].cascade.is_some() && cfg.routes[1].max_cost_usd == Some(0.01));

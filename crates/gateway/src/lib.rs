@@ -8,8 +8,10 @@
 //! - `server`: loading the configured models and serving.
 //! - `backends`: remote OpenAI-compatible servers as backends.
 //! - `queue`: per-backend concurrency limits with a bounded wait queue.
-//! - `routing`, `health`: routes (ordered model lists) with retries,
-//!   fallback and circuit breakers.
+//! - `registry`: what each model can do (capabilities, output limit, weight, aliases).
+//! - `routing`, `cascade`: routes (strategies, retries, fallback) and cascades.
+//! - `health`, `tracked`: circuit breakers, active probes, in-flight counts and
+//!   latency averages, fed by every request to a model.
 //! - `policy`, `store`: API keys, rate limits, budgets; the state behind them.
 //! - `metrics`, `observe`, `timing`: the gateway's Prometheus series.
 

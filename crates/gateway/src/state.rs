@@ -12,8 +12,12 @@ use engine::EngineHandle;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Cloned for every request (axum's `State`): one shared `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+#[derive(Clone)]
+pub struct Shared {
     /// Model name (as clients send it) → the backend that serves it.
     backends: BTreeMap<String, Arc<dyn Backend>>,
     /// The embedded engines among them, for their live counters.
@@ -33,6 +37,13 @@ pub struct AppState {
     pub body_limit_bytes: usize,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     /// No policies: auth off, nothing limited, state in memory.
     pub fn new(body_limit_bytes: usize) -> Self {
@@ -45,7 +56,7 @@ impl AppState {
     }
 
     pub fn with_policy(body_limit_bytes: usize, policy: Policy) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             backends: BTreeMap::new(),
             engines: Vec::new(),
             policy: Arc::new(policy),
@@ -55,7 +66,12 @@ impl AppState {
             cards: Vec::new(),
             aliases: BTreeMap::new(),
             body_limit_bytes,
-        }
+        }))
+    }
+
+    /// For registering models while the server is built (before it is shared).
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     pub fn policy(&self) -> &Arc<Policy> {
@@ -69,11 +85,12 @@ impl AppState {
     /// Registers an embedded engine: its model, its card, and its counters for `/metrics`.
     pub fn add_engine(&mut self, engine: EngineHandle) {
         for m in engine.models() {
-            self.cards.retain(|c| c.name != m.id);
-            self.cards.push(ModelCard::local(&m.id, m.context_length));
+            let cards = &mut self.shared_mut().cards;
+            cards.retain(|c| c.name != m.id);
+            cards.push(ModelCard::local(&m.id, m.context_length));
         }
         self.add_backend(Arc::new(engine.clone()));
-        self.engines.push(engine);
+        self.shared_mut().engines.push(engine);
     }
 
     pub fn engines(&self) -> &[EngineHandle] {
@@ -85,20 +102,21 @@ impl AppState {
     pub fn add_backend(&mut self, backend: Arc<dyn Backend>) {
         let tracked: Arc<dyn Backend> = Arc::new(Tracked::new(backend, self.health.clone()));
         for m in tracked.models() {
-            self.backends.insert(m.id, tracked.clone());
+            self.shared_mut().backends.insert(m.id, tracked.clone());
         }
     }
 
     /// Registers a model's card and its aliases (the model must be served already).
     pub fn add_card(&mut self, card: ModelCard) -> Result<(), String> {
+        let shared = self.shared_mut();
         for a in &card.aliases {
-            if self.backends.contains_key(a) || self.aliases.contains_key(a) {
+            if shared.backends.contains_key(a) || shared.aliases.contains_key(a) {
                 return Err(format!("alias '{a}' of model '{}' is already a name in use", card.name));
             }
-            self.aliases.insert(a.clone(), card.name.clone());
+            shared.aliases.insert(a.clone(), card.name.clone());
         }
-        self.cards.retain(|c| c.name != card.name);
-        self.cards.push(card);
+        shared.cards.retain(|c| c.name != card.name);
+        shared.cards.push(card);
         Ok(())
     }
 
@@ -123,7 +141,7 @@ impl AppState {
 
     /// Registers a backend behind a request queue.
     pub fn add_queued(&mut self, queued: Arc<crate::queue::Queued>) {
-        self.queues.push(queued.clone());
+        self.shared_mut().queues.push(queued.clone());
         self.add_backend(queued);
     }
 
@@ -149,8 +167,9 @@ impl AppState {
     /// Registers a route (a name for a set of models); its models are
     /// tracked one by one, not the route.
     pub fn add_route(&mut self, name: &str, models: Vec<String>, route: Arc<dyn Backend>) {
-        self.routes.insert(name.to_string(), models);
-        self.backends.insert(name.to_string(), route);
+        let shared = self.shared_mut();
+        shared.routes.insert(name.to_string(), models);
+        shared.backends.insert(name.to_string(), route);
     }
 
     pub fn is_route(&self, name: &str) -> bool {
