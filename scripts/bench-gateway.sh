@@ -5,7 +5,7 @@
 # Extra arguments go to the bench (e.g. --requests 2000 --rounds 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup-redis.sh
+./scripts/setup-packages.sh redis-server
 cargo build --release -p switchyard --locked
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 DIR="$(mktemp -d)"

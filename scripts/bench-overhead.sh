@@ -18,11 +18,7 @@ WRK_THREADS="${WRK_THREADS:-1}"
 MOCK_WORKERS="${MOCK_WORKERS:-1}"
 export DELAY_MS="${DELAY_MS:-10}"
 
-if ! command -v wrk >/dev/null 2>&1 || ! command -v socat >/dev/null 2>&1; then
-  SUDO=""; if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk socat >/dev/null
-fi
+./scripts/setup-packages.sh wrk socat
 cargo build --release -p switchyard --locked
 BIN=./target/release/switchyard
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: fetches what the tests need
-# (model files, Python packages, redis-server), lints, runs every Rust test,
+# (model files, Python packages, redis-server and openssl), lints, runs every Rust test,
 # then drives a real server with the official `openai` Python client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup-models.sh
 ./scripts/setup-python.sh
-./scripts/setup-redis.sh
+./scripts/setup-packages.sh redis-server openssl
 
 echo "== lints (library code has no unwrap/expect/panic)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -384,6 +384,10 @@ output_per_million = 1.5
         assert!(matches!(&e, Err(m) if m.contains("backends[0].kind")), "{e:?}");
         let e = err(&remote("x", "openai", "h:1/v1"));
         assert!(matches!(&e, Err(m) if m.contains("backends[0].base_url")), "{e:?}");
+        assert!(err(&remote("x", "openai", "https://api.example.com/v1")).is_ok());
+        let e = err(&remote("x", "openai", "https://h/v1")
+            .replace("[[backends.models]]", "ca_file = \"/nonexistent/ca.pem\"\n[[backends.models]]"));
+        assert!(matches!(&e, Err(m) if m.contains("backends[0].ca_file")), "{e:?}");
         let e = err("[[backends]]\nname = \"r\"\nkind = \"openai\"\nbase_url = \"http://h:1\"\napi_key_env = \"SY_TEST_UNSET_UPSTREAM_KEY\"\n[[backends.models]]\nname = \"x\"\n");
         assert!(matches!(&e, Err(m) if m.contains("backends[0].api_key_env")), "{e:?}");
         Ok(())

@@ -66,7 +66,7 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
             return Err(ServeError::Policy(format!("backend '{}': model '{}' is served twice", b.name, m.name)));
         }
         tracing::info!(backend = %b.name, url = %b.base_url, models = ?b.models.iter().map(|m| &m.name).collect::<Vec<_>>(), "remote backend");
-        let remote = Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone()));
+        let remote = Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone()).map_err(ServeError::Policy)?);
         if let Some(every) = b.health_check_interval {
             crate::backends::probe::spawn(remote.clone(), every, state.health().clone());
         }

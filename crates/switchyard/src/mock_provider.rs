@@ -52,6 +52,12 @@ pub struct MockArgs {
     /// Answer with this text (one token per word) instead of "mock word1 word2 …"; `--tokens` is then ignored.
     #[arg(long)]
     reply: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 struct Mock {
@@ -65,6 +71,10 @@ pub async fn run(args: MockArgs) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
+        tracing::info!(url = %format!("https://{addr}"), "mock provider listening");
+        return serve_tls(listener, router(args), &cert, &key).await;
+    }
     tracing::info!(url = %format!("http://{addr}"), "mock provider listening");
     // Like a real server: streamed chunks are not held back by Nagle's algorithm.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -72,6 +82,40 @@ pub async fn run(args: MockArgs) -> Result<()> {
     });
     axum::serve(listener, router(args)).await?;
     Ok(())
+}
+
+/// HTTPS: each accepted connection's TLS handshake, then the router over HTTP/1.1.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<()> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("reading {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
+    }
 }
 
 pub fn router(args: MockArgs) -> Router {

@@ -13,8 +13,11 @@ pub struct RawBackend {
     name: String,
     /// "openai" (an OpenAI-compatible server) or "anthropic" (the Messages API).
     kind: String,
-    /// e.g. "http://127.0.0.1:8000/v1".
+    /// e.g. "http://127.0.0.1:8000/v1" or "https://api.openai.com/v1".
     base_url: String,
+    /// PEM file of extra certificate authorities to trust for an https
+    /// base URL (beside the system's), e.g. a private CA.
+    ca_file: Option<std::path::PathBuf>,
     api_key_env: Option<String>,
     connect_timeout_ms: Option<u64>,
     first_byte_timeout_ms: Option<u64>,
@@ -64,6 +67,8 @@ pub struct BackendConfig {
     pub base_url: String,
     /// The key itself, read from `api_key_env` (never logged).
     pub api_key: Option<String>,
+    /// Certificate authorities trusted beside the system's (from `ca_file`).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     pub timeouts: Timeouts,
     pub queue: Option<crate::queue::QueueConfig>,
     pub health_check_interval: Option<Duration>,
@@ -117,12 +122,13 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
             }
         };
         let base_url = b.base_url.trim_end_matches('/').to_string();
-        if !base_url.starts_with("http://") {
-            return Err(invalid(
-                &format!("{path}.base_url"),
-                "must start with http:// (TLS upstreams are not supported yet)",
-            ));
+        if !base_url.starts_with("http://") && !base_url.starts_with("https://") {
+            return Err(invalid(&format!("{path}.base_url"), "must start with http:// or https://"));
         }
+        let extra_roots = match &b.ca_file {
+            None => Vec::new(),
+            Some(file) => read_roots(file).map_err(|e| invalid(&format!("{path}.ca_file"), e))?,
+        };
         let api_key = match b.api_key_env {
             None => None,
             Some(var) => Some(env_secret(&format!("{path}.api_key_env"), &var)?),
@@ -210,6 +216,7 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
             dialect,
             base_url,
             api_key,
+            extra_roots,
             timeouts,
             queue,
             health_check_interval,
@@ -218,4 +225,17 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
         });
     }
     Ok(out)
+}
+
+/// The certificates of a PEM file (at least one).
+fn read_roots(file: &std::path::Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", file.display()));
+    }
+    Ok(certs)
 }

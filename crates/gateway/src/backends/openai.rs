@@ -22,6 +22,7 @@ use backend_api::{
     ModelInfo, Prompt, TokenAlternative, ValidatedRequest,
 };
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -32,9 +33,46 @@ use tokio::time::Instant;
 
 pub struct OpenAiBackend {
     config: BackendConfig,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// Model name → OpenAI's tokenizer, for the upstream ids it knows.
     tokenizers: HashMap<String, &'static CoreBPE>,
+}
+
+/// TLS for https base URLs: the system's certificate authorities plus the
+/// backend's `ca_file`, rustls on ring, TLS 1.2 and 1.3.
+fn tls_config(config: &BackendConfig) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!(backend = %config.name, error = %e, "reading the system's certificate authorities");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    let (extra, bad) = roots.add_parsable_certificates(config.extra_roots.iter().cloned());
+    if config.base_url.starts_with("https://") {
+        tracing::debug!(backend = %config.name, system = added, ignored, ca_file = extra, bad, "TLS roots");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("backend '{}': TLS: {e}", config.name))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// An error with its causes ("client error (connect): invalid peer
+/// certificate: UnknownIssuer"): the client's own message names none.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// Anthropic requires `max_tokens`; this is sent when the request has none.
@@ -47,11 +85,17 @@ const ANTHROPIC_VERSION: &str = "2023-06-01";
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 impl OpenAiBackend {
-    pub fn new(config: BackendConfig) -> Self {
+    pub fn new(config: BackendConfig) -> Result<Self, String> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.timeouts.connect));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        connector.enforce_http(false);
+        let tls = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(&config)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        let client = Client::builder(TokioExecutor::new()).build(tls);
         let tokenizers = config
             .models
             .iter()
@@ -60,7 +104,7 @@ impl OpenAiBackend {
                 Some((m.name.clone(), tiktoken_rs::bpe_for_tokenizer(t).ok()?))
             })
             .collect();
-        OpenAiBackend { config, client, tokenizers }
+        Ok(OpenAiBackend { config, client, tokenizers })
     }
 
     fn count(&self, model: &str, prompt: &Prompt) -> u32 {
@@ -119,7 +163,7 @@ impl OpenAiBackend {
         let t = self.config.timeouts;
         match tokio::time::timeout(t.connect + t.first_byte, self.client.request(req)).await {
             Err(_) => Err("no answer in time".into()),
-            Ok(Err(e)) => Err(format!("request failed: {e}")),
+            Ok(Err(e)) => Err(format!("request failed: {}", with_causes(&e))),
             Ok(Ok(r)) if r.status().is_success() => Ok(()),
             Ok(Ok(r)) => Err(format!("HTTP {}", r.status().as_u16())),
         }
@@ -488,7 +532,7 @@ impl Backend for OpenAiBackend {
         let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| self.unavailable(e))?;
         let resp = match tokio::time::timeout(t.first_byte.min(t.total), self.client.request(req)).await {
             Err(_) => return Err(self.unavailable(format!("no response within {} ms", t.first_byte.as_millis()))),
-            Ok(Err(e)) => return Err(self.unavailable(format!("request failed: {e}"))),
+            Ok(Err(e)) => return Err(self.unavailable(format!("request failed: {}", with_causes(&e)))),
             Ok(Ok(r)) => r,
         };
         let status = resp.status().as_u16();
@@ -567,12 +611,14 @@ mod tests {
             dialect: Dialect::OpenAi,
             base_url: "http://127.0.0.1:9".into(),
             api_key: None,
+            extra_roots: Vec::new(),
             timeouts: Timeouts { connect: t, first_byte: t, total: t },
             queue: None,
             health_check_interval: None,
             passthrough: true,
             models: vec![model("fast", "gpt-4o-mini"), model("other", "some-org/some-model")],
-        });
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         let chat = Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "hello world".into() }]);
         // 3 per message + "user" (1) + "hello world" (2) + 3 priming the reply.
         assert_eq!(b.count("fast", &chat), 9);
