@@ -22,6 +22,8 @@ const ROUTES: &str = "\
 [[routes]]\nname = \"capped\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"logprob\"\nthreshold = -1.0\nmax_cost = 0.0001\n\
 [[routes]]\nname = \"judged-strictly\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"judge\"\njudge_model = \"judge-low\"\nthreshold = 7\ncriteria = \"correct and concise\"\n\
 [[routes]]\nname = \"judged-kindly\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"judge\"\njudge_model = \"judge-high\"\nthreshold = 7\n\
+[[routes]]\nname = \"local-kept\"\nkind = \"cascade\"\nmodels = [\"top\", \"tiny\"]\nscorer = \"logprob\"\nthreshold = -1000.0\n\
+[[routes]]\nname = \"local-escalated\"\nkind = \"cascade\"\nmodels = [\"top\", \"tiny\"]\nscorer = \"logprob\"\nthreshold = 0.0\n\
 [[routes]]\nname = \"judged-badly\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"judge\"\njudge_model = \"judge-bad\"\nthreshold = 7\n";
 
 /// Mocks, in order: cheap (unsure: log-prob -3 per token), mid (sure:
@@ -170,4 +172,21 @@ async fn a_judge_grades_and_its_cost_is_summed() {
     let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("judged-badly", json!({})))).await;
     assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("top")), "{}", r.body);
     assert_eq!(asked(&s).await, [3, 0, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_model_is_scored_by_its_own_logprobs() {
+    let s = setup();
+    let port = s.gateway.port;
+    // The embedded model has no price: it goes first, and its log-probabilities score it.
+    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("local-kept", json!({"ignore_eos": true})))).await;
+    assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("tiny")), "{}", r.body);
+    assert_eq!(asked(&s).await, [0, 0, 0]);
+    // No answer scores 0 (every token certain): escalated to top.
+    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("local-escalated", json!({"ignore_eos": true})))).await;
+    assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("top")), "{}", r.body);
+    assert_eq!(asked(&s).await, [0, 0, 1]);
+    // The embedded attempt's tokens (4 kept, 4 escalated from) are counted.
+    let m = http(port, "GET", "/metrics", &[], None).await.body;
+    assert!(m.contains("llm_tokens_total{model=\"tiny\",direction=\"output\"} 8"), "{m}");
 }

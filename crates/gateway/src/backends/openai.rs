@@ -147,10 +147,8 @@ impl OpenAiBackend {
 }
 
 impl OpenAiBackend {
-    /// An active health check: the server lists its models (2xx) within
-    /// the connect and first-byte timeouts.
-    pub async fn probe(&self) -> Result<(), String> {
-        let mut req = hyper::Request::get(format!("{}/models", self.config.base_url));
+    /// The dialect's credentials and version headers.
+    fn authenticated(&self, mut req: hyper::http::request::Builder) -> hyper::http::request::Builder {
         match (&self.config.api_key, self.config.dialect) {
             (Some(key), Dialect::OpenAi) => req = req.header("authorization", format!("Bearer {key}")),
             (Some(key), Dialect::Anthropic) => req = req.header("x-api-key", key.as_str()),
@@ -159,6 +157,13 @@ impl OpenAiBackend {
         if self.config.dialect == Dialect::Anthropic {
             req = req.header("anthropic-version", ANTHROPIC_VERSION);
         }
+        req
+    }
+
+    /// An active health check: the server lists its models (2xx) within
+    /// the connect and first-byte timeouts.
+    pub async fn probe(&self) -> Result<(), String> {
+        let req = self.authenticated(hyper::Request::get(format!("{}/models", self.config.base_url)));
         let req = req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
         let t = self.config.timeouts;
         match tokio::time::timeout(t.connect + t.first_byte, self.client.request(req)).await {
@@ -518,17 +523,11 @@ impl Backend for OpenAiBackend {
         let streams = self.config.dialect == Dialect::Anthropic || request.demands.stream;
         let t = self.config.timeouts;
         let deadline = Instant::now() + t.total;
-        let mut req = hyper::Request::post(format!("{}{path}", self.config.base_url))
-            .header("content-type", "application/json")
-            .header("accept", if streams { "text/event-stream" } else { "application/json" });
-        match (&self.config.api_key, self.config.dialect) {
-            (Some(key), Dialect::OpenAi) => req = req.header("authorization", format!("Bearer {key}")),
-            (Some(key), Dialect::Anthropic) => req = req.header("x-api-key", key.as_str()),
-            (None, _) => {}
-        }
-        if self.config.dialect == Dialect::Anthropic {
-            req = req.header("anthropic-version", ANTHROPIC_VERSION);
-        }
+        let req = self.authenticated(
+            hyper::Request::post(format!("{}{path}", self.config.base_url))
+                .header("content-type", "application/json")
+                .header("accept", if streams { "text/event-stream" } else { "application/json" }),
+        );
         let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| self.unavailable(e))?;
         let resp = match tokio::time::timeout(t.first_byte.min(t.total), self.client.request(req)).await {
             Err(_) => return Err(self.unavailable(format!("no response within {} ms", t.first_byte.as_millis()))),
