@@ -197,6 +197,8 @@ impl AppState {
         self.backends.get(model)
     }
 
+    /// Every name a client may send: models, routes, and aliases (listed
+    /// like the model they stand for, so clients that check the list find them).
     pub fn models(&self) -> Vec<ModelInfo> {
         let mut seen = Vec::new();
         for b in self.backends.values() {
@@ -204,6 +206,12 @@ impl AppState {
                 if !seen.iter().any(|s: &ModelInfo| s.id == m.id) {
                     seen.push(m);
                 }
+            }
+        }
+        for (alias, model) in &self.aliases {
+            if let Some(m) = seen.iter().find(|m| &m.id == model) {
+                let listed = ModelInfo { id: alias.clone(), ..m.clone() };
+                seen.push(listed);
             }
         }
         seen

@@ -179,11 +179,14 @@ async fn the_embedded_model_is_scored_by_its_own_logprobs() {
     let s = setup();
     let port = s.gateway.port;
     // The embedded model has no price: it goes first, and its log-probabilities score it.
-    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("local-kept", json!({"ignore_eos": true})))).await;
+    let r =
+        http(port, "POST", "/v1/chat/completions", &[], Some(&chat("local-kept", json!({"ignore_eos": true})))).await;
     assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("tiny")), "{}", r.body);
     assert_eq!(asked(&s).await, [0, 0, 0]);
     // No answer scores 0 (every token certain): escalated to top.
-    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&chat("local-escalated", json!({"ignore_eos": true})))).await;
+    let r =
+        http(port, "POST", "/v1/chat/completions", &[], Some(&chat("local-escalated", json!({"ignore_eos": true}))))
+            .await;
     assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("top")), "{}", r.body);
     assert_eq!(asked(&s).await, [0, 0, 1]);
     // The embedded attempt's tokens (4 kept, 4 escalated from) are counted.

@@ -92,6 +92,8 @@ async fn auto_is_the_cheapest_healthy_capable_model() {
     let port = s.gateway.port;
     let models = http(port, "GET", "/v1/models", &[], None).await.json();
     assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "auto"), "{models}");
+    let alias = models["data"].as_array().unwrap().iter().find(|m| m["id"] == "gpt-4o").cloned();
+    assert_eq!(alias.map(|a| a["owned_by"].clone()), Some(json!("pricey-b")), "{models}");
     // The embedded model has no price: it is the cheapest.
     assert_eq!(served(&post(port, "/v1/chat/completions", &chat("auto", json!({}))).await), "tiny");
     // It has no JSON mode: the cheapest model that has one answers.
