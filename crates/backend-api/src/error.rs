@@ -13,9 +13,10 @@ pub enum BackendError {
     /// The backend is shutting down or its worker is gone.
     #[error("backend unavailable: {0}")]
     Unavailable(String),
-    /// The backend is overloaded and refused the request.
-    #[error("backend overloaded: {0}")]
-    Overloaded(String),
+    /// The backend is overloaded and refused the request; `retry_after`
+    /// when it said how long to wait (an upstream's `Retry-After`).
+    #[error("backend overloaded: {message}")]
+    Overloaded { message: String, retry_after: Option<std::time::Duration> },
     /// Waited too long (in a queue) before the backend could start.
     #[error("timed out: {0}")]
     Timeout(String),

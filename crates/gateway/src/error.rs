@@ -124,7 +124,7 @@ impl From<BackendError> for ApiError {
             BackendError::InvalidRequest { message, param, code } => ApiError::InvalidRequest { message, param, code },
             BackendError::ModelNotFound(m) => ApiError::ModelNotFound(m),
             BackendError::Unavailable(m) => ApiError::Unavailable(m),
-            BackendError::Overloaded(m) => ApiError::Overloaded(m),
+            BackendError::Overloaded { message, .. } => ApiError::Overloaded(message),
             BackendError::Timeout(m) => ApiError::Timeout(m),
             BackendError::Internal(m) => ApiError::Internal(m),
         }

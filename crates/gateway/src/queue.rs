@@ -78,12 +78,15 @@ impl Backend for Queued {
                 if s.waiting.fetch_add(1, Ordering::SeqCst) >= self.config.max_queue as u64 {
                     s.waiting.fetch_sub(1, Ordering::SeqCst);
                     s.rejected_full.fetch_add(1, Ordering::Relaxed);
-                    return Err(BackendError::Overloaded(format!(
-                        "backend '{}' is at its limit of {} requests with {} waiting",
-                        self.inner.name(),
-                        self.config.max_concurrency,
-                        self.config.max_queue
-                    )));
+                    return Err(BackendError::Overloaded {
+                        message: format!(
+                            "backend '{}' is at its limit of {} requests with {} waiting",
+                            self.inner.name(),
+                            self.config.max_concurrency,
+                            self.config.max_queue
+                        ),
+                        retry_after: None,
+                    });
                 }
                 let started = Instant::now();
                 let waited = tokio::time::timeout(self.config.timeout, self.slots.clone().acquire_owned()).await;

@@ -3,7 +3,8 @@
 //! answer length, context, `max_cost`; see `registry`), orders them by its
 //! strategy, then tries the first, retries it with backoff when the failure
 //! is worth retrying (the backend unreachable, timed out, failing with 5xx,
-//! or rate limiting), then falls back to the next, all before the first
+//! or rate limiting; a `Retry-After` up to `MAX_RETRY_AFTER` is waited for,
+//! a longer one moves on to the next model), then falls back to the next, all before the first
 //! byte reaches the client. Requests a backend rejects as such (400,
 //! unknown model) are not retried. When every model fails, the error lists
 //! each one's failure. Models whose circuit is open (`health`) are skipped
@@ -92,6 +93,10 @@ pub struct RouteConfig {
 }
 
 pub const MAX_RETRIES: u32 = 5;
+
+/// The longest `Retry-After` a retry waits for; a model asking for more is
+/// left for the route's next one.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The name of the route every model belongs to, picked by cost (unless
 /// the config gives the name to a model or route of its own).
@@ -309,8 +314,17 @@ impl FallbackRoute {
                 Ok(stream) => return Ok(stream),
                 Err(e) if retryable(&e) => {
                     failures.push(format!("{model} (attempt {}): {e}", attempt + 1));
+                    let asked = match &e {
+                        BackendError::Overloaded { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
                     if attempt < self.config.retries {
-                        tokio::time::sleep(wait).await;
+                        match asked {
+                            // Busy for long: the next model now beats waiting.
+                            Some(a) if a > MAX_RETRY_AFTER => break,
+                            Some(a) => tokio::time::sleep(wait.max(a)).await,
+                            None => tokio::time::sleep(wait).await,
+                        }
                         wait *= 2;
                     }
                 }

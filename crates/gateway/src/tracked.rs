@@ -24,7 +24,7 @@ impl Tracked {
 /// Failures that say the model is unwell (worth a retry elsewhere), as
 /// opposed to a request it rightly refused.
 pub fn retryable(e: &BackendError) -> bool {
-    matches!(e, BackendError::Unavailable(_) | BackendError::Overloaded(_) | BackendError::Timeout(_))
+    matches!(e, BackendError::Unavailable(_) | BackendError::Overloaded { .. } | BackendError::Timeout(_))
 }
 
 #[async_trait::async_trait]

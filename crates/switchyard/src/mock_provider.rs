@@ -40,9 +40,12 @@ pub struct MockArgs {
     /// Every Nth request fails with 500 (0 = never). Header: x-mock-status (any status; 200 = no fault).
     #[arg(long, default_value_t = 0)]
     fail_every: u64,
-    /// Every Nth request gets 429 with Retry-After: 1 (0 = never).
+    /// Every Nth request gets 429 with Retry-After (0 = never).
     #[arg(long, default_value_t = 0)]
     rate_limit_every: u64,
+    /// The Retry-After of a 429, in seconds.
+    #[arg(long, default_value_t = 1)]
+    retry_after_secs: u64,
     /// Streams stop after this many tokens, without finishing (0 = never). Header: x-mock-cut-after.
     #[arg(long, default_value_t = 0)]
     cut_after: u32,
@@ -200,7 +203,7 @@ fn prompt_tokens(body: &Value) -> u64 {
     (text.len() as u64).div_ceil(4).max(1)
 }
 
-fn error(status: StatusCode, anthropic: bool) -> Response {
+fn error(status: StatusCode, anthropic: bool, retry_after_secs: u64) -> Response {
     let body = if anthropic {
         let kind = if status == StatusCode::TOO_MANY_REQUESTS { "rate_limit_error" } else { "api_error" };
         json!({"type": "error", "error": {"type": kind, "message": format!("mock provider: injected {status}")}})
@@ -210,7 +213,7 @@ fn error(status: StatusCode, anthropic: bool) -> Response {
     };
     let mut resp = (status, Json(body)).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        resp.headers_mut().insert("retry-after", retry_after_secs.into());
     }
     resp
 }
@@ -221,7 +224,7 @@ async fn begin(mock: &Mock, headers: &HeaderMap, body: &Value, anthropic: bool) 
     let plan = mock.plan(headers, max);
     tokio::time::sleep(plan.latency).await;
     match plan.status {
-        Some(status) => Err(error(status, anthropic)),
+        Some(status) => Err(error(status, anthropic, mock.args.retry_after_secs)),
         None => Ok(plan),
     }
 }

@@ -186,3 +186,34 @@ async fn admin_backends_shows_models_and_circuits() {
     let failing = models.iter().find(|m| m["id"] == "failing-model").unwrap();
     assert_eq!(failing["health"]["circuit"], "open");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_retry_after_is_waited_for_up_to_a_limit() {
+    let model = |name: &str| format!("[[backends.models]]\nname = \"{name}\"\nupstream = \"m\"\n");
+    let (soon, later, ok) = (model("soon-model"), model("later-model"), model("fine-model"));
+    let s = common::setup_mocks(
+        &[
+            common::MockBackend { name: "soon", args: &["--rate-limit-every", "2"], toml: &soon },
+            common::MockBackend { name: "later", args: &["--rate-limit-every", "1", "--retry-after-secs", "30"], toml: &later },
+            common::MockBackend { name: "fine", args: &[], toml: &ok },
+        ],
+        "[[routes]]\nname = \"soon-first\"\nmodels = [\"soon-model\", \"fine-model\"]\nretries = 1\nbackoff_ms = 10\n\
+         [[routes]]\nname = \"later-first\"\nmodels = [\"later-model\", \"fine-model\"]\nretries = 3\nbackoff_ms = 10\n",
+    );
+    let port = s.gateway.port;
+    let body =
+        |m: &str| json!({"model": m, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).to_string();
+    // The first request passes; the second is told "Retry-After: 1": the retry waits 1 s, not 10 ms, and succeeds.
+    assert_eq!(http(port, "POST", "/v1/chat/completions", &[], Some(&body("soon-first"))).await.status, 200);
+    let start = Instant::now();
+    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&body("soon-first"))).await;
+    assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("soon-model")), "{}", r.body);
+    assert!(start.elapsed() >= Duration::from_secs(1), "retried after {:?}", start.elapsed());
+    assert_eq!(mock_requests(s.mocks[0].port).await, 3);
+    // "Retry-After: 30" is beyond what a retry waits for: the next model answers at once.
+    let start = Instant::now();
+    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&body("later-first"))).await;
+    assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("fine-model")), "{}", r.body);
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert_eq!(mock_requests(s.mocks[1].port).await, 1, "no retry of a model busy for 30 s");
+}

@@ -28,6 +28,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 use tiktoken_rs::CoreBPE;
 use tokio::time::Instant;
 
@@ -126,7 +127,7 @@ impl OpenAiBackend {
     }
 
     /// Maps an upstream error response to ours, keeping its message.
-    fn upstream_error(&self, status: u16, body: &[u8], model: &str) -> BackendError {
+    fn upstream_error(&self, status: u16, retry_after: Option<Duration>, body: &[u8], model: &str) -> BackendError {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let message = v
             .pointer("/error/message")
@@ -140,7 +141,14 @@ impl OpenAiBackend {
                 code: v.pointer("/error/code").and_then(Value::as_str).map(str::to_string),
             },
             404 => BackendError::ModelNotFound(model.to_string()),
-            429 => BackendError::Overloaded(format!("backend '{}' is rate limiting: {message}", self.config.name)),
+            429 => BackendError::Overloaded {
+                message: format!("backend '{}' is rate limiting: {message}", self.config.name),
+                retry_after,
+            },
+            503 if retry_after.is_some() => BackendError::Overloaded {
+                message: format!("backend '{}' is overloaded: HTTP 503: {message}", self.config.name),
+                retry_after,
+            },
             _ => self.unavailable(format!("HTTP {status}: {message}")),
         }
     }
@@ -536,12 +544,20 @@ impl Backend for OpenAiBackend {
         };
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
+            // Seconds only (the HTTP-date form is rare from APIs and is ignored).
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
             let limited = http_body_util::Limited::new(resp.into_body(), MAX_ERROR_BODY);
             let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
                 Ok(Ok(b)) => b.to_bytes(),
                 _ => Bytes::new(),
             };
-            return Err(self.upstream_error(status, &body, &request.model));
+            return Err(self.upstream_error(status, retry_after, &body, &request.model));
         }
         let estimate = self.count(&request.model, &request.prompt);
         let is_sse = resp
