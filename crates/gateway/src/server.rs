@@ -111,8 +111,8 @@ fn build_route(
     }
     let cascade = r.cascade.clone();
     let route = FallbackRoute::new(r.clone(), targets, state.health().clone(), prices.clone());
-    let Some(cascade) = cascade else { return Ok(Arc::new(route)) };
-    let judge = match &cascade.scorer {
+    let Some(mut cascade) = cascade else { return Ok(Arc::new(route)) };
+    let judge = match &mut cascade.scorer {
         Scorer::Logprob => {
             // Every model but the most expensive must be scored from its log-probabilities.
             if let Some(t) = route.targets.iter().find(|t| !t.card.capabilities.logprobs) {
@@ -123,8 +123,9 @@ fn build_route(
             None
         }
         Scorer::Judge { model, .. } => {
-            let m = state.resolve(model);
-            Some(state.backend_for(m).ok_or_else(|| fail(format!("no judge model '{m}'")))?.clone())
+            // The judge is asked by its own name: its backend knows no alias.
+            *model = state.resolve(model).to_string();
+            Some(state.backend_for(model).ok_or_else(|| fail(format!("no judge model '{model}'")))?.clone())
         }
     };
     Ok(Arc::new(CascadeRoute::new(route, cascade, judge)))

@@ -21,7 +21,7 @@ const ROUTES: &str = "\
 [[routes]]\nname = \"lenient\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"logprob\"\nthreshold = -5.0\n\
 [[routes]]\nname = \"capped\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"logprob\"\nthreshold = -1.0\nmax_cost = 0.0001\n\
 [[routes]]\nname = \"judged-strictly\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"judge\"\njudge_model = \"judge-low\"\nthreshold = 7\ncriteria = \"correct and concise\"\n\
-[[routes]]\nname = \"judged-kindly\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"judge\"\njudge_model = \"judge-high\"\nthreshold = 7\n\
+[[routes]]\nname = \"judged-kindly\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"judge\"\njudge_model = \"kind-judge\"\nthreshold = 7\n\
 [[routes]]\nname = \"local-kept\"\nkind = \"cascade\"\nmodels = [\"top\", \"tiny\"]\nscorer = \"logprob\"\nthreshold = -1000.0\n\
 [[routes]]\nname = \"local-escalated\"\nkind = \"cascade\"\nmodels = [\"top\", \"tiny\"]\nscorer = \"logprob\"\nthreshold = 0.0\n\
 [[routes]]\nname = \"judged-badly\"\nkind = \"cascade\"\nmodels = [\"top\", \"cheap\"]\nscorer = \"judge\"\njudge_model = \"judge-bad\"\nthreshold = 7\n";
@@ -30,7 +30,11 @@ const ROUTES: &str = "\
 /// -0.2), top, and three judges (score 3, score 9, not JSON).
 fn setup() -> MockSetup {
     let (cheap, mid, top) = (model("cheap", 0.1, 0.2), model("mid", 1.0, 2.0), model("top", 10.0, 30.0));
-    let judges = [model("judge-low", 0.5, 1.0), model("judge-high", 0.5, 1.0), model("judge-bad", 0.5, 1.0)];
+    let judges = [
+        model("judge-low", 0.5, 1.0),
+        model("judge-high", 0.5, 1.0) + "aliases = [\"kind-judge\"]\n",
+        model("judge-bad", 0.5, 1.0),
+    ];
     setup_mocks(
         &[
             MockBackend { name: "cheap-b", args: &["--logprob", "-3.0"], toml: &cheap },
