@@ -123,8 +123,8 @@ impl Admitted {
         Ok(started)
     }
 
-    /// Adds the rate-limit headers, and the cost and the model a route
-    /// chose once they are known (non-streaming responses).
+    /// Adds the rate-limit headers, the cost once it is known (non-streaming
+    /// responses) and the model a route chose.
     pub fn decorate(&self, resp: &mut Response) {
         resp.headers_mut().extend(self.headers.clone());
         if let Some(v) = self.meter.cost_nanos().and_then(|n| HeaderValue::try_from(format_usd(n)).ok()) {
@@ -141,8 +141,8 @@ impl Admitted {
     }
 }
 
-/// Which model answered a request that named a route (non-streaming
-/// responses; streamed chunks say it in their `model` field).
+/// Which model answered a request that named a route (streams included:
+/// `start` waits for a route's choice before the headers go out).
 pub const SERVED_BY_HEADER: &str = "x-switchyard-model";
 
 /// The request's cost in US dollars (non-streaming responses; a stream's
