@@ -249,21 +249,22 @@ impl Scheduler {
         drop(items);
         let mut prompt_tokens = 0u64;
         match result {
-            Ok(logits) => {
-                let mut logits = logits.into_iter();
+            Ok(mut logits) => {
+                let mut item = 0;
                 for (seq, &n) in self.running.iter_mut().zip(&plan) {
                     if n == 0 {
                         continue;
                     }
-                    let out = logits.next().flatten();
+                    let out = logits.row_mut(item);
+                    item += 1;
                     prompt_tokens += seq.prompt_rows_in(seq.computed(), n) as u64;
                     seq.mark_computed(n);
                     if self.config.prefix_caching {
                         seq.register_full_blocks(&mut self.pool, BLOCK_SIZE);
                     }
-                    if let Some(mut l) = out {
+                    if let Some(l) = out {
                         let left = self.context_length.saturating_sub(seq.computed() + 1);
-                        seq.on_logits(&mut l, &self.tokenizer, left, &self.stats);
+                        seq.on_logits(l, &self.tokenizer, left, &self.stats);
                     }
                 }
             }

@@ -43,8 +43,7 @@ fn our_greedy(model: &LocalModel, prompt: &[u32], n: usize) -> Result<Vec<u32>, 
             &mut kv,
             &[BatchItem { tokens: &input, start, blocks: &blocks, want_logits: true, prompt_end: prompt.len() }],
         )?;
-        let logits = logits.into_iter().next().flatten().ok_or("no logits")?;
-        let next = engine::sampler::argmax(&logits);
+        let next = engine::sampler::argmax(logits.row(0).ok_or("no logits")?);
         out.push(next);
         start += input.len();
         input = vec![next];
@@ -89,7 +88,7 @@ fn our_logits(model: &LocalModel, prompt: &[u32]) -> Result<Vec<f32>, Box<dyn st
         &mut kv,
         &[BatchItem { tokens: prompt, start: 0, blocks: &blocks, want_logits: true, prompt_end: prompt.len() }],
     )?;
-    Ok(ours.into_iter().next().flatten().ok_or("no logits")?)
+    Ok(ours.row(0).ok_or("no logits")?.to_vec())
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -51,6 +51,29 @@ impl BatchItem<'_> {
     }
 }
 
+/// The logits of one step: a row of `vocab` values for each batch item
+/// that asked for them.
+pub struct StepLogits {
+    values: Vec<f32>,
+    vocab: usize,
+    /// Per batch item, its row in `values`.
+    row_of: Vec<Option<usize>>,
+}
+
+impl StepLogits {
+    /// The logits of batch item `item`, if it asked for them.
+    pub fn row(&self, item: usize) -> Option<&[f32]> {
+        let r = self.row_of.get(item).copied().flatten()?;
+        self.values.get(r * self.vocab..(r + 1) * self.vocab)
+    }
+
+    /// The same, mutable (samplers adjust logits in place).
+    pub fn row_mut(&mut self, item: usize) -> Option<&mut [f32]> {
+        let r = self.row_of.get(item).copied().flatten()?;
+        self.values.get_mut(r * self.vocab..(r + 1) * self.vocab)
+    }
+}
+
 fn vec_f32(file: &mut GgufFile, name: &str) -> Result<Vec<f32>, EngineError> {
     let t = file.tensor(name)?;
     t.dequantize(&Device::Cpu)
@@ -139,9 +162,9 @@ impl Llama {
         (self.new_kv_store(blocks), (0..blocks as BlockId).collect())
     }
 
-    /// Runs one step over the batch; returns, per item, the logits of its
-    /// last token when `want_logits`.
-    pub fn forward(&self, kv: &mut KvStore, batch: &[BatchItem<'_>]) -> Result<Vec<Option<Vec<f32>>>, EngineError> {
+    /// Runs one step over the batch; returns the logits of each item's last
+    /// token where it asked (`want_logits`).
+    pub fn forward(&self, kv: &mut KvStore, batch: &[BatchItem<'_>]) -> Result<StepLogits, EngineError> {
         let cfg = &self.cfg;
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
         // Position and owner of every row of the stacked batch.
@@ -190,32 +213,28 @@ impl Llama {
         // Final norm and vocabulary projection only for the rows that sample.
         let mut last_rows = Vec::new();
         let mut last_prompt = Vec::new();
+        let mut row_of = Vec::with_capacity(batch.len());
         let mut row_end = 0;
         for item in batch.iter() {
             row_end += item.tokens.len();
             if item.want_logits && !item.tokens.is_empty() {
+                row_of.push(Some(last_prompt.len()));
                 last_rows.extend_from_slice(&x[(row_end - 1) * d..row_end * d]);
                 last_prompt.push(item.is_prompt(item.start + item.tokens.len() - 1));
+            } else {
+                row_of.push(None);
             }
         }
-        let mut out = Vec::with_capacity(batch.len());
+        let vocab = self.lm_head.out_dim();
         if last_rows.is_empty() {
-            out.resize_with(batch.len(), || None);
-            return Ok(out);
+            return Ok(StepLogits { values: Vec::new(), vocab, row_of });
         }
         let mut normed = vec![0.0; last_rows.len()];
         rms_norm(&last_rows, &self.norm, cfg.rms_eps, &mut normed);
-        let logits = self.lm_head.forward(&normed, &last_prompt)?;
-        let vocab = self.lm_head.out_dim();
-        let mut chunks = logits.chunks_exact(vocab);
-        for item in batch.iter() {
-            if item.want_logits && !item.tokens.is_empty() {
-                out.push(chunks.next().map(<[f32]>::to_vec));
-            } else {
-                out.push(None);
-            }
-        }
-        Ok(out)
+        // One matrix for all rows, handed out by reference: a copy per row
+        // was ~3 MB of copying and page faults per step at 16 sequences.
+        let values = self.lm_head.forward(&normed, &last_prompt)?;
+        Ok(StepLogits { values, vocab, row_of })
     }
 
     /// Causal attention of every row over its own sequence's blocks (which
@@ -232,12 +251,13 @@ impl Llama {
         let (hd, kv_w) = (cfg.head_dim, self.kv_width());
         let group = cfg.n_head / cfg.n_head_kv;
         let scale = 1.0 / (hd as f32).sqrt();
-        let per_row = super::parallel::map(rows.len(), |r| {
+        let mut out = vec![0.0f32; rows.len() * cfg.n_embd];
+        // Always in parallel: a row's cost grows with its context, not its width.
+        super::parallel::rows_mut(&mut out, cfg.n_embd, true, |r, dst| {
             let (item, pos) = rows[r];
             let q = &queries[r * cfg.n_head * hd..(r + 1) * cfg.n_head * hd];
             let n_ctx = pos + 1;
             let blocks = batch[item].blocks;
-            let mut dst = vec![0.0f32; cfg.n_embd];
             let mut scores = vec![0.0f32; n_ctx.next_multiple_of(BLOCK_SIZE)];
             for h in 0..cfg.n_head {
                 let qh = &q[h * hd..(h + 1) * hd];
@@ -256,9 +276,8 @@ impl Llama {
                     _ => head_output::<1>(runs, kv_w, kv_off, out),
                 }
             }
-            dst
         });
-        per_row.concat()
+        out
     }
 }
 

@@ -11,5 +11,5 @@ mod parallel;
 pub mod q8;
 
 pub use linear::WeightFormat;
-pub use llama::{BatchItem, Llama};
+pub use llama::{BatchItem, Llama, StepLogits};
 pub use ops::RopeTable;

@@ -8,13 +8,15 @@ const LANES: usize = 8;
 /// RMS norm of each `dim`-wide row, scaled by `weight`, written into `out`.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let dim = weight.len();
-    for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+    let parallel = out.len() >= super::parallel::PARALLEL_MIN_VALUES;
+    super::parallel::rows_mut(out, dim, parallel, |r, dst| {
+        let Some(row) = x.get(r * dim..(r + 1) * dim) else { return };
         let mean_sq = row.iter().map(|v| v * v).sum::<f32>() / dim as f32;
         let scale = 1.0 / (mean_sq + eps).sqrt();
         for ((d, v), w) in dst.iter_mut().zip(row).zip(weight) {
             *d = v * scale * w;
         }
-    }
+    });
 }
 
 /// `gate_up` rows are `[gate (n_ff) | up (n_ff)]`; returns `silu(gate) * up`,
@@ -30,12 +32,14 @@ pub fn swiglu(gate_up: &[f32], n_ff: usize) -> Vec<f32> {
         let r = g / (f32x8::ONE + (-g).exp()) * f32x8::from(ua);
         o.copy_from_slice(&r.to_array()[..o.len()]);
     };
-    for (row, dst) in gate_up.chunks_exact(2 * n_ff).zip(out.chunks_exact_mut(n_ff)) {
+    let parallel = out.len() >= super::parallel::PARALLEL_MIN_VALUES;
+    super::parallel::rows_mut(&mut out, n_ff, parallel, |r, dst| {
+        let Some(row) = gate_up.get(r * 2 * n_ff..(r + 1) * 2 * n_ff) else { return };
         let (gate, up) = row.split_at(n_ff);
         for ((g, u), o) in gate.chunks(LANES).zip(up.chunks(LANES)).zip(dst.chunks_mut(LANES)) {
             silu_mul(g, u, o);
         }
-    }
+    });
     out
 }
 
