@@ -45,10 +45,18 @@ impl DenseMatrix {
 
     /// `y[m × n] = x[m × k] · wᵀ`.
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
+        let m = x.len().checked_div(self.k).unwrap_or(0);
+        let mut y = vec![0.0f32; m * self.n];
+        self.matmul_into(x, &mut y, &(0..m).collect::<Vec<_>>());
+        y
+    }
+
+    /// Row `r` of `x · wᵀ` into row `rows[r]` of `y` (`n` wide).
+    pub fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
         let (n, k) = (self.n, self.k);
-        let m = x.len().checked_div(k).unwrap_or(0);
+        let m = x.len().checked_div(k).unwrap_or(0).min(rows.len());
         // Work item: one panel.
-        super::parallel::column_blocks(m, n, PANEL, |c0, c1| {
+        super::parallel::column_blocks_into(y, n, &rows[..m], PANEL, |c0, c1| {
             let panel = &self.panels[c0 * k..(c0 + PANEL) * k];
             let width = c1 - c0;
             let mut out = vec![0.0f32; m * width];

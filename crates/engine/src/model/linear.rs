@@ -111,21 +111,21 @@ impl Linear {
         if n_dense == 0 {
             return Ok(decode.matmul(x));
         }
+        // Both kernels write their rows straight into the step's matrix.
         let (mut xd, mut xq) = (Vec::with_capacity(n_dense * self.in_dim), Vec::new());
-        for (row, &p) in x.chunks_exact(self.in_dim).zip(prompt_rows) {
+        let (mut rows_d, mut rows_q) = (Vec::with_capacity(n_dense), Vec::new());
+        for (r, (row, &p)) in x.chunks_exact(self.in_dim).zip(prompt_rows).enumerate() {
             if p {
-                xd.extend_from_slice(row)
+                xd.extend_from_slice(row);
+                rows_d.push(r);
             } else {
-                xq.extend_from_slice(row)
+                xq.extend_from_slice(row);
+                rows_q.push(r);
             }
         }
-        let (yd, yq) = (dense.matmul(&xd), decode.matmul(&xq));
-        let (mut d, mut q) = (yd.chunks_exact(self.out_dim), yq.chunks_exact(self.out_dim));
-        let mut y = Vec::with_capacity(rows * self.out_dim);
-        for &p in prompt_rows {
-            let src = if p { d.next() } else { q.next() };
-            y.extend_from_slice(src.ok_or_else(|| EngineError::Model("row count mismatch".into()))?);
-        }
+        let mut y = vec![0.0f32; rows * self.out_dim];
+        dense.matmul_into(&xd, &mut y, &rows_d);
+        decode.matmul_into(&xq, &mut y, &rows_q);
         Ok(y)
     }
 

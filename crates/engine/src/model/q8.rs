@@ -96,15 +96,23 @@ impl Q8Matrix {
 
     /// `y[m × n] = x[m × k] · wᵀ`.
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
+        let m = x.len() / self.k;
+        let mut y = vec![0.0f32; m * self.n];
+        self.matmul_into(x, &mut y, &(0..m).collect::<Vec<_>>());
+        y
+    }
+
+    /// Row `r` of `x · wᵀ` into row `rows[r]` of `y` (`n` wide).
+    pub fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
         let (k, n) = (self.k, self.n);
-        let m = x.len() / k;
+        let m = (x.len() / k).min(rows.len());
         if m == 0 || n == 0 {
-            return vec![0.0f32; m * n];
+            return;
         }
         let xq = quantize_rows(&x[..m * k]);
         let items = super::parallel::threads() * ITEMS_PER_THREAD;
         let item_width = n.div_ceil(items).next_multiple_of(8).max(32);
-        super::parallel::column_blocks(m, n, item_width, |c0, c1| {
+        super::parallel::column_blocks_into(y, n, &rows[..m], item_width, |c0, c1| {
             let mut out = vec![0.0f32; m * (c1 - c0)];
             for cb in (c0..c1).step_by(COL_BLOCK) {
                 let cb_end = (cb + COL_BLOCK).min(c1);
