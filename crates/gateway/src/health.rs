@@ -40,6 +40,17 @@ struct Breaker {
     latency_ewma: Option<f64>,
 }
 
+impl Breaker {
+    /// Open within its cooldown or while a trial is out; half-open after.
+    fn circuit(&self) -> Circuit {
+        match self.opened_at {
+            None => Circuit::Closed,
+            Some(at) if at.elapsed() < self.cooldown || self.trial => Circuit::Open,
+            Some(_) => Circuit::HalfOpen,
+        }
+    }
+}
+
 /// Weight of the newest sample in the latency average.
 pub const LATENCY_ALPHA: f64 = 0.3;
 
@@ -76,16 +87,11 @@ impl Health {
         let Ok(mut all) = self.breakers.lock() else { return Circuit::Closed };
         let Some(b) = all.get_mut(model) else { return Circuit::Closed };
         b.cooldown = cooldown;
-        match b.opened_at {
-            None => Circuit::Closed,
-            Some(at) if at.elapsed() < cooldown || b.trial => Circuit::Open,
-            Some(_) => {
-                if claim_trial {
-                    b.trial = true;
-                }
-                Circuit::HalfOpen
-            }
+        let circuit = b.circuit();
+        if circuit == Circuit::HalfOpen && claim_trial {
+            b.trial = true;
         }
+        circuit
     }
 
     /// Every model seen: its circuit (without claiming a trial), failures
@@ -96,11 +102,7 @@ impl Health {
             .iter()
             .map(|(m, b)| ModelHealth {
                 model: m.clone(),
-                circuit: match b.opened_at {
-                    None => Circuit::Closed,
-                    Some(at) if at.elapsed() < b.cooldown || b.trial => Circuit::Open,
-                    Some(_) => Circuit::HalfOpen,
-                },
+                circuit: b.circuit(),
                 failures: b.outcomes.iter().filter(|o| !**o).count(),
                 attempts: b.outcomes.len(),
                 in_flight: b.in_flight,
