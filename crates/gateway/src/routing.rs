@@ -4,11 +4,12 @@
 //! strategy, then tries the first, retries it with backoff when the failure
 //! is worth retrying (the backend unreachable, timed out, failing with 5xx,
 //! or rate limiting; a `Retry-After` up to `MAX_RETRY_AFTER` is waited for,
-//! a longer one moves on to the next model), then falls back to the next, all before the first
-//! byte reaches the client. Requests a backend rejects as such (400,
-//! unknown model) are not retried. When every model fails, the error lists
-//! each one's failure. Models whose circuit is open (`health`) are skipped
-//! while another model of the route is not open.
+//! a longer one moves on to the next model), then falls back to the next,
+//! all before the first byte reaches the client. Requests a backend
+//! rejects as such (400, unknown model) are not retried. When every model
+//! fails, the error lists each one's failure. Models whose circuit is
+//! open (`health`) are skipped while another model of the route is not
+//! open.
 //!
 //! Strategies: `fallback` (the order listed), `cost` (cheapest estimate
 //! for this request first), `latency` (lowest moving-average time to first

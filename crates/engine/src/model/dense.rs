@@ -46,9 +46,7 @@ impl DenseMatrix {
     /// `y[m × n] = x[m × k] · wᵀ`.
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
         let m = x.len().checked_div(self.k).unwrap_or(0);
-        let mut y = vec![0.0f32; m * self.n];
-        self.matmul_into(x, &mut y, &(0..m).collect::<Vec<_>>());
-        y
+        super::parallel::new_matrix(m, self.n, |y, rows| self.matmul_into(x, y, rows))
     }
 
     /// Row `r` of `x · wᵀ` into row `rows[r]` of `y` (`n` wide).

@@ -63,14 +63,18 @@ pub struct StepLogits {
 impl StepLogits {
     /// The logits of batch item `item`, if it asked for them.
     pub fn row(&self, item: usize) -> Option<&[f32]> {
-        let r = self.row_of.get(item).copied().flatten()?;
-        self.values.get(r * self.vocab..(r + 1) * self.vocab)
+        self.values.get(self.span(item)?)
     }
 
     /// The same, mutable (samplers adjust logits in place).
     pub fn row_mut(&mut self, item: usize) -> Option<&mut [f32]> {
+        let span = self.span(item)?;
+        self.values.get_mut(span)
+    }
+
+    fn span(&self, item: usize) -> Option<std::ops::Range<usize>> {
         let r = self.row_of.get(item).copied().flatten()?;
-        self.values.get_mut(r * self.vocab..(r + 1) * self.vocab)
+        Some(r * self.vocab..(r + 1) * self.vocab)
     }
 }
 
@@ -251,9 +255,9 @@ impl Llama {
         let (hd, kv_w) = (cfg.head_dim, self.kv_width());
         let group = cfg.n_head / cfg.n_head_kv;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut out = vec![0.0f32; rows.len() * cfg.n_embd];
+        let mut attn = vec![0.0f32; rows.len() * cfg.n_embd];
         // Always in parallel: a row's cost grows with its context, not its width.
-        super::parallel::rows_mut(&mut out, cfg.n_embd, true, |r, dst| {
+        super::parallel::rows_mut(&mut attn, cfg.n_embd, true, |r, dst| {
             let (item, pos) = rows[r];
             let q = &queries[r * cfg.n_head * hd..(r + 1) * cfg.n_head * hd];
             let n_ctx = pos + 1;
@@ -277,7 +281,7 @@ impl Llama {
                 }
             }
         });
-        out
+        attn
     }
 }
 

@@ -36,29 +36,9 @@ pub fn rows_mut(out: &mut [f32], row_len: usize, parallel: bool, f: impl Fn(usiz
         }
         return;
     }
-    let shared = DisjointRows { ptr: out.as_mut_ptr(), row_len };
-    // SAFETY: `r < rows`, so each row lies inside `out`, which outlives the
-    // call; each index runs once, so no two calls share a row.
+    let shared = SharedMatrix::new(out, row_len);
+    // SAFETY: `r < rows`, and each index runs once, so no two calls share a row.
     map(rows, |r| f(r, unsafe { shared.row(r) }));
-}
-
-struct DisjointRows {
-    ptr: *mut f32,
-    row_len: usize,
-}
-
-// SAFETY: see `rows_mut`: every row is handed to exactly one call.
-unsafe impl Sync for DisjointRows {}
-
-impl DisjointRows {
-    /// # Safety
-    /// Row `r` must lie inside the slice, and no other live reference may
-    /// point into it.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row(&self, r: usize) -> &mut [f32] {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.row_len), self.row_len) }
-    }
 }
 
 /// Threads `map` runs on (asked once: candle reads the environment and the
@@ -66,6 +46,14 @@ impl DisjointRows {
 pub fn threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(candle_core::utils::get_num_threads)
+}
+
+/// A new `m × n` matrix filled by `fill(y, rows)` with the identity row map
+/// (for kernels whose `matmul_into` writes chosen rows of a larger one).
+pub fn new_matrix(m: usize, n: usize, fill: impl FnOnce(&mut [f32], &[usize])) -> Vec<f32> {
+    let mut y = vec![0.0f32; m * n];
+    fill(&mut y, &(0..m).collect::<Vec<_>>());
+    y
 }
 
 /// Columns computed in parallel by ranges of `width`: `block(c0, c1)`
@@ -85,29 +73,45 @@ pub fn column_blocks_into(
     if rows.is_empty() || n == 0 || width == 0 {
         return;
     }
-    let out = DisjointColumns { ptr: y.as_mut_ptr(), rows: y.len() / n, cols: n };
+    let out = SharedMatrix::new(y, n);
     map(n.div_ceil(width), |b| {
         let (c0, c1) = (b * width, ((b + 1) * width).min(n));
-        out.write(rows, c0, c1, &block(c0, c1));
+        // Each block index runs once: its columns are written by no other call.
+        out.write_columns(rows, c0, c1, &block(c0, c1));
     });
 }
 
-/// A row-major `rows × cols` matrix that parallel work items fill by
-/// disjoint column ranges.
-struct DisjointColumns {
+/// A row-major matrix that parallel work items fill by disjoint parts:
+/// whole rows (`rows_mut`) or column ranges (`column_blocks_into`).
+struct SharedMatrix {
     ptr: *mut f32,
     rows: usize,
     cols: usize,
 }
 
-// SAFETY: the items of one `column_blocks_into` call write disjoint column
-// ranges (each index `b` runs once), and the matrix outlives the call.
-unsafe impl Sync for DisjointColumns {}
+// SAFETY: the callers above hand each row, or each column range, to exactly
+// one work item, and the matrix outlives the parallel section.
+unsafe impl Sync for SharedMatrix {}
 
-impl DisjointColumns {
+impl SharedMatrix {
+    fn new(m: &mut [f32], cols: usize) -> Self {
+        SharedMatrix { ptr: m.as_mut_ptr(), rows: m.len().checked_div(cols).unwrap_or(0), cols }
+    }
+
+    /// Row `r`.
+    ///
+    /// # Safety
+    /// `r < rows`, and no other live reference may point into that row.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, r: usize) -> &mut [f32] {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.cols), self.cols) }
+    }
+
     /// Writes row `r` of `vals` (`(c1 - c0)` wide, row-major) into columns
-    /// `c0..c1` of row `dest[r]`; rows outside the matrix are skipped.
-    fn write(&self, dest: &[usize], c0: usize, c1: usize, vals: &[f32]) {
+    /// `c0..c1` of row `dest[r]`; rows outside the matrix are skipped. The
+    /// caller writes these columns from this call only.
+    fn write_columns(&self, dest: &[usize], c0: usize, c1: usize, vals: &[f32]) {
         let w = c1.min(self.cols).saturating_sub(c0);
         if w == 0 {
             return;
