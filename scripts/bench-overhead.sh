@@ -2,9 +2,11 @@
 # Gateway overhead under load: wrk (Debian's package) sends chat completions
 # at a steady ~2,000 requests/s to the mock provider directly, through a
 # bare TCP relay (socat: the cost of one more hop on this machine, with no
-# HTTP work at all), and through `switchyard serve` in front of it with
-# auth, rate limits, a budget, prices and metrics on, taking turns ROUNDS
-# times. Prints each run's latency
+# HTTP work at all), through a bare HTTP proxy built on the gateway's own
+# HTTP stack (the `bare_proxy` example: axum server, hyper client, no
+# policies; the floor of that stack here), and through `switchyard serve`
+# in front of it with auth, rate limits, a budget, prices and metrics on,
+# taking turns ROUNDS times. Prints each run's latency
 # percentiles, the added latency (through minus direct), the gateway's CPU
 # use and its resident memory sampled every 5 s.
 #   ROUNDS=2 SECONDS_PER_RUN=60 CONNECTIONS=24 DELAY_MS=10 WRK_THREADS=1 MOCK_WORKERS=1 ./scripts/bench-overhead.sh
@@ -19,7 +21,7 @@ MOCK_WORKERS="${MOCK_WORKERS:-1}"
 export DELAY_MS="${DELAY_MS:-10}"
 
 ./scripts/setup-packages.sh wrk socat
-cargo build --release -p switchyard --locked
+cargo build --release -p switchyard --locked --bin switchyard --example bare_proxy
 BIN=./target/release/switchyard
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DIR="$(mktemp -d)"
@@ -36,6 +38,12 @@ RELAY_PORT="$(free_port)"
 socat "TCP-LISTEN:$RELAY_PORT,fork,reuseaddr,bind=127.0.0.1,nodelay" "TCP:127.0.0.1:$MOCK_PORT,nodelay" &
 PIDS+=($!)
 wait_port "$RELAY_PORT"
+
+BARE_PORT="$(free_port)"
+./target/release/examples/bare_proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$MOCK_PORT" >"$DIR/bare.log" 2>&1 &
+BARE_PID=$!
+PIDS+=($BARE_PID)
+wait_port "$BARE_PORT"
 
 export SY_BENCH_KEY="sy-bench-$(date +%s%N)"
 cat >"$DIR/config.toml" <<TOML
@@ -64,7 +72,7 @@ GW_PID=$!
 PIDS+=($GW_PID)
 wait_port "$GW_PORT" || { cat "$DIR/gateway.log"; exit 1; }
 
-ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+ticks() { awk '{print $14 + $15}' "/proc/${1:-$GW_PID}/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
 run() { # name port key
   API_KEY="$3" wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" -s scripts/bench/fixed-rate.lua \
@@ -74,10 +82,16 @@ echo "wrk -t $WRK_THREADS -c $CONNECTIONS, mock on $MOCK_WORKERS worker thread(s
 # Warm both paths (connections, caches) before measuring.
 SECONDS_PER_RUN=5 run warmup-direct "$MOCK_PORT" "" >/dev/null
 SECONDS_PER_RUN=5 run warmup-relay "$RELAY_PORT" "" >/dev/null
+SECONDS_PER_RUN=5 run warmup-bare "$BARE_PORT" "" >/dev/null
 SECONDS_PER_RUN=5 run warmup-gateway "$GW_PORT" "$SY_BENCH_KEY" >/dev/null
 for round in $(seq "$ROUNDS"); do
   run "direct  round=$round" "$MOCK_PORT" ""
   run "relay   round=$round" "$RELAY_PORT" ""
+  B0="$(ticks "$BARE_PID")"; S0="$(date +%s%N)"
+  run "bare    round=$round" "$BARE_PORT" ""
+  B1="$(ticks "$BARE_PID")"; S1="$(date +%s%N)"
+  awk -v t="$((B1 - B0))" -v hz="$(getconf CLK_TCK)" -v ns="$((S1 - S0))" \
+    'BEGIN { printf "bare    round=%d cpu=%.1f%% of one core\n", '"$round"', 100 * t / hz / (ns / 1e9) }'
   T0="$(ticks)"; S0="$(date +%s%N)"
   (for _ in $(seq $((SECONDS_PER_RUN / 5))); do sleep 5; echo -n "$(rss_kib) "; done) >"$DIR/rss" &
   SAMPLER=$!

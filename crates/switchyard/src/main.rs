@@ -10,6 +10,13 @@ use gateway::config::{parse_listen, parse_weights, Config, LocalModelConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// mimalloc instead of the system allocator: a proxied request allocates
+/// and frees hundreds of small buffers (headers, JSON values, events), and
+/// glibc's malloc was ~13% of the gateway's CPU under load (BENCHMARKS.md,
+/// "Gateway overhead under load").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",

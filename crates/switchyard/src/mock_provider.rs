@@ -222,7 +222,11 @@ fn error(status: StatusCode, anthropic: bool, retry_after_secs: u64) -> Response
 async fn begin(mock: &Mock, headers: &HeaderMap, body: &Value, anthropic: bool) -> Result<Plan, Response> {
     let max = body.get("max_tokens").or_else(|| body.get("max_completion_tokens")).and_then(Value::as_u64);
     let plan = mock.plan(headers, max);
-    tokio::time::sleep(plan.latency).await;
+    // A zero sleep still waits for the timer's next millisecond tick: it
+    // would add ~1 ms to every answer and line answers up on the ticks.
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
     match plan.status {
         Some(status) => Err(error(status, anthropic, mock.args.retry_after_secs)),
         None => Ok(plan),
