@@ -34,9 +34,10 @@ pub enum ApiError {
     KeyNotFound(String),
     #[error("{0}")]
     Unavailable(String),
-    /// At capacity right now; retry shortly.
-    #[error("{0}")]
-    Overloaded(String),
+    /// At capacity right now; retry shortly (after the upstream's own
+    /// `Retry-After` when it sent one, else a second).
+    #[error("{message}")]
+    Overloaded { message: String, retry_after: Option<std::time::Duration> },
     #[error("{0}")]
     Timeout(String),
     #[error("The server had an error while processing your request: {0}")]
@@ -58,7 +59,7 @@ impl ApiError {
             ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::KeyNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -78,7 +79,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::KeyNotFound(_) => "key_not_found",
             ApiError::Unavailable(_) => "unavailable",
-            ApiError::Overloaded(_) => "overloaded",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
         }
@@ -111,7 +112,7 @@ impl ApiError {
             ApiError::Conflict(_) => ErrorBody::new(message, "invalid_request_error", None, Some("conflict")),
             ApiError::KeyNotFound(_) => ErrorBody::new(message, "invalid_request_error", None, Some("not_found")),
             ApiError::Unavailable(_) => ErrorBody::new(message, "server_error", None, Some("service_unavailable")),
-            ApiError::Overloaded(_) => ErrorBody::new(message, "server_error", None, Some("overloaded")),
+            ApiError::Overloaded { .. } => ErrorBody::new(message, "server_error", None, Some("overloaded")),
             ApiError::Timeout(_) => ErrorBody::new(message, "server_error", None, Some("timeout")),
             ApiError::Internal(_) => ErrorBody::new(message, "server_error", None, None),
         }
@@ -124,7 +125,7 @@ impl From<BackendError> for ApiError {
             BackendError::InvalidRequest { message, param, code } => ApiError::InvalidRequest { message, param, code },
             BackendError::ModelNotFound(m) => ApiError::ModelNotFound(m),
             BackendError::Unavailable(m) => ApiError::Unavailable(m),
-            BackendError::Overloaded { message, .. } => ApiError::Overloaded(message),
+            BackendError::Overloaded { message, retry_after } => ApiError::Overloaded { message, retry_after },
             BackendError::Timeout(m) => ApiError::Timeout(m),
             BackendError::Internal(m) => ApiError::Internal(m),
         }
@@ -150,8 +151,10 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => {
                 resp.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
             }
-            ApiError::Overloaded(_) => {
-                resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            ApiError::Overloaded { retry_after, .. } => {
+                // Whole seconds, rounded up: never sooner than the upstream asked.
+                let secs = retry_after.map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1);
+                resp.headers_mut().insert("retry-after", HeaderValue::from(secs));
             }
             _ => {}
         }

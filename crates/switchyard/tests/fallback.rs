@@ -216,4 +216,8 @@ async fn an_upstream_retry_after_is_waited_for_up_to_a_limit() {
     assert_eq!((r.status, r.header("x-switchyard-model")), (200, Some("fine-model")), "{}", r.body);
     assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
     assert_eq!(mock_requests(s.mocks[1].port).await, 1, "no retry of a model busy for 30 s");
+    // Asked for directly, the model's own Retry-After reaches the client.
+    let r = http(port, "POST", "/v1/chat/completions", &[], Some(&body("later-model"))).await;
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("30")), "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "overloaded", "{}", r.body);
 }
