@@ -73,6 +73,11 @@ PIDS+=($GW_PID)
 wait_port "$GW_PORT" || { cat "$DIR/gateway.log"; exit 1; }
 
 ticks() { awk '{print $14 + $15}' "/proc/${1:-$GW_PID}/stat"; }
+HZ="$(getconf CLK_TCK)"
+cpu_share() { # label ticks0 ticks1 ns0 ns1: a process's CPU over one run
+  awk -v label="$1" -v t="$(($3 - $2))" -v hz="$HZ" -v ns="$(($5 - $4))" \
+    'BEGIN { printf "%s cpu=%.1f%% of one core\n", label, 100 * t / hz / (ns / 1e9) }'
+}
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
 run() { # name port key
   API_KEY="$3" wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" -s scripts/bench/fixed-rate.lua \
@@ -90,17 +95,14 @@ for round in $(seq "$ROUNDS"); do
   B0="$(ticks "$BARE_PID")"; S0="$(date +%s%N)"
   run "bare    round=$round" "$BARE_PORT" ""
   B1="$(ticks "$BARE_PID")"; S1="$(date +%s%N)"
-  awk -v t="$((B1 - B0))" -v hz="$(getconf CLK_TCK)" -v ns="$((S1 - S0))" \
-    'BEGIN { printf "bare    round=%d cpu=%.1f%% of one core\n", '"$round"', 100 * t / hz / (ns / 1e9) }'
+  cpu_share "bare    round=$round" "$B0" "$B1" "$S0" "$S1"
   T0="$(ticks)"; S0="$(date +%s%N)"
   (for _ in $(seq $((SECONDS_PER_RUN / 5))); do sleep 5; echo -n "$(rss_kib) "; done) >"$DIR/rss" &
   SAMPLER=$!
   run "gateway round=$round" "$GW_PORT" "$SY_BENCH_KEY"
   wait "$SAMPLER" || true
   T1="$(ticks)"; S1="$(date +%s%N)"
-  HZ="$(getconf CLK_TCK)"
-  awk -v t="$((T1 - T0))" -v hz="$HZ" -v ns="$((S1 - S0))" \
-    'BEGIN { printf "gateway round=%d cpu=%.1f%% of one core\n", '"$round"', 100 * t / hz / (ns / 1e9) }'
+  cpu_share "gateway round=$round" "$T0" "$T1" "$S0" "$S1"
   echo "gateway round=$round rss_kib_every_5s: $(cat "$DIR/rss")"
 done
 echo "gateway errors logged: $(grep -c -i ' error' "$DIR/gateway.log" || true)"

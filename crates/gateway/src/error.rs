@@ -6,7 +6,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backend_api::BackendError;
 use protocol::ErrorBody;
+use std::time::Duration;
 use thiserror::Error;
+
+/// A wait as `Retry-After` seconds: whole seconds rounded up (never sooner
+/// than asked), at least one.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    u64::try_from(wait.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX).max(1)
+}
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -37,7 +44,7 @@ pub enum ApiError {
     /// At capacity right now; retry shortly (after the upstream's own
     /// `Retry-After` when it sent one, else a second).
     #[error("{message}")]
-    Overloaded { message: String, retry_after: Option<std::time::Duration> },
+    Overloaded { message: String, retry_after: Option<Duration> },
     #[error("{0}")]
     Timeout(String),
     #[error("The server had an error while processing your request: {0}")]
@@ -140,24 +147,34 @@ impl IntoResponse for ApiError {
             tracing::debug!(error = %self, "request rejected");
         }
         let mut resp = (self.status(), Json(self.body())).into_response();
-        match self {
+        let retry_after = match self {
             ApiError::RateLimited { retry_after, headers, .. }
             | ApiError::QuotaExceeded { retry_after, headers, .. } => {
                 resp.headers_mut().extend(*headers);
-                if let Some(secs) = retry_after.and_then(|s| HeaderValue::try_from(s.to_string()).ok()) {
-                    resp.headers_mut().insert("retry-after", secs);
-                }
+                retry_after
             }
             ApiError::Unauthorized(_) => {
                 resp.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
+                None
             }
-            ApiError::Overloaded { retry_after, .. } => {
-                // Whole seconds, rounded up: never sooner than the upstream asked.
-                let secs = retry_after.map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1);
-                resp.headers_mut().insert("retry-after", HeaderValue::from(secs));
-            }
-            _ => {}
+            ApiError::Overloaded { retry_after, .. } => Some(retry_after.map_or(1, retry_after_secs)),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert("retry-after", HeaderValue::from(secs));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_at_least_one() {
+        let secs = |ms| retry_after_secs(Duration::from_millis(ms));
+        assert_eq!([secs(0), secs(1), secs(1000), secs(1001), secs(30_000)], [1, 1, 1, 2, 30]);
+        assert_eq!(retry_after_secs(Duration::from_nanos(1_000_000_001)), 2, "never sooner than asked");
     }
 }

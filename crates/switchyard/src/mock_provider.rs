@@ -218,15 +218,20 @@ fn error(status: StatusCode, anthropic: bool, retry_after_secs: u64) -> Response
     resp
 }
 
+/// Sleeps for `wait` unless it is zero: a zero sleep still waits for the
+/// timer's next millisecond tick, which would add ~1 ms to every answer (and
+/// to every chunk) and line answers up on the ticks.
+async fn pause(wait: Duration) {
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// Waits, then either the injected error or the answer's plan.
 async fn begin(mock: &Mock, headers: &HeaderMap, body: &Value, anthropic: bool) -> Result<Plan, Response> {
     let max = body.get("max_tokens").or_else(|| body.get("max_completion_tokens")).and_then(Value::as_u64);
     let plan = mock.plan(headers, max);
-    // A zero sleep still waits for the timer's next millisecond tick: it
-    // would add ~1 ms to every answer and line answers up on the ticks.
-    if !plan.latency.is_zero() {
-        tokio::time::sleep(plan.latency).await;
-    }
+    pause(plan.latency).await;
     match plan.status {
         Some(status) => Err(error(status, anthropic, mock.args.retry_after_secs)),
         None => Ok(plan),
@@ -264,10 +269,7 @@ fn sse(plan: &Plan, chunks: Vec<Event>, tail: Vec<Event>) -> Response {
     };
     let events = stream::iter(body)
         .then(move |e| async move {
-            // A zero sleep still waits for the timer's next millisecond tick.
-            if !interval.is_zero() {
-                tokio::time::sleep(interval).await;
-            }
+            pause(interval).await;
             e
         })
         .chain(stream::iter(tail))

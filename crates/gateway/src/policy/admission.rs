@@ -9,10 +9,11 @@
 
 use super::limits::{counters, format_reset, tightest, Counter, Kind, Scope};
 use super::{Policy, Principal};
-use crate::error::ApiError;
+use crate::error::{retry_after_secs, ApiError};
 use crate::store::{unix_ms, CounterState, Reservation, StoreError, Ticket};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// An admitted request's reservation, to settle when it ends.
 pub struct Admission {
@@ -102,8 +103,8 @@ impl Policy {
             return ApiError::Internal("rate limit refusal without a counter".into());
         };
         let headers = Box::new(rate_headers(list, states));
-        // Whole seconds, rounded up; a budget that never resets has no retry time.
-        let retry_after = s.reset_ms.map(|ms| ms.div_ceil(1000).max(1));
+        // A budget that never resets has no retry time.
+        let retry_after = s.reset_ms.map(|ms| retry_after_secs(Duration::from_millis(ms)));
         let who = match c.scope {
             Scope::Key => "this API key",
             Scope::User => "this user",
