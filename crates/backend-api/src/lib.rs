@@ -45,7 +45,12 @@ pub enum GenerationEvent {
         /// A chunk with only the usage (no choices), sent because the
         /// gateway asked for it: relayed only to clients that asked too.
         usage_only: bool,
+        /// The chunk carries the choice's finish reason.
+        finishes: bool,
     },
+    /// Part of a tool call: the first part of call `index` carries its id
+    /// and name, later parts more of its JSON arguments.
+    ToolCall(ToolCallDelta),
     /// Usage of an attempt whose answer was not used (a cascade's cheaper
     /// models, its judge): billed with the request, not part of the answer.
     /// Comes before `Started`.
@@ -60,8 +65,13 @@ pub enum GenerationEvent {
 pub enum FinishReason {
     /// End-of-sequence token or a stop string.
     Stop,
-    /// `max_tokens` reached, or the context window is full.
+    /// `max_tokens` reached, the context window is full, or the request's
+    /// time ran out.
     Length,
+    /// The answer is tool calls.
+    ToolCalls,
+    /// A guard stopped the answer.
+    ContentFilter,
 }
 
 impl FinishReason {
@@ -69,8 +79,21 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
         }
     }
+}
+
+/// A piece of a tool call in an answer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ToolCallDelta {
+    /// Which call of the answer (0, 1, ...).
+    pub index: u32,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// More of the arguments' JSON text.
+    pub arguments: String,
 }
 
 /// One generated token with its log-probability and, when asked, the
@@ -135,6 +158,6 @@ pub fn estimate_prompt_tokens(prompt: &Prompt) -> u32 {
     let bytes_to_tokens = |n: usize| n.div_ceil(4) as u32;
     match prompt {
         Prompt::Text(t) => bytes_to_tokens(t.len()).max(1),
-        Prompt::Chat(turns) => turns.iter().map(|t| bytes_to_tokens(t.content.len()) + 4).sum::<u32>().max(1),
+        Prompt::Chat(turns) => turns.iter().map(|t| bytes_to_tokens(t.text_len()) + 4).sum::<u32>().max(1),
     }
 }

@@ -24,9 +24,9 @@ pub struct ChatTemplate {
 }
 
 #[derive(Serialize)]
-struct Message<'a> {
-    role: &'a str,
-    content: &'a str,
+struct Message {
+    role: &'static str,
+    content: String,
 }
 
 const TEMPLATE_NAME: &str = "chat";
@@ -47,7 +47,7 @@ impl ChatTemplate {
 
     /// Renders the conversation, ending with the assistant's turn opener.
     pub fn render(&self, turns: &[ChatTurn]) -> Result<String, TemplateError> {
-        let messages: Vec<Message<'_>> = turns.iter().map(|t| Message { role: &t.role, content: &t.content }).collect();
+        let messages: Vec<Message> = turns.iter().map(|t| Message { role: t.role.as_str(), content: t.text() }).collect();
         let tmpl = self.env.get_template(TEMPLATE_NAME).map_err(|e| TemplateError::Compile(e.to_string()))?;
         tmpl.render(context! {
             messages => messages,
@@ -62,9 +62,16 @@ impl ChatTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backend_api::Role;
 
     fn turn(role: &str, content: &str) -> ChatTurn {
-        ChatTurn { role: role.into(), content: content.into() }
+        let role = match role {
+            "system" => Role::System,
+            "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
+            _ => Role::User,
+        };
+        ChatTurn::new(role, content)
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::sequence::EngineRequest;
 use crate::stats::{EngineStats, HistogramSnapshot, StatsSnapshot};
 use crate::tokenizer::Tokenizer;
 use crate::{EngineError, LocalModel};
-use backend_api::{Backend, BackendError, GenerationStream, ModelInfo, Prompt, ValidatedRequest};
+use backend_api::{Backend, BackendError, GenerationStream, ModelInfo, Prompt, ToolChoice, ValidatedRequest};
 use futures::StreamExt;
 use std::sync::Arc;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -112,6 +112,39 @@ impl EngineHandle {
     }
 }
 
+/// What the engine cannot do yet is refused, never silently ignored: a
+/// client that asked for JSON or a tool call must not get plain text.
+fn refuse_unsupported(request: &ValidatedRequest) -> Result<(), BackendError> {
+    let model = &request.model;
+    if request.demands.output.is_some() {
+        // No constrained decoding here yet: a JSON answer could not be promised.
+        return Err(BackendError::invalid(
+            format!("model '{model}' does not support JSON 'response_format'"),
+            Some("response_format"),
+        ));
+    }
+    if request.tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None) {
+        return Err(BackendError::invalid(format!("model '{model}' does not support tools"), Some("tools")));
+    }
+    if let Prompt::Chat(turns) = &request.prompt {
+        for (i, t) in turns.iter().enumerate() {
+            if let Some(j) = t.first_media() {
+                return Err(BackendError::invalid(
+                    format!("messages[{i}].content[{j}]: model '{model}' reads text only, not images"),
+                    Some(&format!("messages[{i}].content[{j}]")),
+                ));
+            }
+            if !t.tool_calls.is_empty() {
+                return Err(BackendError::invalid(
+                    format!("messages[{i}].tool_calls: model '{model}' does not support tools"),
+                    Some(&format!("messages[{i}].tool_calls")),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Backend for EngineHandle {
     fn name(&self) -> &str {
@@ -135,13 +168,7 @@ impl Backend for EngineHandle {
         if request.model != self.inner.model_id {
             return Err(BackendError::ModelNotFound(request.model));
         }
-        if request.demands.response_format.is_some() {
-            // No constrained decoding here: a JSON answer could not be promised.
-            return Err(BackendError::invalid(
-                format!("model '{}' does not support JSON 'response_format'", request.model),
-                Some("response_format"),
-            ));
-        }
+        refuse_unsupported(&request)?;
         let prompt = self.prompt_tokens(&request.prompt)?;
         let ctx = self.inner.context_length;
         if prompt.is_empty() {

@@ -28,6 +28,7 @@ fn request(i: usize) -> ValidatedRequest {
         stop: StopParams { max_tokens: Some(12 + i as u32 % 5), ignore_eos: true, ..Default::default() },
         logprobs: None,
         cache_salt: None,
+        tools: None,
         demands: Default::default(),
     }
 }

@@ -33,6 +33,7 @@ fn request(prompt: String, max_tokens: u32, salt: Option<&str>) -> ValidatedRequ
         stop: StopParams { max_tokens: Some(max_tokens), ignore_eos: true, ..Default::default() },
         logprobs: None,
         cache_salt: salt.map(str::to_string),
+        tools: None,
         demands: Default::default(),
     }
 }

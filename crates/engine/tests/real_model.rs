@@ -52,7 +52,7 @@ fn our_greedy(model: &LocalModel, prompt: &[u32], n: usize) -> Result<Vec<u32>, 
 }
 
 fn chat(model: &LocalModel, question: &str) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
-    let turns = vec![backend_api::ChatTurn { role: "user".into(), content: question.into() }];
+    let turns = vec![backend_api::ChatTurn::new(backend_api::Role::User, question)];
     Ok(model.tokenizer.encode(&model.template.render(&turns)?))
 }
 
@@ -187,7 +187,7 @@ fn tokenizer_matches_the_model_vocabulary() -> TestResult {
 #[test]
 fn chat_template_renders_chatml_with_default_system_prompt() -> TestResult {
     let model = LocalModel::load(&model_path(), WeightFormat::Native, Some(64))?;
-    let turns = vec![backend_api::ChatTurn { role: "user".into(), content: "Hi".into() }];
+    let turns = vec![backend_api::ChatTurn::new(backend_api::Role::User, "Hi")];
     let text = model.template.render(&turns)?;
     assert_eq!(
         text,

@@ -1,7 +1,8 @@
 //! The whole HTTP stack, composed in one place.
 
+use crate::dialect::extract::BodyLimit;
+use crate::dialect::{self, ErrorShape};
 use crate::error::ApiError;
-use crate::extract::BodyLimit;
 use crate::observe::observe;
 use crate::policy::auth::authenticate;
 use crate::routes;
@@ -35,16 +36,18 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 1. auth: API key → `Principal` (or the admin token on `/admin/…`);
 ///    the public allowlist (`/health`, `/ready`, `/metrics` by default)
 ///    passes without one;
-/// 2. validate, in the handler: wire JSON → `ValidatedRequest`;
-/// 3. rate limits and 4. budget, in the handler (`routes::admit`): the
-///    estimate is reserved before the backend runs;
-/// 9. the backend;
-/// 11. record: the meter settles the reservation to the real usage.
+/// 2. the handler is a dialect (`dialect::…`): wire JSON in its format →
+///    `ValidatedRequest`, then the `pipeline` (its steps listed there, in
+///    order, from resolving the model to the backend and the meter), then
+///    the answer rendered back in the same format. Errors take the
+///    dialect's shape, including the ones raised here (auth, 404).
 pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit_bytes;
     let api = Router::new()
-        .route("/v1/chat/completions", post(routes::chat::chat_completions))
-        .route("/v1/completions", post(routes::completions::completions))
+        .route("/v1/chat/completions", post(dialect::openai_chat::chat_completions))
+        .route("/v1/completions", post(dialect::openai_completions::completions))
+        .route("/v1/messages", post(dialect::anthropic_messages::messages))
+        .route("/v1/messages/count_tokens", post(dialect::anthropic_messages::count_tokens))
         .route("/v1/models", get(routes::models::list_models))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
@@ -74,8 +77,8 @@ pub fn router(state: AppState) -> Router {
     )
 }
 
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::RouteNotFound(uri.path().to_string())
+async fn not_found(uri: Uri) -> Response {
+    ErrorShape::for_path(uri.path()).respond(ApiError::RouteNotFound(uri.path().to_string()))
 }
 
 fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {

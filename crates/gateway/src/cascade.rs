@@ -16,7 +16,7 @@
 use crate::config::{invalid, ConfigError};
 use crate::routing::{served_by, FallbackRoute};
 use backend_api::{
-    Backend, BackendError, ChatTurn, GenerationEvent, GenerationStream, ModelInfo, Prompt, SamplingParams, StopParams,
+    Backend, BackendError, ChatTurn, GenerationEvent, GenerationStream, ModelInfo, Prompt, Role, SamplingParams, StopParams,
     ValidatedRequest,
 };
 use futures::StreamExt;
@@ -156,7 +156,7 @@ fn prompt_text(prompt: &Prompt) -> String {
     match prompt {
         Prompt::Text(t) => t.clone(),
         Prompt::Chat(turns) => {
-            turns.iter().map(|t| format!("{}: {}", t.role, t.content)).collect::<Vec<_>>().join("\n")
+            turns.iter().map(|t| format!("{}: {}", t.role.as_str(), t.text())).collect::<Vec<_>>().join("\n")
         }
     }
 }
@@ -198,13 +198,14 @@ impl CascadeRoute {
                     request_id: format!("{}-judge", request.request_id),
                     model: model.clone(),
                     prompt: Prompt::Chat(vec![
-                        ChatTurn { role: "system".into(), content: system },
-                        ChatTurn { role: "user".into(), content: user },
+                        ChatTurn::new(Role::System, system),
+                        ChatTurn::new(Role::User, user),
                     ]),
                     sampling: SamplingParams::greedy(),
                     stop: StopParams { max_tokens: Some(JUDGE_MAX_TOKENS), ..Default::default() },
                     logprobs: None,
                     cache_salt: request.cache_salt.clone(),
+                    tools: None,
                     demands: Default::default(),
                 };
                 let verdict = match judge.generate(grading).await {

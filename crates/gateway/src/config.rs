@@ -11,7 +11,36 @@ pub use crate::policy_config::{PolicyConfig, StoreConfig};
 
 /// The default model, as installed by `scripts/setup-models.sh`.
 pub const DEFAULT_MODEL_NAME: &str = "smollm2-135m-instruct";
-pub const DEFAULT_MODEL_FILE: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+/// Its file name in the models directory.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The embedding model's folder in the models directory.
+pub const DEFAULT_EMBEDDING_DIR: &str = "all-MiniLM-L6-v2";
+
+/// Where `scripts/setup-models.sh` installs the default models, so that
+/// `switchyard serve` finds them from any working directory:
+/// `$SWITCHYARD_MODELS_DIR`, else `$XDG_DATA_HOME/switchyard/models`, else
+/// `~/.local/share/switchyard/models`.
+pub fn models_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("SWITCHYARD_MODELS_DIR") {
+        return dir;
+    }
+    let data = var("XDG_DATA_HOME").or_else(|| var("HOME").map(|h| h.join(".local/share")));
+    data.unwrap_or_else(|| PathBuf::from(".")).join("switchyard/models")
+}
+
+/// A default model file (or folder): in the models directory, else in
+/// `models/` under the working directory (a checkout whose setup predates
+/// the data directory). When neither exists, the models directory's path,
+/// for the error message.
+pub fn default_model_path(name: &str) -> PathBuf {
+    let installed = models_dir().join(name);
+    let local = Path::new("models").join(name);
+    if !installed.exists() && local.exists() {
+        return local;
+    }
+    installed
+}
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
@@ -139,7 +168,7 @@ impl Default for Config {
             },
             models: vec![LocalModelConfig {
                 name: DEFAULT_MODEL_NAME.into(),
-                path: DEFAULT_MODEL_FILE.into(),
+                path: default_model_path(DEFAULT_MODEL_FILE),
                 context_length: None,
             }],
             backends: Vec::new(),

@@ -141,12 +141,22 @@ impl From<BackendError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let body = serde_json::to_value(self.body()).unwrap_or_default();
+        self.respond(body)
+    }
+}
+
+impl ApiError {
+    /// The response for this error with a dialect's `body`: the status, and
+    /// the headers that come with it (`Retry-After`, rate limits,
+    /// `WWW-Authenticate`), whatever the dialect.
+    pub fn respond(self, body: serde_json::Value) -> Response {
         if self.status().is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else {
             tracing::debug!(error = %self, "request rejected");
         }
-        let mut resp = (self.status(), Json(self.body())).into_response();
+        let mut resp = (self.status(), Json(body)).into_response();
         let retry_after = match self {
             ApiError::RateLimited { retry_after, headers, .. }
             | ApiError::QuotaExceeded { retry_after, headers, .. } => {

@@ -2,9 +2,14 @@
 //!
 //! - `app`: the one function that composes the middleware stack.
 //! - `config`: TOML configuration, parsed then validated.
-//! - `extract`, `validate`: wire JSON → `ValidatedRequest`.
-//! - `routes`, `sse`, `collect`: the endpoints and their response shapes.
-//! - `error`: the one mapping from failures to status + OpenAI error body.
+//! - `dialect`: one file per wire format (OpenAI chat and completions,
+//!   Anthropic messages, embeddings): parse, render, error shape.
+//! - `pipeline`: the request path every generation endpoint runs, its
+//!   steps in one documented order (resolve, truncate, admit, deadline;
+//!   the seam for guards and the cache), then the backend.
+//! - `validate`: OpenAI wire JSON → `ValidatedRequest`.
+//! - `routes`: model list, health, metrics, admin API.
+//! - `error`: the one mapping from failures to status + error body.
 //! - `server`: loading the configured models and serving.
 //! - `backends`: remote OpenAI-compatible servers as backends.
 //! - `queue`: per-backend concurrency limits with a bounded wait queue.
@@ -18,13 +23,13 @@
 pub mod app;
 pub mod backends;
 pub mod cascade;
-pub mod collect;
 pub mod config;
+pub mod dialect;
 pub mod error;
-pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod observe;
+pub mod pipeline;
 pub mod policy;
 pub mod policy_config;
 pub mod queue;
@@ -32,7 +37,6 @@ pub mod registry;
 pub mod routes;
 pub mod routing;
 pub mod server;
-pub mod sse;
 pub mod state;
 pub mod store;
 pub mod timing;

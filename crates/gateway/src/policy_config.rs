@@ -39,6 +39,8 @@ pub struct RawState {
 #[serde(deny_unknown_fields)]
 pub struct RawLimitDefaults {
     default_max_tokens: Option<u32>,
+    /// Wall-clock limit of one request, in milliseconds.
+    request_timeout_ms: Option<u64>,
     /// "disabled" (default: too long → 400) or "auto" (drop the oldest turns).
     truncation: Option<String>,
 }
@@ -111,6 +113,7 @@ pub struct PolicyConfig {
     pub store: StoreConfig,
     pub fail_open: bool,
     pub default_max_tokens: u32,
+    pub request_timeout: std::time::Duration,
     pub truncate_by_default: bool,
     pub keys: Vec<KeyRecord>,
     pub users: HashMap<String, Limits>,
@@ -126,6 +129,7 @@ impl Default for PolicyConfig {
             store: StoreConfig::Embedded { path: DEFAULT_STATE_PATH.into() },
             fail_open: false,
             default_max_tokens: crate::policy::DEFAULT_MAX_TOKENS,
+            request_timeout: crate::policy::DEFAULT_REQUEST_TIMEOUT,
             truncate_by_default: false,
             keys: Vec::new(),
             users: HashMap::new(),
@@ -180,6 +184,12 @@ impl RawPolicy {
                 return Err(invalid("limits.default_max_tokens", "must be at least 1"));
             }
             cfg.default_max_tokens = n;
+        }
+        if let Some(ms) = self.limits.request_timeout_ms {
+            if ms == 0 {
+                return Err(invalid("limits.request_timeout_ms", "must be at least 1"));
+            }
+            cfg.request_timeout = std::time::Duration::from_millis(ms);
         }
         cfg.truncate_by_default = match self.limits.truncation.as_deref() {
             None | Some("disabled") => false,

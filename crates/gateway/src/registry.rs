@@ -3,7 +3,7 @@
 //! cannot do with a clear 400 instead of an upstream's surprise.
 
 use crate::config::{invalid, ConfigError};
-use backend_api::{Prompt, ValidatedRequest};
+use backend_api::{Prompt, ToolChoice, ValidatedRequest};
 
 /// What a model can be asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,31 +15,64 @@ pub struct Capabilities {
     pub json_mode: bool,
     /// Token log-probabilities.
     pub logprobs: bool,
+    /// Function calling (`tools` with a `tool_choice` other than `none`).
+    pub tools: bool,
+    /// Image parts in user messages.
+    pub vision: bool,
 }
 
-pub const CAPABILITY_NAMES: [&str; 5] = ["chat", "completions", "streaming", "json_mode", "logprobs"];
+pub const CAPABILITY_NAMES: [&str; 7] = ["chat", "completions", "streaming", "json_mode", "logprobs", "tools", "vision"];
 
 impl Capabilities {
-    /// The embedded engine: everything but JSON mode (it has no constrained decoding).
-    pub const LOCAL: Capabilities =
-        Capabilities { chat: true, completions: true, streaming: true, json_mode: false, logprobs: true };
-    /// An OpenAI-compatible server, unless its config says otherwise.
-    pub const OPENAI: Capabilities =
-        Capabilities { chat: true, completions: true, streaming: true, json_mode: true, logprobs: true };
+    /// The embedded engine: no JSON mode and no tools (no constrained decoding yet), text only.
+    pub const LOCAL: Capabilities = Capabilities {
+        chat: true,
+        completions: true,
+        streaming: true,
+        json_mode: false,
+        logprobs: true,
+        tools: false,
+        vision: false,
+    };
+    /// An OpenAI-compatible server, unless its config says otherwise
+    /// (images only when listed: most such servers serve text models).
+    pub const OPENAI: Capabilities = Capabilities {
+        chat: true,
+        completions: true,
+        streaming: true,
+        json_mode: true,
+        logprobs: true,
+        tools: true,
+        vision: false,
+    };
     /// The Messages API has no JSON mode and no log-probabilities.
-    pub const ANTHROPIC: Capabilities =
-        Capabilities { chat: true, completions: true, streaming: true, json_mode: false, logprobs: false };
+    pub const ANTHROPIC: Capabilities = Capabilities {
+        chat: true,
+        completions: true,
+        streaming: true,
+        json_mode: false,
+        logprobs: false,
+        tools: true,
+        vision: false,
+    };
 
     /// The names of what it can do, as the config lists them.
     pub fn names(self) -> Vec<&'static str> {
-        let on = [self.chat, self.completions, self.streaming, self.json_mode, self.logprobs];
+        let on = [self.chat, self.completions, self.streaming, self.json_mode, self.logprobs, self.tools, self.vision];
         CAPABILITY_NAMES.into_iter().zip(on).filter_map(|(n, on)| on.then_some(n)).collect()
     }
 
     /// A list of names from the config; `path` names it in errors.
     pub fn parse(path: &str, names: &[String]) -> Result<Self, ConfigError> {
-        let mut c =
-            Capabilities { chat: false, completions: false, streaming: false, json_mode: false, logprobs: false };
+        let mut c = Capabilities {
+            chat: false,
+            completions: false,
+            streaming: false,
+            json_mode: false,
+            logprobs: false,
+            tools: false,
+            vision: false,
+        };
         for n in names {
             let flag = match n.as_str() {
                 "chat" => &mut c.chat,
@@ -47,6 +80,8 @@ impl Capabilities {
                 "streaming" => &mut c.streaming,
                 "json_mode" => &mut c.json_mode,
                 "logprobs" => &mut c.logprobs,
+                "tools" => &mut c.tools,
+                "vision" => &mut c.vision,
                 other => return Err(invalid(path, format!("'{other}' is not one of {}", CAPABILITY_NAMES.join(", ")))),
             };
             *flag = true;
@@ -93,10 +128,16 @@ impl ModelCard {
             Prompt::Chat(_) if !c.chat => Some("chat completions"),
             Prompt::Text(_) if !c.completions => Some("text completions"),
             _ if r.demands.stream && !c.streaming => Some("streaming"),
-            _ if r.demands.response_format.is_some() && !c.json_mode => Some("JSON 'response_format'"),
+            _ if r.demands.output.is_some() && !c.json_mode => Some("JSON 'response_format'"),
             _ if r.logprobs.is_some() && !c.logprobs => Some("log-probabilities"),
+            _ if r.tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None) && !c.tools => Some("tools"),
             _ => None,
         };
+        if let (Prompt::Chat(turns), false) = (&r.prompt, c.vision) {
+            if let Some((i, j)) = turns.iter().enumerate().find_map(|(i, t)| Some((i, t.first_media()?))) {
+                return Some(format!("messages[{i}].content[{j}]: model '{}' reads text only, not images", self.name));
+            }
+        }
         if let Some(what) = lacks {
             return Some(format!("model '{}' does not support {what}", self.name));
         }
@@ -126,7 +167,7 @@ mod tests {
 
     fn request(chat: bool, demands: Demands, max_tokens: Option<u32>) -> ValidatedRequest {
         let prompt = if chat {
-            Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "hi".into() }])
+            Prompt::Chat(vec![ChatTurn::new(backend_api::Role::User, "hi")])
         } else {
             Prompt::Text("hi".into())
         };
@@ -138,6 +179,7 @@ mod tests {
             stop: StopParams { max_tokens, ..Default::default() },
             logprobs: None,
             cache_salt: None,
+            tools: None,
             demands,
         }
     }
@@ -146,7 +188,7 @@ mod tests {
     fn a_card_refuses_what_its_model_cannot_do() {
         let mut card = ModelCard::local("m", 100);
         assert_eq!(card.unfit(&request(true, Demands::default(), Some(10)), Some(50)), None);
-        let json = Demands { response_format: Some(serde_json::json!({"type": "json_object"})), ..Default::default() };
+        let json = Demands { output: Some(backend_api::OutputConstraint::JsonObject), ..Default::default() };
         assert!(card.unfit(&request(true, json, None), None).is_some_and(|w| w.contains("JSON")));
         card.capabilities.completions = false;
         assert!(card.unfit(&request(false, Demands::default(), None), None).is_some_and(|w| w.contains("text")));
@@ -164,8 +206,9 @@ mod tests {
     fn capabilities_parse_by_name() {
         let c = Capabilities::parse("p", &["chat".into(), "json_mode".into()]);
         assert!(matches!(c, Ok(c) if c.chat && c.json_mode && !c.completions && !c.streaming));
-        assert_eq!(Capabilities::ANTHROPIC.names(), ["chat", "completions", "streaming"]);
-        assert!(Capabilities::parse("p", &["vision".into()]).is_err());
+        assert_eq!(Capabilities::ANTHROPIC.names(), ["chat", "completions", "streaming", "tools"]);
+        assert!(Capabilities::parse("p", &["telepathy".into()]).is_err());
+        assert!(matches!(Capabilities::parse("p", &["chat".into(), "vision".into()]), Ok(c) if c.vision && !c.tools));
         assert!(Capabilities::parse("p", &["streaming".into()]).is_err(), "serves nothing");
     }
 }

@@ -179,6 +179,7 @@ pub fn build_policy(cfg: &Config, insecure: bool) -> Result<Policy, ServeError> 
         users: p.users.clone(),
         prices: p.prices.clone(),
         default_max_tokens: p.default_max_tokens,
+        request_timeout: p.request_timeout,
         fail_open: p.fail_open,
         truncate_by_default: p.truncate_by_default,
     };

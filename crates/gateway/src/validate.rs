@@ -2,13 +2,21 @@
 //! typed and bounded, with OpenAI's 400 for anything out of range.
 
 use crate::error::ApiError;
-use backend_api::{ChatTurn, Demands, Prompt, SamplingParams, StopParams, ValidatedRequest};
-use protocol::{ChatCompletionRequest, CompletionRequest, MessageContent, PromptInput, SamplingFields};
+use backend_api::{
+    ChatTurn, ContentPart, Demands, OutputConstraint, Prompt, Role, SamplingParams, StopParams, ToolCall, ToolChoice,
+    ToolDef, Tools, ValidatedRequest,
+};
+use protocol::{ChatCompletionRequest, CompletionRequest, MessageContent, PromptInput, SamplingFields, ToolSpec};
+use serde_json::Value;
 
 /// Most stop strings one request may carry.
 pub const MAX_STOP_STRINGS: usize = 16;
 /// Most top log-probabilities per token.
 pub const MAX_TOP_LOGPROBS: i64 = 20;
+/// Most tools one request may offer (OpenAI's limit).
+pub const MAX_TOOLS: usize = 128;
+/// `max_tokens` of a text completion that names none (OpenAI's completions API).
+pub const COMPLETIONS_DEFAULT_MAX_TOKENS: u32 = 16;
 
 /// Fields common to both endpoints, validated.
 pub struct Common {
@@ -102,18 +110,9 @@ fn validate_common(
     if f.cache_salt.as_deref().is_some_and(str::is_empty) {
         return Err(invalid("'cache_salt' must not be empty.".into(), "cache_salt"));
     }
-    let response_format = match &f.response_format {
+    let output = match &f.response_format {
         None => None,
-        Some(v) => match v.get("type").and_then(serde_json::Value::as_str) {
-            Some("text") => None,
-            Some("json_object") | Some("json_schema") => Some(v.clone()),
-            _ => {
-                return Err(invalid(
-                    "'response_format.type' must be one of 'text', 'json_object', 'json_schema'.".into(),
-                    "response_format",
-                ))
-            }
-        },
+        Some(v) => output_constraint(v)?,
     };
     if let Some(c) = f.max_cost {
         if !(c.is_finite() && c >= 0.0) {
@@ -121,7 +120,7 @@ fn validate_common(
         }
     }
     Ok(Common {
-        demands: Demands { stream: f.stream, response_format, max_cost_usd: f.max_cost },
+        demands: Demands { stream: f.stream, output, max_cost_usd: f.max_cost },
         cache_salt: f.cache_salt.clone(),
         sampling: SamplingParams {
             temperature,
@@ -137,27 +136,103 @@ fn validate_common(
     })
 }
 
-fn message_text(content: Option<&MessageContent>, index: usize) -> Result<String, ApiError> {
+/// `response_format` as a typed constraint (`text` is none).
+pub fn output_constraint(v: &Value) -> Result<Option<OutputConstraint>, ApiError> {
+    let bad = |m: &str| invalid(m.to_string(), "response_format");
+    match v.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(OutputConstraint::JsonObject)),
+        Some("json_schema") => {
+            let spec = v.get("json_schema").ok_or_else(|| bad("'response_format.json_schema' is required."))?;
+            let name = spec
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("'response_format.json_schema.name' is required."))?;
+            let schema = spec.get("schema").cloned().unwrap_or_else(|| serde_json::json!({}));
+            if !schema.is_object() && !schema.is_boolean() {
+                return Err(bad("'response_format.json_schema.schema' must be a JSON Schema object."));
+            }
+            let strict = spec.get("strict").and_then(Value::as_bool).unwrap_or(false);
+            Ok(Some(OutputConstraint::JsonSchema { name: name.to_string(), schema, strict }))
+        }
+        _ => Err(bad("'response_format.type' must be one of 'text', 'json_object', 'json_schema'.")),
+    }
+}
+
+fn content_parts(content: Option<&MessageContent>, index: usize) -> Result<Vec<ContentPart>, ApiError> {
     match content {
-        None => Ok(String::new()),
-        Some(MessageContent::Text(t)) => Ok(t.clone()),
+        None => Ok(Vec::new()),
+        Some(MessageContent::Text(t)) => Ok(vec![ContentPart::Text(t.clone())]),
         Some(MessageContent::Parts(parts)) => {
-            let mut text = String::new();
-            for p in parts {
-                match (p.kind.as_str(), &p.text) {
-                    ("text", Some(t)) => text.push_str(t),
-                    ("text", None) => return Err(invalid(format!("messages[{index}]: a text part needs a 'text' field."), "messages")),
-                    (other, _) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for (j, p) in parts.iter().enumerate() {
+                let part = match (p.kind.as_str(), &p.text, &p.image_url) {
+                    ("text", Some(t), _) => ContentPart::Text(t.clone()),
+                    ("image_url", _, Some(img)) => ContentPart::Image { url: img.url.clone() },
+                    ("text", None, _) | ("image_url", _, None) => {
                         return Err(invalid(
-                            format!("messages[{index}]: content parts of type '{other}' are not supported by this model; only 'text'."),
+                            format!("messages[{index}].content[{j}]: a '{}' part needs its '{}' field.", p.kind, p.kind),
                             "messages",
                         ))
                     }
-                }
+                    (other, _, _) => {
+                        return Err(invalid(
+                            format!("messages[{index}].content[{j}]: content parts of type '{other}' are not supported; use 'text' or 'image_url'."),
+                            "messages",
+                        ))
+                    }
+                };
+                out.push(part);
             }
-            Ok(text)
+            Ok(out)
         }
     }
+}
+
+/// `tools`, `tool_choice` and `parallel_tool_calls`, validated.
+fn tools(specs: Option<&[ToolSpec]>, choice: Option<&Value>, parallel: Option<bool>) -> Result<Option<Tools>, ApiError> {
+    let specs = specs.unwrap_or_default();
+    if specs.len() > MAX_TOOLS {
+        return Err(invalid(format!("At most {MAX_TOOLS} tools are allowed, got {}.", specs.len()), "tools"));
+    }
+    let mut defs: Vec<ToolDef> = Vec::with_capacity(specs.len());
+    for (i, t) in specs.iter().enumerate() {
+        let Some(f) = t.function.as_ref().filter(|_| t.kind == "function") else {
+            return Err(invalid(format!("tools[{i}]: only tools of type 'function' with a 'function' object are supported."), "tools"));
+        };
+        if f.name.is_empty() || f.name.len() > 64 || !f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(invalid(format!("tools[{i}].function.name must be 1 to 64 of a-z, A-Z, 0-9, '_' and '-'."), "tools"));
+        }
+        if defs.iter().any(|d| d.name == f.name) {
+            return Err(invalid(format!("tools[{i}]: the function name '{}' is listed twice.", f.name), "tools"));
+        }
+        let parameters = f.parameters.clone().unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}}));
+        if !parameters.is_object() {
+            return Err(invalid(format!("tools[{i}].function.parameters must be a JSON Schema object."), "tools"));
+        }
+        defs.push(ToolDef { name: f.name.clone(), description: f.description.clone(), parameters, strict: f.strict.unwrap_or(false) });
+    }
+    let choice = match choice {
+        None => ToolChoice::Auto,
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => return Err(invalid(format!("'{other}' is not one of 'none', 'auto', 'required' or a named function."), "tool_choice")),
+        },
+        Some(v) => match v.pointer("/function/name").and_then(Value::as_str) {
+            Some(name) if defs.iter().any(|d| d.name == name) => ToolChoice::Named(name.to_string()),
+            Some(name) => return Err(invalid(format!("tool_choice names the function '{name}', which is not in 'tools'."), "tool_choice")),
+            None => return Err(invalid("'tool_choice' must be a string or {\"type\": \"function\", \"function\": {\"name\": ...}}.".into(), "tool_choice")),
+        },
+    };
+    if defs.is_empty() {
+        if matches!(choice, ToolChoice::Required | ToolChoice::Named(_)) {
+            return Err(invalid("'tool_choice' requires 'tools'.".into(), "tool_choice"));
+        }
+        return Ok(None);
+    }
+    Ok(Some(Tools { defs, choice, parallel: parallel.unwrap_or(true) }))
 }
 
 pub struct ValidChat {
@@ -177,9 +252,10 @@ pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<Val
     let mut turns = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.iter().enumerate() {
         let role = match m.role.as_str() {
-            "system" | "user" | "assistant" | "tool" => m.role.clone(),
-            // OpenAI's newer name for system instructions.
-            "developer" => "system".to_string(),
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
             other => {
                 return Err(invalid(
                     format!(
@@ -189,7 +265,24 @@ pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<Val
                 ))
             }
         };
-        turns.push(ChatTurn { role, content: message_text(m.content.as_ref(), i)? });
+        let content = content_parts(m.content.as_ref(), i)?;
+        if role != Role::User {
+            if let Some(j) = content.iter().position(|p| !matches!(p, ContentPart::Text(_))) {
+                return Err(invalid(format!("messages[{i}].content[{j}]: only user messages may carry images."), "messages"));
+            }
+        }
+        let tool_calls: Vec<ToolCall> = match (&m.tool_calls, role) {
+            (None, _) => Vec::new(),
+            (Some(calls), Role::Assistant) => calls
+                .iter()
+                .map(|c| ToolCall { id: c.id.clone(), name: c.function.name.clone(), arguments: c.function.arguments.clone() })
+                .collect(),
+            (Some(_), _) => return Err(invalid(format!("messages[{i}]: only assistant messages carry 'tool_calls'."), "messages")),
+        };
+        if role == Role::Tool && m.tool_call_id.is_none() {
+            return Err(invalid(format!("messages[{i}]: a tool message needs 'tool_call_id'."), "messages"));
+        }
+        turns.push(ChatTurn { role, content, tool_calls, tool_call_id: m.tool_call_id.clone(), name: m.name.clone() });
     }
     let logprobs = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
         (false, Some(_)) => {
@@ -213,6 +306,7 @@ pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<Val
         stop: common.stop.clone(),
         logprobs,
         cache_salt: common.cache_salt.clone(),
+        tools: tools(req.tools.as_deref(), req.tool_choice.as_ref(), req.parallel_tool_calls)?,
         demands: common.demands.clone(),
     };
     let truncation = match req.truncation.as_deref() {
@@ -235,7 +329,10 @@ pub struct ValidCompletion {
 }
 
 pub fn validate_completion(req: CompletionRequest, request_id: &str) -> Result<ValidCompletion, ApiError> {
-    let common = validate_common(&req.sampling, req.sampling.max_tokens, "max_tokens")?;
+    let mut common = validate_common(&req.sampling, req.sampling.max_tokens, "max_tokens")?;
+    if common.stop.max_tokens.is_none() {
+        common.stop.max_tokens = Some(COMPLETIONS_DEFAULT_MAX_TOKENS.max(common.stop.min_tokens));
+    }
     if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
         return Err(invalid("'suffix' is not supported.".into(), "suffix"));
     }
@@ -276,6 +373,7 @@ pub fn validate_completion(req: CompletionRequest, request_id: &str) -> Result<V
             stop: common.stop.clone(),
             logprobs,
             cache_salt: common.cache_salt.clone(),
+            tools: None,
             demands: common.demands.clone(),
         })
         .collect();
@@ -285,7 +383,7 @@ pub fn validate_completion(req: CompletionRequest, request_id: &str) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::parse_body;
+    use crate::dialect::extract::parse_body;
 
     fn chat(json: &str) -> Result<ValidChat, ApiError> {
         validate_chat(parse_body(json.as_bytes())?, "req")
@@ -301,7 +399,7 @@ mod tests {
     #[test]
     fn accepts_a_minimal_chat() -> Result<(), ApiError> {
         let v = chat(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)?;
-        assert_eq!(v.request.prompt, Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "hi".into() }]));
+        assert_eq!(v.request.prompt, Prompt::Chat(vec![ChatTurn::new(Role::User, "hi")]));
         assert_eq!(v.request.sampling.temperature, 1.0);
         Ok(())
     }
@@ -311,7 +409,8 @@ mod tests {
         let v = chat(
             r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#,
         )?;
-        assert_eq!(v.request.prompt, Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "ab".into() }]));
+        let Prompt::Chat(turns) = &v.request.prompt else { return Err(ApiError::invalid("not a chat", None)) };
+        assert_eq!(turns[0].text(), "ab");
         Ok(())
     }
 
@@ -343,6 +442,11 @@ mod tests {
             r#"{"model":"m","messages":[]}"#,
             r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#,
             r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"audio","text":"x"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"required"}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"a b"}}]}"#,
+            r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}"#,
             r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#,
             r#"[1,2]"#,
             r#"{not json"#,
@@ -352,11 +456,34 @@ mod tests {
     }
 
     #[test]
+    fn tools_and_json_are_typed() -> Result<(), ApiError> {
+        let v = chat(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+                {"role":"tool","tool_call_id":"c1","content":"42"}],
+              "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],
+              "tool_choice":{"type":"function","function":{"name":"f"}},
+              "response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"type":"object"},"strict":true}}}"#,
+        )?;
+        let tools = v.request.tools.clone().ok_or_else(|| ApiError::invalid("no tools", None))?;
+        assert_eq!(tools.choice, ToolChoice::Named("f".into()));
+        assert!(matches!(v.request.demands.output, Some(OutputConstraint::JsonSchema { strict: true, .. })));
+        let Prompt::Chat(turns) = &v.request.prompt else { return Err(ApiError::invalid("not a chat", None)) };
+        assert_eq!((turns[1].tool_calls[0].name.as_str(), turns[2].tool_call_id.as_deref()), ("f", Some("c1")));
+        let img = chat(r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:x"}}]}]}"#)?;
+        let Prompt::Chat(turns) = &img.request.prompt else { return Err(ApiError::invalid("not a chat", None)) };
+        assert_eq!(turns[0].first_media(), Some(0));
+        Ok(())
+    }
+
+    #[test]
     fn completion_prompt_array_gives_one_request_each() -> Result<(), ApiError> {
         let v = validate_completion(parse_body(br#"{"model":"m","prompt":["a","b"],"max_tokens":3}"#)?, "r")?;
         assert_eq!(v.requests.len(), 2);
         assert_eq!(v.requests[1].prompt, Prompt::Text("b".into()));
         assert_eq!(v.requests[0].stop.max_tokens, Some(3));
+        let v = validate_completion(parse_body(br#"{"model":"m","prompt":"a"}"#)?, "r")?;
+        assert_eq!(v.requests[0].stop.max_tokens, Some(COMPLETIONS_DEFAULT_MAX_TOKENS), "OpenAI's default");
         Ok(())
     }
 }

@@ -67,7 +67,7 @@ async fn chat_completion_shape_and_exact_usage() {
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     // Exact usage: the prompt as the template renders it, by the model's tokenizer.
-    let turns = vec![backend_api::ChatTurn { role: "user".into(), content: "hello world".into() }];
+    let turns = vec![backend_api::ChatTurn::new(backend_api::Role::User, "hello world")];
     let prompt_tokens = app.engine.prompt_tokens(&backend_api::Prompt::Chat(turns)).map(|t| t.len()).unwrap_or(0);
     assert_eq!(v["usage"]["prompt_tokens"], prompt_tokens);
     assert_eq!(v["usage"]["completion_tokens"], 8);

@@ -1,15 +1,19 @@
-//! OpenAI-compatible wire types. Serde only: no behaviour, no validation
+//! Wire types: OpenAI-compatible (chat, completions, embeddings) and
+//! Anthropic's Messages API (`anthropic`). Serde only: no behaviour, no validation
 //! beyond what the JSON shape itself expresses (validation lives in the
 //! gateway, which turns these into `backend_api::ValidatedRequest`).
 
+pub mod anthropic;
 mod chat;
 mod completions;
+mod embeddings;
 mod error;
 mod models;
 mod usage;
 
 pub use chat::*;
 pub use completions::*;
+pub use embeddings::*;
 pub use error::*;
 pub use models::*;
 pub use usage::*;

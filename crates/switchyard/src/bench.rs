@@ -19,8 +19,8 @@ pub enum BenchCommand {
 
 #[derive(Args)]
 pub struct EngineBench {
-    /// GGUF file to measure.
-    #[arg(long, value_name = "PATH", default_value = gateway::config::DEFAULT_MODEL_FILE)]
+    /// GGUF file to measure (default: the default model, where `scripts/setup-models.sh` put it).
+    #[arg(long, value_name = "PATH", default_value_os_t = gateway::config::default_model_path(gateway::config::DEFAULT_MODEL_FILE))]
     model: PathBuf,
     /// Prompt length for the prefill measurement (llama-bench's -p).
     #[arg(long, default_value_t = 512)]

@@ -178,7 +178,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     for m in &cfg.models {
         if !m.path.exists() {
             anyhow::bail!(
-                "model file {} not found (model '{}'); run scripts/setup-models.sh to fetch the default model",
+                "model file {} not found (model '{}'); run scripts/setup-models.sh from the Switchyard repository to fetch the default models (into $SWITCHYARD_MODELS_DIR, else $XDG_DATA_HOME/switchyard/models, else ~/.local/share/switchyard/models)",
                 m.path.display(),
                 m.name
             );

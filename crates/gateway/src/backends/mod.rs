@@ -4,6 +4,7 @@
 //! - `openai`: any OpenAI-compatible server (vLLM, llama.cpp's server,
 //!   Ollama, OpenAI itself), or Anthropic's Messages API, as a `Backend`;
 //! - `probe`: active health checks on an interval;
+//! - `translate`: the internal request as an upstream's JSON body;
 //! - `whole`: a non-streamed answer read as events;
 //! - `sse`: reading a server-sent-event stream line by line.
 
@@ -11,4 +12,5 @@ pub mod config;
 pub mod openai;
 pub mod probe;
 pub mod sse;
+pub mod translate;
 pub mod whole;

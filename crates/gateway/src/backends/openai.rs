@@ -17,16 +17,17 @@
 use super::config::{BackendConfig, Dialect, RemoteModel};
 use super::sse::SseLines;
 use axum::body::Bytes;
+use super::translate::{anthropic_body, request_body};
 use backend_api::{
     estimate_prompt_tokens, Backend, BackendError, FinishReason, GeneratedToken, GenerationEvent, GenerationStream,
-    ModelInfo, Prompt, TokenAlternative, ValidatedRequest,
+    ModelInfo, Prompt, TokenAlternative, ToolCallDelta, ValidatedRequest,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tiktoken_rs::CoreBPE;
@@ -76,9 +77,6 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Anthropic requires `max_tokens`; this is sent when the request has none.
-const ANTHROPIC_DEFAULT_MAX_TOKENS: u32 = 4096;
-
 /// The Messages API version this translation speaks.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -113,9 +111,23 @@ impl OpenAiBackend {
         let n = |s: &str| bpe.encode_ordinary(s).len();
         let tokens = match prompt {
             Prompt::Text(t) => n(t),
-            Prompt::Chat(turns) => turns.iter().map(|t| 3 + n(&t.role) + n(&t.content)).sum::<usize>() + 3,
+            Prompt::Chat(turns) => {
+                let calls = |t: &backend_api::ChatTurn| -> usize {
+                    t.tool_calls.iter().map(|c| 3 + n(&c.name) + n(&c.arguments)).sum()
+                };
+                turns.iter().map(|t| 3 + n(t.role.as_str()) + n(&t.text()) + calls(t)).sum::<usize>() + 3
+            }
         };
         tokens as u32
+    }
+
+    /// The prompt and the tools offered with it (their JSON, as an estimate).
+    fn count_request(&self, r: &ValidatedRequest) -> u32 {
+        let tools = r.tools.as_ref().map_or(0, |t| {
+            let json: usize = t.defs.iter().map(|d| d.name.len() + d.description.as_ref().map_or(0, String::len) + d.parameters.to_string().len()).sum();
+            json.div_ceil(4) as u32
+        });
+        self.count(&r.model, &r.prompt) + tools
     }
 
     fn model(&self, name: &str) -> Option<&RemoteModel> {
@@ -133,7 +145,7 @@ impl OpenAiBackend {
             .pointer("/error/message")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+            .unwrap_or_else(|| clip(&String::from_utf8_lossy(body), 200).to_string());
         match status {
             400 | 422 => BackendError::InvalidRequest {
                 message,
@@ -252,108 +264,40 @@ pub(super) fn upstream_logprobs(v: &Value) -> Vec<GeneratedToken> {
         .collect()
 }
 
-/// The upstream path and JSON body for a request.
-/// A streaming client's answer is streamed from the upstream; another's is
-/// asked for whole.
-fn request_body(r: &ValidatedRequest, upstream: &str) -> (&'static str, Value) {
-    let s = &r.sampling;
-    let mut body = json!({
-        "model": upstream,
-        "stream": r.demands.stream,
-        "temperature": s.temperature,
-        "top_p": s.top_p,
-        "presence_penalty": s.presence_penalty,
-        "frequency_penalty": s.frequency_penalty,
-    });
-    let path = match &r.prompt {
-        Prompt::Chat(turns) => {
-            body["messages"] = turns.iter().map(|t| json!({"role": t.role, "content": t.content})).collect();
-            "/chat/completions"
-        }
-        Prompt::Text(text) => {
-            body["prompt"] = json!(text);
-            "/completions"
-        }
-    };
-    if r.demands.stream {
-        body["stream_options"] = json!({"include_usage": true});
+/// At most `max` bytes of `s`, cut at a character boundary (upstream text
+/// in error messages may be any UTF-8).
+pub(super) fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
-    if let Some(m) = r.stop.max_tokens {
-        body["max_tokens"] = json!(m);
-    }
-    if !r.stop.stop.is_empty() {
-        body["stop"] = json!(r.stop.stop);
-    }
-    if let Some(seed) = s.seed {
-        body["seed"] = json!(seed);
-    }
-    // Extensions (vLLM, llama.cpp) only when asked for: OpenAI rejects unknown fields.
-    if s.top_k > 0 {
-        body["top_k"] = json!(s.top_k);
-    }
-    if r.stop.ignore_eos {
-        body["ignore_eos"] = json!(true);
-    }
-    if r.stop.min_tokens > 0 {
-        body["min_tokens"] = json!(r.stop.min_tokens);
-    }
-    if let Some(f) = &r.demands.response_format {
-        body["response_format"] = f.clone();
-    }
-    match (r.logprobs, &r.prompt) {
-        (None, _) => {}
-        (Some(n), Prompt::Chat(_)) => {
-            body["logprobs"] = json!(true);
-            if n > 0 {
-                body["top_logprobs"] = json!(n);
-            }
-        }
-        (Some(n), Prompt::Text(_)) => body["logprobs"] = json!(n),
-    }
-    (path, body)
+    &s[..end]
 }
 
-/// The Messages API body: system turns joined into `system`, consecutive
-/// turns of one role merged (the API wants user and assistant in turn),
-/// tool turns sent as the user's.
-fn anthropic_body(r: &ValidatedRequest, upstream: &str) -> Value {
-    let s = &r.sampling;
-    let turns: Vec<(String, String)> = match &r.prompt {
-        Prompt::Chat(turns) => turns.iter().map(|t| (t.role.clone(), t.content.clone())).collect(),
-        Prompt::Text(text) => vec![("user".into(), text.clone())],
-    };
-    let system: Vec<&str> = turns.iter().filter(|(role, _)| role == "system").map(|(_, c)| c.as_str()).collect();
-    let mut messages: Vec<(String, String)> = Vec::new();
-    for (role, content) in turns.iter().filter(|(role, _)| role != "system") {
-        let role = if role == "assistant" { "assistant" } else { "user" };
-        match messages.last_mut() {
-            Some((last, text)) if last == role => {
-                text.push_str("\n\n");
-                text.push_str(content);
-            }
-            _ => messages.push((role.to_string(), content.clone())),
-        }
+/// The finish reason an upstream names.
+pub(super) fn finish_reason(name: &str) -> FinishReason {
+    match name {
+        "length" | "max_tokens" => FinishReason::Length,
+        "tool_calls" | "function_call" | "tool_use" => FinishReason::ToolCalls,
+        "content_filter" | "refusal" => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
     }
-    let mut body = json!({
-        "model": upstream,
-        "max_tokens": r.stop.max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS),
-        "messages": messages.iter().map(|(role, content)| json!({"role": role, "content": content})).collect::<Vec<_>>(),
-        "stream": true,
-        "temperature": s.temperature.min(1.0),
-    });
-    if !system.is_empty() {
-        body["system"] = json!(system.join("\n\n"));
-    }
-    if s.top_p < 1.0 {
-        body["top_p"] = json!(s.top_p);
-    }
-    if s.top_k > 0 {
-        body["top_k"] = json!(s.top_k);
-    }
-    if !r.stop.stop.is_empty() {
-        body["stop_sequences"] = json!(r.stop.stop);
-    }
-    body
+}
+
+/// The tool-call pieces of an OpenAI chunk's `delta.tool_calls` (or, whole,
+/// `message.tool_calls`, whose entries carry no `index`).
+pub(super) fn tool_call_deltas(calls: &Value) -> Vec<ToolCallDelta> {
+    let Some(calls) = calls.as_array() else { return Vec::new() };
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ToolCallDelta {
+            index: c.get("index").and_then(Value::as_u64).map_or(i as u32, |x| x as u32),
+            id: c.get("id").and_then(Value::as_str).map(str::to_string),
+            name: c.pointer("/function/name").and_then(Value::as_str).map(str::to_string),
+            arguments: c.pointer("/function/arguments").and_then(Value::as_str).unwrap_or_default().to_string(),
+        })
+        .collect()
 }
 
 /// What the stream has seen so far.
@@ -369,6 +313,8 @@ struct Reading {
     over: bool,
     backend: String,
     dialect: Dialect,
+    /// Anthropic: content block index → the tool call it carries (its index among the calls).
+    tool_blocks: Vec<(u64, u32)>,
 }
 
 impl Reading {
@@ -400,18 +346,31 @@ impl Reading {
                 let (prompt, cached) = (n("/message/usage/input_tokens"), n("/message/usage/cache_read_input_tokens"));
                 self.usage = Some((prompt.unwrap_or(self.estimate), 0, cached.unwrap_or(0)));
             }
+            Some("content_block_start") if v.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use") => {
+                let index = self.tool_blocks.len() as u32;
+                self.tool_blocks.push((v.get("index").and_then(Value::as_u64).unwrap_or(0), index));
+                let field = |f: &str| v.pointer(&format!("/content_block/{f}")).and_then(Value::as_str).map(str::to_string);
+                let delta = ToolCallDelta { index, id: field("id"), name: field("name"), arguments: String::new() };
+                self.pending.push_back(Ok(GenerationEvent::ToolCall(delta)));
+            }
             Some("content_block_delta") => {
                 if let Some(text) = v.pointer("/delta/text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
                     self.chunks += 1;
                     self.pending.push_back(Ok(GenerationEvent::Delta { text: text.to_string(), tokens: Vec::new() }));
                 }
+                if let Some(json) = v.pointer("/delta/partial_json").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                    let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                    if let Some((_, index)) = self.tool_blocks.iter().find(|(b, _)| *b == block) {
+                        self.chunks += 1;
+                        let delta = ToolCallDelta { index: *index, id: None, name: None, arguments: json.to_string() };
+                        self.pending.push_back(Ok(GenerationEvent::ToolCall(delta)));
+                    }
+                }
             }
             Some("message_delta") => {
-                self.finish = match v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    Some("max_tokens") => Some(FinishReason::Length),
-                    Some(_) => Some(FinishReason::Stop),
-                    None => self.finish,
-                };
+                if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.finish = Some(finish_reason(r));
+                }
                 if let (Some(out), Some(u)) = (n("/usage/output_tokens"), self.usage.as_mut()) {
                     u.1 = out;
                 }
@@ -429,14 +388,14 @@ impl Reading {
         if self.dialect == Dialect::Anthropic {
             match serde_json::from_str::<Value>(data) {
                 Ok(v) => return self.anthropic_event(&v),
-                Err(_) => return self.fail(format!("unreadable stream event: {}", &data[..data.len().min(200)])),
+                Err(_) => return self.fail(format!("unreadable stream event: {}", clip(data, 200))),
             }
         }
         if data == "[DONE]" {
             return self.finished();
         }
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return self.fail(format!("unreadable stream chunk: {}", &data[..data.len().min(200)]));
+            return self.fail(format!("unreadable stream chunk: {}", clip(data, 200)));
         };
         if v.get("error").is_some() {
             let message = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("error event").to_string();
@@ -444,7 +403,8 @@ impl Reading {
         }
         let usage_only = v.get("usage").is_some_and(|u| !u.is_null())
             && v.get("choices").and_then(Value::as_array).is_none_or(|c| c.is_empty());
-        self.pending.push_back(Ok(GenerationEvent::Upstream { data: data.to_string(), usage_only }));
+        let finishes = v.pointer("/choices/0/finish_reason").is_some_and(|f| !f.is_null());
+        self.pending.push_back(Ok(GenerationEvent::Upstream { data: data.to_string(), usage_only, finishes }));
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0) as u32;
             self.usage =
@@ -458,10 +418,14 @@ impl Reading {
             let text = text.unwrap_or_default().to_string();
             self.pending.push_back(Ok(GenerationEvent::Delta { text, tokens }));
         }
-        match choice.get("finish_reason").and_then(Value::as_str) {
-            Some("length") => self.finish = Some(FinishReason::Length),
-            Some(_) => self.finish = Some(FinishReason::Stop),
-            None => {}
+        if let Some(calls) = choice.pointer("/delta/tool_calls") {
+            for d in tool_call_deltas(calls) {
+                self.chunks += 1;
+                self.pending.push_back(Ok(GenerationEvent::ToolCall(d)));
+            }
+        }
+        if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.finish = Some(finish_reason(r));
         }
     }
 
@@ -511,7 +475,7 @@ impl Backend for OpenAiBackend {
     }
 
     fn count_prompt_tokens(&self, request: &ValidatedRequest) -> Result<u32, BackendError> {
-        Ok(self.count(&request.model, &request.prompt))
+        Ok(self.count_request(request))
     }
 
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
@@ -520,7 +484,7 @@ impl Backend for OpenAiBackend {
             if request.logprobs.is_some() {
                 return Err(BackendError::invalid("the Messages API returns no logprobs", Some("logprobs")));
             }
-            if request.demands.response_format.is_some() {
+            if request.demands.output.is_some() {
                 return Err(BackendError::invalid("the Messages API has no JSON mode", Some("response_format")));
             }
         }
@@ -559,7 +523,7 @@ impl Backend for OpenAiBackend {
             };
             return Err(self.upstream_error(status, retry_after, &body, &request.model));
         }
-        let estimate = self.count(&request.model, &request.prompt);
+        let estimate = self.count_request(&request);
         let is_sse = resp
             .headers()
             .get("content-type")
@@ -586,6 +550,7 @@ impl Backend for OpenAiBackend {
             over: false,
             backend: self.config.name.clone(),
             dialect: self.config.dialect,
+            tool_blocks: Vec::new(),
         };
         // The exact prompt size comes with the usage at the end.
         reading.pending.push_back(Ok(GenerationEvent::Started {
@@ -609,6 +574,7 @@ mod tests {
     use super::*;
     use crate::backends::config::{RemoteModel, Timeouts};
     use backend_api::ChatTurn;
+    use serde_json::json;
     use std::time::Duration;
 
     #[tokio::test]
@@ -634,11 +600,31 @@ mod tests {
             models: vec![model("fast", "gpt-4o-mini"), model("other", "some-org/some-model")],
         })
         .unwrap_or_else(|e| panic!("{e}"));
-        let chat = Prompt::Chat(vec![ChatTurn { role: "user".into(), content: "hello world".into() }]);
+        let chat = Prompt::Chat(vec![ChatTurn::new(backend_api::Role::User, "hello world")]);
         // 3 per message + "user" (1) + "hello world" (2) + 3 priming the reply.
         assert_eq!(b.count("fast", &chat), 9);
         assert_eq!(b.count("fast", &Prompt::Text("hello world".into())), 2);
         assert_eq!(b.count("other", &chat), estimate_prompt_tokens(&chat));
+    }
+
+    #[test]
+    fn upstream_text_is_clipped_at_a_character_boundary() {
+        // 199 ASCII bytes, then a 2-byte character across byte 200: slicing at 200 panicked.
+        let garbage = format!("{}é{}", "x".repeat(199), "ü".repeat(300));
+        assert_eq!(clip(&garbage, 200).len(), 199);
+        assert_eq!(clip("héllo", 200), "héllo");
+        assert_eq!(clip("日本語", 4), "日");
+    }
+
+    #[test]
+    fn tool_call_pieces_are_read_streamed_and_whole() {
+        let streamed = json!([{"index": 1, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\""}}]);
+        let d = tool_call_deltas(&streamed);
+        assert_eq!((d[0].index, d[0].id.as_deref(), d[0].name.as_deref(), d[0].arguments.as_str()), (1, Some("call_1"), Some("f"), "{\"a\""));
+        let whole = json!([{"id": "a", "function": {"name": "f", "arguments": "{}"}}, {"id": "b", "function": {"name": "g", "arguments": "{}"}}]);
+        assert_eq!(tool_call_deltas(&whole).iter().map(|d| d.index).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(finish_reason("tool_calls"), FinishReason::ToolCalls);
+        assert_eq!(finish_reason("max_tokens"), FinishReason::Length);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! body to read instead of a chunk per token (a tenth of the gateway's work
 //! per request under load; see BENCHMARKS.md).
 
-use super::openai::upstream_logprobs;
+use super::openai::{finish_reason, tool_call_deltas, upstream_logprobs};
 use backend_api::{BackendError, FinishReason, GenerationEvent};
 use serde_json::Value;
 
@@ -26,15 +26,14 @@ pub fn answer_events(v: &Value, estimate: u32) -> Result<Vec<GenerationEvent>, S
     let completion =
         n("/usage/completion_tokens").unwrap_or(tokens.len().max(u32::from(!text.is_empty()) as usize) as u32);
     let cached = n("/usage/prompt_tokens_details/cached_tokens").unwrap_or(0);
-    let reason = match choice.get("finish_reason").and_then(Value::as_str) {
-        Some("length") => FinishReason::Length,
-        _ => FinishReason::Stop,
-    };
+    let reason = choice.get("finish_reason").and_then(Value::as_str).map_or(FinishReason::Stop, finish_reason);
+    let calls = choice.pointer("/message/tool_calls").map(tool_call_deltas).unwrap_or_default();
     let mut events =
         vec![GenerationEvent::Started { prompt_tokens: prompt, cached_tokens: cached, model: None, verbatim: false }];
     if !text.is_empty() || !tokens.is_empty() {
         events.push(GenerationEvent::Delta { text, tokens });
     }
+    events.extend(calls.into_iter().map(GenerationEvent::ToolCall));
     events.push(GenerationEvent::Finished {
         reason,
         prompt_tokens: prompt,

@@ -43,9 +43,12 @@ impl Policy {
 
     /// Reserves the estimate against every counter of the caller. The cost
     /// is estimated at the priciest of the models that may serve it.
+    /// `end_user`: the user the request names, whose limits apply when the
+    /// key belongs to no user of its own.
     pub async fn admit(
         self: &Arc<Self>,
         principal: &Principal,
+        end_user: Option<&str>,
         model: &str,
         candidates: &[String],
         estimate: Estimate,
@@ -60,7 +63,8 @@ impl Policy {
         let mut list: Vec<Counter> = Vec::new();
         if let Principal::Key(k) = principal {
             list.extend(counters(Scope::Key, &k.id, &k.limits, tokens, cost, now));
-            if let Some((user, limits)) = k.user.as_deref().and_then(|u| Some((u, self.user_limits(u)?))) {
+            let user = k.user.as_deref().or(end_user);
+            if let Some((user, limits)) = user.and_then(|u| Some((u, self.user_limits(u)?))) {
                 list.extend(counters(Scope::User, user, limits, tokens, cost, now));
             }
         }

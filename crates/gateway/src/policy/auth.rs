@@ -5,6 +5,7 @@
 
 use super::keys::{hash_key, same_hash};
 use super::{KeyRejection, Principal};
+use crate::dialect::ErrorShape;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -12,9 +13,15 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// The caller's error in the shape its endpoint's clients read.
+fn refuse(path: &str, e: ApiError) -> Response {
+    ErrorShape::for_path(path).respond(e)
+}
+
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let policy = state.policy().clone();
-    let path = req.uri().path();
+    let path = req.uri().path().to_string();
+    let path = path.as_str();
     if policy.settings.public_routes.iter().any(|p| p == path) {
         return next.run(req).await;
     }
@@ -36,22 +43,22 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         return next.run(req).await;
     }
     let Some(key) = presented_key(req.headers()) else {
-        return ApiError::Unauthorized(
+        let e = ApiError::Unauthorized(
             "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY' (or 'x-api-key: YOUR_KEY')."
                 .into(),
-        )
-        .into_response();
+        );
+        return refuse(path, e);
     };
     match policy.authenticate(key).await {
         Ok(record) => {
             req.extensions_mut().insert(Principal::Key(record));
             next.run(req).await
         }
-        Err(KeyRejection::Unknown) => ApiError::Unauthorized("Incorrect API key provided.".into()).into_response(),
-        Err(KeyRejection::Revoked) => ApiError::Unauthorized("This API key has been revoked.".into()).into_response(),
+        Err(KeyRejection::Unknown) => refuse(path, ApiError::Unauthorized("Incorrect API key provided.".into())),
+        Err(KeyRejection::Revoked) => refuse(path, ApiError::Unauthorized("This API key has been revoked.".into())),
         Err(KeyRejection::Store(e)) => {
             tracing::error!(error = %e, "cannot check an API key");
-            ApiError::Unavailable("API keys cannot be checked right now; try again shortly.".into()).into_response()
+            refuse(path, ApiError::Unavailable("API keys cannot be checked right now; try again shortly.".into()))
         }
     }
 }

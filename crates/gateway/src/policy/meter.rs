@@ -86,7 +86,7 @@ impl Meter {
     }
 
     /// A route chose this model: it prices the request (and labels its usage).
-    fn served_by(&self, model: &str) {
+    pub fn served_by(&self, model: &str) {
         if let Ok(mut s) = self.state.lock() {
             if let Some(a) = s.admission.as_mut() {
                 a.model = model.to_string();
@@ -128,6 +128,8 @@ impl Meter {
                     }
                 }
                 Ok(GenerationEvent::Delta { tokens, .. }) => tap.generated += tokens.len() as u64,
+                // A piece of a tool call: about a token (remote streams carry no token ids).
+                Ok(GenerationEvent::ToolCall(_)) => tap.generated += 1,
                 Ok(GenerationEvent::Finished { prompt_tokens, completion_tokens, .. }) => {
                     tap.done = true;
                     let meter = tap.meter.clone();

@@ -62,10 +62,12 @@ pub struct PolicySettings {
     /// Per-user limits, across all of a user's keys.
     pub users: HashMap<String, Limits>,
     pub prices: PriceTable,
-    /// With token limits or a budget, a request without `max_tokens` is
-    /// capped (and reserved) at this many completion tokens, so its real
-    /// usage can never exceed what was admitted.
+    /// A chat without `max_tokens` is capped (and reserved) at this many
+    /// completion tokens: no answer is unbounded, and its real usage can
+    /// never exceed what was admitted.
     pub default_max_tokens: u32,
+    /// Wall-clock limit of one request: its answer then ends with `length`.
+    pub request_timeout: Duration,
     /// When the state store is unreachable: serve without limits (true) or refuse with 503.
     pub fail_open: bool,
     /// Chats that do not fit the context are trimmed (oldest turns first)
@@ -75,8 +77,10 @@ pub struct PolicySettings {
 
 /// Routes open without a key unless the config says otherwise.
 pub const DEFAULT_PUBLIC_ROUTES: [&str; 3] = ["/health", "/ready", "/metrics"];
-/// The completion cap of requests without `max_tokens` when tokens or dollars are limited.
+/// The completion cap of chats without `max_tokens`.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+/// The wall-clock limit of a request unless the config sets one.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for PolicySettings {
     fn default() -> Self {
@@ -88,6 +92,7 @@ impl Default for PolicySettings {
             users: HashMap::new(),
             prices: PriceTable::default(),
             default_max_tokens: DEFAULT_MAX_TOKENS,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             fail_open: false,
             truncate_by_default: false,
         }

@@ -1,4 +1,4 @@
-use crate::collect::unix_now;
+use crate::dialect::collect::unix_now;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;

@@ -1,13 +1,12 @@
-//! `POST /v1/chat/completions`.
+//! `POST /v1/chat/completions`: OpenAI's chat dialect.
 
-use super::admit::{admit, Caller};
+use super::collect::{collect, unix_now};
+use super::extract::OpenAiJson;
 use super::request_id;
-use super::truncate::{fit_to_context, TRUNCATED_HEADER};
-use crate::collect::{collect, unix_now};
+use super::sse::{sse_response, to_json, ChunkRenderer};
 use crate::error::ApiError;
-use crate::extract::OpenAiJson;
+use crate::pipeline::{self, Call, Ctx};
 use crate::policy::Principal;
-use crate::sse::{sse_response, to_json, ChunkRenderer};
 use crate::state::AppState;
 use crate::timing::RequestTiming;
 use crate::validate::validate_chat;
@@ -16,10 +15,11 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
-use backend_api::{GeneratedToken, GenerationEvent};
+use backend_api::{GeneratedToken, GenerationEvent, ToolCall, ToolCallDelta};
 use protocol::{
     AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
-    ChatDelta, ChoiceLogprobs, TokenLogprob, TopLogprob, Usage,
+    ChatDelta, ChoiceLogprobs, FunctionCall, FunctionCallChunk, TokenLogprob, ToolCallChunk, ToolCallSpec,
+    TopLogprob, Usage,
 };
 use std::sync::Arc;
 
@@ -31,41 +31,41 @@ pub async fn chat_completions(
     OpenAiJson(body): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     let rid = request_id(&headers);
-    let caller = Caller::new(principal, timing);
-    let mut valid = validate_chat(body, &rid)?;
-    let (model, backend) = state.lookup(std::slice::from_mut(&mut valid.request))?;
+    let ctx = Ctx::new(state, principal, timing, rid.clone())?;
+    let valid = validate_chat(body, &rid)?;
     let want_logprobs = valid.request.logprobs.is_some();
-    let mut truncated = 0;
-    if valid.truncation.unwrap_or(state.policy().settings.truncate_by_default) {
-        let context = backend.context_length(&model).unwrap_or(u32::MAX);
-        truncated = fit_to_context(&backend, context, &mut valid.request)?;
-        if truncated > 0 {
-            tracing::info!(model = %model, dropped_turns = truncated, "prompt truncated to fit the context");
-        }
-    }
-    let admitted = admit(&state, &caller, &backend, &model, std::slice::from_mut(&mut valid.request)).await?;
-    let streams = admitted.start(&backend, vec![valid.request], state.is_route(&model)).await?;
+    let mut call = Call::new(vec![valid.request]);
+    call.truncation = valid.truncation;
+    let mut answer = pipeline::run(ctx, call).await?;
     let id = format!("chatcmpl-{rid}");
     let created = unix_now();
     if valid.common.stream {
-        let renderer =
-            ChatChunks { id, created, model, include_usage: valid.common.include_usage, want_logprobs, usage: None };
-        let mut resp = sse_response(streams, renderer);
-        admitted.decorate(&mut resp);
-        say_truncated(&mut resp, truncated);
+        let renderer = ChatChunks {
+            id,
+            created,
+            model: answer.model.clone(),
+            include_usage: valid.common.include_usage,
+            want_logprobs,
+            usage: None,
+        };
+        let mut resp = sse_response(std::mem::take(&mut answer.streams), renderer, answer.relay);
+        answer.decorate(&mut resp);
         return Ok(resp);
     }
-    let stream = streams.into_iter().next().ok_or_else(|| ApiError::Internal("no stream".into()))?;
+    let stream = std::mem::take(&mut answer.streams).into_iter().next().ok_or_else(|| ApiError::Internal("no stream".into()))?;
     let done = collect(stream).await?;
-    let model = admitted.answering_model(model);
     let completion = ChatCompletion {
         id,
         object: "chat.completion".into(),
         created,
-        model,
+        model: answer.answering_model(),
         choices: vec![ChatChoice {
             index: 0,
-            message: AssistantMessage { role: "assistant".into(), content: Some(done.text) },
+            message: AssistantMessage {
+                role: "assistant".into(),
+                content: (!done.text.is_empty() || done.tool_calls.is_empty()).then_some(done.text),
+                tool_calls: (!done.tool_calls.is_empty()).then(|| done.tool_calls.iter().map(tool_call_spec).collect()),
+            },
             logprobs: want_logprobs.then(|| chat_logprobs(&done.tokens)),
             finish_reason: done.finish_reason.map(|r| r.as_str().to_string()),
         }],
@@ -73,14 +73,24 @@ pub async fn chat_completions(
         system_fingerprint: None,
     };
     let mut resp = Json(completion).into_response();
-    admitted.decorate(&mut resp);
-    say_truncated(&mut resp, truncated);
+    answer.decorate(&mut resp);
     Ok(resp)
 }
 
-fn say_truncated(resp: &mut Response, dropped: usize) {
-    if dropped > 0 {
-        resp.headers_mut().insert(TRUNCATED_HEADER, dropped.into());
+fn tool_call_spec(c: &ToolCall) -> ToolCallSpec {
+    ToolCallSpec {
+        id: c.id.clone(),
+        kind: "function".into(),
+        function: FunctionCall { name: c.name.clone(), arguments: c.arguments.clone() },
+    }
+}
+
+fn tool_call_chunk(d: ToolCallDelta) -> ToolCallChunk {
+    ToolCallChunk {
+        index: d.index,
+        kind: d.id.is_some().then(|| "function".to_string()),
+        id: d.id,
+        function: FunctionCallChunk { name: d.name, arguments: Some(d.arguments) },
     }
 }
 
@@ -138,11 +148,16 @@ impl ChunkRenderer for ChatChunks {
                 if let Some(m) = model {
                     self.model = m;
                 }
-                vec![self.chunk(ChatDelta { role: Some("assistant".into()), content: Some(String::new()) }, None, None)]
+                let delta = ChatDelta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
+                vec![self.chunk(delta, None, None)]
             }
             GenerationEvent::Delta { text, tokens } => {
                 let logprobs = self.want_logprobs.then(|| chat_logprobs(&tokens));
-                vec![self.chunk(ChatDelta { role: None, content: Some(text) }, logprobs, None)]
+                vec![self.chunk(ChatDelta { role: None, content: Some(text), tool_calls: None }, logprobs, None)]
+            }
+            GenerationEvent::ToolCall(d) => {
+                let delta = ChatDelta { role: None, content: None, tool_calls: Some(vec![tool_call_chunk(d)]) };
+                vec![self.chunk(delta, None, None)]
             }
             GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, cached_tokens } => {
                 self.usage = Some(Usage::new(prompt_tokens, completion_tokens, cached_tokens));

@@ -1,13 +1,13 @@
-//! `POST /v1/completions` (legacy text completions; a prompt array gives
-//! one choice per prompt, generated concurrently).
+//! `POST /v1/completions`: OpenAI's legacy text completions (a prompt
+//! array gives one choice per prompt, generated concurrently).
 
-use super::admit::{admit, Caller};
+use super::collect::{collect, unix_now, Collected};
+use super::extract::OpenAiJson;
 use super::request_id;
-use crate::collect::{collect, unix_now, Collected};
+use super::sse::{sse_response, to_json, ChunkRenderer};
 use crate::error::ApiError;
-use crate::extract::OpenAiJson;
+use crate::pipeline::{self, Call, Ctx};
 use crate::policy::Principal;
-use crate::sse::{sse_response, to_json, ChunkRenderer};
 use crate::state::AppState;
 use crate::timing::RequestTiming;
 use crate::validate::validate_completion;
@@ -28,29 +28,27 @@ pub async fn completions(
     OpenAiJson(body): OpenAiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let rid = request_id(&headers);
-    let caller = Caller::new(principal, timing);
-    let mut valid = validate_completion(body, &rid)?;
-    let (model, backend) = state.lookup(&mut valid.requests)?;
+    let ctx = Ctx::new(state, principal, timing, rid.clone())?;
+    let valid = validate_completion(body, &rid)?;
     let want_logprobs = valid.requests.first().is_some_and(|r| r.logprobs.is_some());
-    let admitted = admit(&state, &caller, &backend, &model, &mut valid.requests).await?;
-    let streams = admitted.start(&backend, valid.requests, state.is_route(&model)).await?;
+    let mut answer = pipeline::run(ctx, Call::new(valid.requests)).await?;
     let id = format!("cmpl-{rid}");
     let created = unix_now();
     if valid.common.stream {
         let renderer = CompletionChunks {
             id,
             created,
-            model,
+            model: answer.model.clone(),
             include_usage: valid.common.include_usage,
             want_logprobs,
             usage: Usage::default(),
         };
-        let mut resp = sse_response(streams, renderer);
-        admitted.decorate(&mut resp);
+        let mut resp = sse_response(std::mem::take(&mut answer.streams), renderer, answer.relay);
+        answer.decorate(&mut resp);
         return Ok(resp);
     }
+    let streams = std::mem::take(&mut answer.streams);
     let results: Vec<Collected> = futures::future::try_join_all(streams.into_iter().map(collect)).await?;
-    let model = admitted.answering_model(model);
     let mut usage = Usage::new(0, 0, 0);
     let choices = results
         .into_iter()
@@ -71,13 +69,13 @@ pub async fn completions(
         id,
         object: "text_completion".into(),
         created,
-        model,
+        model: answer.answering_model(),
         choices,
         usage: Some(usage),
         system_fingerprint: None,
     })
     .into_response();
-    admitted.decorate(&mut resp);
+    answer.decorate(&mut resp);
     Ok(resp)
 }
 
@@ -125,7 +123,10 @@ impl ChunkRenderer for CompletionChunks {
     fn render(&mut self, index: u32, event: GenerationEvent) -> Vec<serde_json::Value> {
         match event {
             // Billed, not shown: the answer is the final attempt's.
-            GenerationEvent::Spent { .. } | GenerationEvent::Upstream { .. } => Vec::new(),
+            // Text completions have no tool calls (validation never offers tools here).
+            GenerationEvent::Spent { .. } | GenerationEvent::Upstream { .. } | GenerationEvent::ToolCall(_) => {
+                Vec::new()
+            }
             GenerationEvent::Started { model, .. } => {
                 if let Some(m) = model {
                     self.model = m;

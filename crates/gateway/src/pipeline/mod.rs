@@ -1,0 +1,151 @@
+//! The request path between a dialect's parse and its render, written once
+//! for every endpoint. Auth (step 1) is a middleware (`policy::auth`); the
+//! dialect parses and validates (step 2); then, in this order:
+//!
+//! 2. `resolve`: the model asked for (alias → model, or a route), that the
+//!    key may use it, and that a model asked for directly can do what the
+//!    request needs (tools, JSON, images, streaming, …);
+//! - `truncate`: a chat that does not fit the context loses its oldest
+//!   turns, when asked to;
+//! 3. and 4. `admit`: the prompt counted with the backend's own tokenizer,
+//!    the completion capped, the estimate reserved against every rate limit
+//!    and budget of the key and its user; after: the meter settles the
+//!    reservation to the real usage when the answer ends (step 11);
+//! 5. guard in, 6. cache: the seam is here (a step that answers on its
+//!    own returns `Flow::Answer`); not built yet;
+//! - `deadline`: after: the request's wall-clock limit, which ends an
+//!   answer with `length`;
+//! - 7 to 9, the backend: a route, a queue, the engine or a remote server
+//!   (`Backend` wrappers the pipeline does not see).
+//!
+//! A step's `before` runs in list order; its `after` wraps each answer
+//! stream in reverse order (the last step's wrapper is the innermost, the
+//! nearest to the backend), so the meter sees what the deadline made of
+//! the stream. Adding a step is one file and one line in `STEPS`.
+
+mod admit;
+mod context;
+mod deadline;
+mod resolve;
+mod truncate;
+
+pub use admit::{COST_HEADER, SERVED_BY_HEADER};
+pub use context::{Answer, Call, Ctx};
+pub use truncate::TRUNCATED_HEADER;
+
+use crate::error::ApiError;
+use backend_api::{GenerationEvent, GenerationStream};
+use futures::StreamExt;
+
+/// What a step's `before` decides.
+pub enum Flow {
+    /// On to the next step.
+    Continue,
+    /// Answered without the backend (a cache hit): one stream per request.
+    Answer(Vec<GenerationStream>),
+}
+
+/// One step of the request path.
+#[async_trait::async_trait]
+pub trait Step: Send + Sync {
+    /// Before the backend: continue (possibly after rewriting the call),
+    /// answer on its own, or refuse.
+    async fn before(&self, _ctx: &mut Ctx, _call: &mut Call) -> Result<Flow, ApiError> {
+        Ok(Flow::Continue)
+    }
+
+    /// Wraps one answer stream (redaction, metering, limits).
+    fn after(&self, _ctx: &Ctx, _call: &Call, stream: GenerationStream) -> GenerationStream {
+        stream
+    }
+}
+
+/// The steps, in order (see the module docs).
+const STEPS: [&dyn Step; 4] = [&resolve::Resolve, &truncate::Truncate, &admit::Admit, &deadline::Deadline];
+
+/// Runs the call through every step and the backend.
+pub async fn run(mut ctx: Ctx, mut call: Call) -> Result<Answer, ApiError> {
+    let mut ran = 0;
+    let mut answered = None;
+    for step in STEPS {
+        ran += 1;
+        match step.before(&mut ctx, &mut call).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Answer(streams)) => {
+                answered = Some(streams);
+                break;
+            }
+            Err(e) => return Err(call.abandon(e)),
+        }
+    }
+    let streams = match answered {
+        Some(s) => s,
+        None => {
+            let started = match ctx.deadline {
+                Some(at) => tokio::time::timeout_at(at, start(&call))
+                    .await
+                    .unwrap_or_else(|_| Err(ApiError::Timeout(deadline::NOT_STARTED.into()))),
+                None => start(&call).await,
+            };
+            match started {
+                Ok((s, chosen)) => {
+                    // Known before the headers go out (the meter sees `Started` later).
+                    if let (Some(m), Some(meter)) = (chosen, &call.meter) {
+                        meter.served_by(&m);
+                    }
+                    s
+                }
+                Err(e) => return Err(call.abandon(e)),
+            }
+        }
+    };
+    let streams = streams
+        .into_iter()
+        .map(|mut s| {
+            for step in STEPS[..ran].iter().rev() {
+                s = step.after(&ctx, &call, s);
+            }
+            s
+        })
+        .collect();
+    Ok(Answer::new(ctx, call, streams))
+}
+
+/// Starts every request on the backend (all before reading any, so the
+/// engine batches them). For a route, waits for each stream's `Started`
+/// event: the model it chose (returned) is then known to the response
+/// headers (streams included), and a failure before it is an HTTP error.
+async fn start(call: &Call) -> Result<(Vec<GenerationStream>, Option<String>), ApiError> {
+    let backend = call.backend()?;
+    let mut streams = Vec::with_capacity(call.requests.len());
+    for r in &call.requests {
+        streams.push(backend.generate(r.clone()).await?);
+    }
+    if !call.is_route {
+        return Ok((streams, None));
+    }
+    let mut chosen = None;
+    let mut started = Vec::with_capacity(streams.len());
+    for mut s in streams {
+        // `Started` may follow a cascade's `Spent` events.
+        let mut head = Vec::new();
+        loop {
+            match s.next().await {
+                Some(Ok(e)) => {
+                    let is_start = matches!(e, GenerationEvent::Started { .. });
+                    if let GenerationEvent::Started { model: Some(m), .. } = &e {
+                        chosen = Some(m.clone());
+                    }
+                    head.push(Ok(e));
+                    if is_start {
+                        break;
+                    }
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(ApiError::Internal("the backend ended the stream before starting".into())),
+            }
+        }
+        started.push(futures::stream::iter(head).chain(s).boxed());
+    }
+    Ok((started, chosen))
+}
