@@ -174,7 +174,7 @@ impl RawPolicy {
                         return Err(invalid("state.redis_url", "give redis_url or redis_url_env, not both"))
                     }
                 };
-                crate::store::resp::RedisAddr::parse(&url).map_err(|m| invalid("state.redis_url", m))?;
+                redis::Client::open(url.as_str()).map_err(|e| invalid("state.redis_url", e.to_string()))?;
                 StoreConfig::Redis { url, prefix: self.state.prefix.unwrap_or_else(|| "switchyard".into()) }
             }
             other => return Err(invalid("state.store", format!("'{other}' is not one of 'embedded', 'redis'"))),

@@ -73,6 +73,45 @@ async fn reservations_settlements_and_keys() {
     assert_eq!(store.list_keys().await.unwrap().len(), 1);
 }
 
+/// Keeps Redis busy for `ms` with a script on a connection of its own (a
+/// script blocks the whole server), over a raw socket.
+async fn block_redis(port: u16, ms: u64) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let script = format!(
+        "local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2] \
+         while true do local t = redis.call('TIME') if t[1] * 1000000 + t[2] - t0 > {} then break end end return 1",
+        ms * 1000
+    );
+    let cmd = format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n", script.len());
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    sock.write_all(cmd.as_bytes()).await.unwrap();
+    let mut reply = [0u8; 16];
+    let n = sock.read(&mut reply).await.unwrap();
+    assert_eq!(&reply[..n], b":1\r\n", "{}", String::from_utf8_lossy(&reply[..n]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dropped_mid_flight_leaves_no_reply_for_the_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _redis = redis_server(dir.path(), port);
+    let store = RedisStore::new(&format!("redis://127.0.0.1:{port}"), "t").unwrap();
+    store.reserve(&[spec("a", Period::Total, 100, 1)]).await.unwrap();
+    store.reserve(&[spec("b", Period::Total, 100, 2)]).await.unwrap();
+    for round in 0..3 {
+        let busy = tokio::spawn(block_redis(port, 300));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Sent while Redis is busy, then dropped before its reply came (a
+        // client that went away during admission).
+        let dropped = tokio::time::timeout(Duration::from_millis(30), store.read("a", &Period::Total)).await;
+        assert!(dropped.is_err(), "round {round}: the call was not cut mid-flight");
+        busy.await.unwrap();
+        // The next calls read their own answers, not the dropped call's.
+        assert_eq!(store.read("b", &Period::Total).await.unwrap(), 2, "round {round}");
+        assert_eq!(store.read("a", &Period::Total).await.unwrap(), 1, "round {round}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_is_reported_not_hung() {
     let port = free_port();

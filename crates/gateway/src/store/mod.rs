@@ -4,8 +4,8 @@
 //! - `embedded`: in-process counters plus an append-only file for keys and
 //!   spend (the default; one process).
 //! - `redis`: counters as atomic Lua scripts on Redis's clock, keys in a
-//!   hash, so any number of gateway replicas enforce one exact limit.
-//! - `resp`: the small Redis protocol client `redis` speaks through.
+//!   hash, so any number of gateway replicas enforce one exact limit
+//!   (through the `redis` crate's multiplexed, reconnecting connection).
 //!
 //! The store knows counters, not policies: a counter is a name, a window
 //! (`Period`), a limit and an amount. `policy` decides which counters a
@@ -13,7 +13,6 @@
 
 pub mod embedded;
 pub mod redis;
-pub mod resp;
 
 use crate::policy::keys::KeyRecord;
 use thiserror::Error;

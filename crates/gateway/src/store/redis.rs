@@ -6,13 +6,14 @@
 //! single Redis (or a replicated primary) allows; Redis Cluster would need
 //! hash-tagged, declared keys.
 
-use super::resp::{Client, RedisAddr, RespError, Value};
 use super::{slot_key, unix_ms, CounterSpec, CounterState, Period, Reservation, StateStore, StoreError, Ticket};
 use crate::policy::keys::KeyRecord;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OnceCell};
 
 /// KEYS: counter names. ARGV, four per counter: kind (s = fixed window of
 /// ARGV seconds, n = named window, t = total), its argument, limit, amount.
@@ -79,23 +80,18 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 "#;
 
-/// A Lua script and the SHA-1 Redis gave it (`SCRIPT LOAD` on first use).
-struct Script {
-    body: &'static str,
-    sha: String,
-}
-
-impl Script {
-    fn new(body: &'static str) -> Self {
-        Script { body, sha: String::new() }
-    }
-}
-
-/// The connection pool and the scripts loaded on it, shared by the store
-/// and its settlement flusher.
+/// The connection and the scripts, shared by the store and its settlement
+/// flusher. One multiplexed connection carries every call: each reply is
+/// matched to its own request, so a caller dropped mid-call (a client that
+/// went away during admission) cannot leave a reply for the next caller.
 struct Redis {
-    client: Client,
-    scripts: tokio::sync::RwLock<Vec<Script>>,
+    client: redis::Client,
+    /// Made on first use, so the gateway starts (and serves, if
+    /// `fail_open`) while Redis is still down; reconnects by itself after.
+    connection: OnceCell<ConnectionManager>,
+    reserve: Script,
+    settle: Script,
+    put_key: Script,
 }
 
 pub struct RedisStore {
@@ -104,6 +100,10 @@ pub struct RedisStore {
     /// Settlements waiting for the flusher (started on first use).
     settlements: OnceLock<mpsc::UnboundedSender<Vec<(String, i128)>>>,
 }
+
+/// How long a connection attempt and a reply may take: an unreachable Redis
+/// is an error within this time, never a hung request.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Settlements are gathered this long and written in one script call:
 /// at most 20 writes a second per process instead of one per request, so
@@ -115,16 +115,11 @@ const SETTLE_FLUSH_DELAY: Duration = Duration::from_millis(50);
 /// At most this many window slots per settle call.
 const SETTLE_BATCH: usize = 1024;
 
-const RESERVE_IX: usize = 0;
-const SETTLE_IX: usize = 1;
-const PUT_KEY_IX: usize = 2;
-
-impl From<RespError> for StoreError {
-    fn from(e: RespError) -> Self {
-        match e {
-            RespError::Io { .. } => StoreError::Unavailable(e.to_string()),
-            RespError::Server(m) => StoreError::Internal(format!("redis: {m}")),
-        }
+fn store_error(e: RedisError) -> StoreError {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        StoreError::Unavailable(format!("redis: {e}"))
+    } else {
+        StoreError::Internal(format!("redis: {e}"))
     }
 }
 
@@ -133,28 +128,27 @@ fn internal(m: impl Into<String>) -> StoreError {
 }
 
 impl RedisStore {
-    /// Nothing is contacted until the first call, so the gateway starts
-    /// (and serves, if `fail_open`) while Redis is still down.
+    /// Checks the URL only: nothing is contacted until the first call.
     pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
-        let addr = RedisAddr::parse(url)?;
+        let client = redis::Client::open(url).map_err(|e| format!("redis URL: {e}"))?;
         let redis = Redis {
-            client: Client::new(addr, 8, Duration::from_millis(500)),
-            scripts: tokio::sync::RwLock::new(vec![Script::new(RESERVE), Script::new(SETTLE), Script::new(PUT_KEY)]),
+            client,
+            connection: OnceCell::new(),
+            reserve: Script::new(RESERVE),
+            settle: Script::new(SETTLE),
+            put_key: Script::new(PUT_KEY),
         };
         Ok(RedisStore { redis: Arc::new(redis), prefix: prefix.to_string(), settlements: OnceLock::new() })
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.redis.client.call(&[b"PING"]).await?;
+        let mut c = self.redis.connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut c).await.map_err(store_error)?;
         Ok(())
     }
 
     fn key(&self, name: &str) -> String {
         format!("{}:{name}", self.prefix)
-    }
-
-    async fn eval(&self, ix: usize, keys: &[String], args: &[String]) -> Result<Value, StoreError> {
-        self.redis.eval(ix, keys, args).await
     }
 
     fn settlements(&self) -> &mpsc::UnboundedSender<Vec<(String, i128)>> {
@@ -185,7 +179,13 @@ async fn flush_settlements(redis: Arc<Redis>, mut rx: mpsc::UnboundedReceiver<Ve
         if keys.is_empty() {
             continue;
         }
-        if let Err(e) = redis.eval(SETTLE_IX, &keys, &deltas).await {
+        let mut call = redis.settle.prepare_invoke();
+        call.key(&keys).arg(&deltas);
+        let settled = match redis.connection().await {
+            Ok(mut c) => call.invoke_async::<Value>(&mut c).await.map_err(store_error),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = settled {
             // The reservations stay: those windows over-count, never under-count.
             tracing::error!(error = %e, slots = keys.len(), "could not settle usage in Redis");
         }
@@ -193,50 +193,37 @@ async fn flush_settlements(redis: Arc<Redis>, mut rx: mpsc::UnboundedReceiver<Ve
 }
 
 impl Redis {
-    /// EVALSHA, loading the script on first use and after a Redis restart
-    /// (NOSCRIPT).
-    async fn eval(&self, ix: usize, keys: &[String], args: &[String]) -> Result<Value, StoreError> {
-        let (body, mut sha) = {
-            let s = self.scripts.read().await;
-            let script = s.get(ix).ok_or_else(|| internal("unknown script"))?;
-            (script.body, script.sha.clone())
-        };
-        for _ in 0..2 {
-            if sha.is_empty() {
-                let loaded = self.client.call(&[b"SCRIPT", b"LOAD", body.as_bytes()]).await?;
-                sha = loaded.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-                if let Some(s) = self.scripts.write().await.get_mut(ix) {
-                    s.sha = sha.clone();
-                }
-            }
-            let n = keys.len().to_string();
-            let mut argv: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), n.as_bytes()];
-            argv.extend(keys.iter().map(|k| k.as_bytes()));
-            argv.extend(args.iter().map(|a| a.as_bytes()));
-            match self.client.call(&argv).await {
-                Err(RespError::Server(m)) if m.starts_with("NOSCRIPT") => sha.clear(),
-                other => return Ok(other?),
-            }
-        }
-        Err(internal("redis keeps forgetting the script"))
+    /// The shared connection (a cheap clone of a handle), connecting on first use.
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let made = self
+            .connection
+            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+            .await;
+        made.cloned().map_err(store_error)
     }
-}
 
-fn items(v: Value) -> Result<Vec<Value>, StoreError> {
-    match v {
-        Value::Array(Some(items)) => Ok(items),
-        other => Err(internal(format!("unexpected reply {other:?}"))),
+    /// One command (GET, HGET, HVALS).
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut c = self.connection().await?;
+        cmd.query_async(&mut c).await.map_err(store_error)
     }
 }
 
 fn int(v: Option<&Value>) -> Result<i64, StoreError> {
-    v.and_then(Value::as_int).ok_or_else(|| internal("expected an integer in the reply"))
+    match v {
+        Some(Value::Int(n)) => Ok(*n),
+        _ => Err(internal("expected an integer in the reply")),
+    }
 }
 
-fn decode_key(v: &Value) -> Result<Option<KeyRecord>, StoreError> {
-    match v.as_bytes() {
+fn decode_key(json: Option<String>) -> Result<Option<KeyRecord>, StoreError> {
+    match json {
         None => Ok(None),
-        Some(b) => serde_json::from_slice(b).map(Some).map_err(|e| internal(format!("stored key record: {e}"))),
+        Some(j) => serde_json::from_str(&j).map(Some).map_err(|e| internal(format!("stored key record: {e}"))),
     }
 }
 
@@ -253,16 +240,18 @@ impl StateStore for RedisStore {
             };
             args.extend([kind.to_string(), arg, s.limit.to_string(), s.amount.to_string()]);
         }
-        let reply = items(self.eval(RESERVE_IX, &keys, &args).await?)?;
+        let mut call = self.redis.reserve.prepare_invoke();
+        call.key(&keys).arg(&args);
+        let mut c = self.redis.connection().await?;
+        let reply: Vec<Value> = call.invoke_async(&mut c).await.map_err(store_error)?;
         let denied = int(reply.first())?;
         let mut states = Vec::with_capacity(specs.len());
         let mut ticket = Ticket { slots: Vec::with_capacity(specs.len()) };
         for (i, s) in specs.iter().enumerate() {
-            let slot = reply
-                .get(1 + 3 * i)
-                .and_then(Value::as_bytes)
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .ok_or_else(|| internal("expected a slot in the reply"))?;
+            let slot = match reply.get(1 + 3 * i) {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => return Err(internal("expected a slot in the reply")),
+            };
             let used = int(reply.get(2 + 3 * i))?.max(0) as u64;
             let reset = int(reply.get(3 + 3 * i))?;
             states.push(CounterState { limit: s.limit, used, reset_ms: (reset >= 0).then_some(reset as u64) });
@@ -290,37 +279,35 @@ impl StateStore for RedisStore {
 
     async fn read(&self, name: &str, period: &Period) -> Result<u64, StoreError> {
         let (slot, _) = slot_key(&self.key(name), period, unix_ms());
-        let v = self.redis.client.call(&[b"GET", slot.as_bytes()]).await?;
-        Ok(v.as_int().unwrap_or(0).max(0) as u64)
+        let v: Option<i64> = self.redis.query(redis::cmd("GET").arg(&slot)).await?;
+        Ok(v.unwrap_or(0).max(0) as u64)
     }
 
     async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
         let json = serde_json::to_string(key).map_err(|e| internal(e.to_string()))?;
-        let keys = [self.key("keys"), self.key("key_ids")];
-        self.eval(PUT_KEY_IX, &keys, &[key.id.clone(), key.hash.clone(), json]).await.map(|_| ())
+        let mut call = self.redis.put_key.prepare_invoke();
+        call.key(self.key("keys")).key(self.key("key_ids")).arg(&key.id).arg(&key.hash).arg(json);
+        let mut c = self.redis.connection().await?;
+        call.invoke_async::<Value>(&mut c).await.map_err(store_error).map(|_| ())
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let v = self.redis.client.call(&[b"HGET", self.key("keys").as_bytes(), hash.as_bytes()]).await?;
-        decode_key(&v)
+        decode_key(self.redis.query(redis::cmd("HGET").arg(self.key("keys")).arg(hash)).await?)
     }
 
     async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let v = self.redis.client.call(&[b"HGET", self.key("key_ids").as_bytes(), id.as_bytes()]).await?;
-        match v.as_bytes() {
+        let hash: Option<String> = self.redis.query(redis::cmd("HGET").arg(self.key("key_ids")).arg(id)).await?;
+        match hash {
             None => Ok(None),
-            Some(hash) => {
-                let hash = String::from_utf8_lossy(hash).into_owned();
-                self.key_by_hash(&hash).await
-            }
+            Some(hash) => self.key_by_hash(&hash).await,
         }
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let v = self.redis.client.call(&[b"HVALS", self.key("keys").as_bytes()]).await?;
+        let values: Vec<String> = self.redis.query(redis::cmd("HVALS").arg(self.key("keys"))).await?;
         let mut out = Vec::new();
-        for item in items(v)? {
-            out.extend(decode_key(&item)?);
+        for json in values {
+            out.extend(decode_key(Some(json))?);
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
