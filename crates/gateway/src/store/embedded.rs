@@ -1,13 +1,18 @@
 //! The default store: counters in process memory, keys and spend in an
 //! append-only file of JSON lines.
 //!
-//! Durability: every settled spend and every key change is one `write(2)`
-//! of a whole line before the call returns, so once a response has been
-//! recorded a `kill -9` of the process loses nothing (the kernel holds the
-//! bytes). The file is fsync'ed at open and after compaction; surviving a
-//! power cut between those is not promised. At open the file is replayed;
-//! at open and while running, once it holds far more lines than live
-//! records, it is rewritten as a snapshot (write, fsync, rename).
+//! Durability: every settled spend and every key change is written as a
+//! whole line (`write(2)`) before the call returns, so once a response has
+//! been recorded a `kill -9` of the process loses nothing (the kernel holds
+//! the bytes). The file is fsync'ed at open and after compaction; surviving
+//! a power cut between those is not promised. At open the file is
+//! replayed; at open and while running, once it holds far more lines than
+//! live records, it is rewritten as a snapshot (write, fsync, rename).
+//!
+//! The file is written by a thread of its own, never on the async
+//! runtime's workers (a slow disk or a compaction's fsync must not stall
+//! other requests): callers send their records and wait for the
+//! acknowledgement; records that arrive together go out in one write.
 
 use super::{slot_key, unix_ms, CounterSpec, CounterState, Period, Reservation, StateStore, StoreError, Ticket};
 use crate::policy::keys::KeyRecord;
@@ -16,7 +21,8 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::oneshot;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -70,12 +76,23 @@ impl Keys {
 
 pub struct EmbeddedStore {
     counters: Mutex<Counters>,
-    keys: Mutex<Keys>,
-    /// `None`: memory only (tests, or no state path configured).
-    /// Lock order: `log` before `keys`; `counters` is never held with `log`.
-    log: Option<Mutex<Log>>,
+    /// Changed only by the writer thread when there is a file (so a
+    /// compaction never snapshots the map without a record the old file had).
+    keys: Arc<Mutex<Keys>>,
+    /// The writer thread's queue; `None`: memory only (tests, or no state
+    /// path configured).
+    writer: Option<mpsc::Sender<Batch>>,
     path: Option<PathBuf>,
 }
+
+/// Records to append, and who waits for them to be written.
+struct Batch {
+    records: Vec<Record>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Most batches written together in one `write(2)`.
+const GROUP_COMMIT: usize = 256;
 
 /// The state file and what a snapshot of it would hold.
 struct Log {
@@ -98,7 +115,7 @@ const COMPACT_SLACK: usize = 10_000;
 
 impl EmbeddedStore {
     pub fn in_memory() -> Self {
-        EmbeddedStore { counters: Mutex::default(), keys: Mutex::default(), log: None, path: None }
+        EmbeddedStore { counters: Mutex::default(), keys: Arc::default(), writer: None, path: None }
     }
 
     /// Opens (or creates) the state file, replays it and compacts it.
@@ -149,40 +166,25 @@ impl EmbeddedStore {
         }
         file.sync_all().map_err(internal)?;
         let log = Log { file, path: path.to_path_buf(), lines, spent, compact_slack };
-        Ok(EmbeddedStore {
-            counters: Mutex::new(counters),
-            keys: Mutex::new(keys),
-            log: Some(Mutex::new(log)),
-            path: Some(path.to_path_buf()),
-        })
+        let keys = Arc::new(Mutex::new(keys));
+        let (tx, rx) = mpsc::channel();
+        let writer_keys = keys.clone();
+        std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || write_loop(log, &writer_keys, &rx))
+            .map_err(|e| internal(format!("starting the state writer: {e}")))?;
+        Ok(EmbeddedStore { counters: Mutex::new(counters), keys, writer: Some(tx), path: Some(path.to_path_buf()) })
     }
 
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
 
-    fn lock_log(&self) -> Result<Option<std::sync::MutexGuard<'_, Log>>, StoreError> {
-        self.log.as_ref().map(|l| l.lock().map_err(|_| internal("state file lock poisoned"))).transpose()
-    }
-
-    /// Rewrites the file as a snapshot once it has grown well past one.
-    /// A failure is logged and the file kept: appending still works.
-    fn maybe_compact(&self, log: &mut Log) {
-        let now = unix_ms();
-        log.spent.retain(|_, (_, end)| end.is_none_or(|e| e > now));
-        let Ok(keys) = self.lock_keys() else { return };
-        let live = log.spent.len() + keys.by_hash.len();
-        if log.lines <= 2 * live + log.compact_slack {
-            return;
-        }
-        let result = write_snapshot(&log.path, &log.spent, &keys).and_then(|()| open_append(&log.path));
-        match result {
-            Ok(file) => {
-                log.file = file;
-                log.lines = live;
-            }
-            Err(e) => tracing::error!(file = %log.path.display(), error = %e, "state file compaction failed"),
-        }
+    /// Appends records through the writer thread; returns once written.
+    async fn append(&self, writer: &mpsc::Sender<Batch>, records: Vec<Record>) -> Result<(), StoreError> {
+        let (done, written) = oneshot::channel();
+        writer.send(Batch { records, done }).map_err(|_| internal("the state writer stopped"))?;
+        written.await.map_err(|_| internal("the state writer stopped"))?.map_err(internal)
     }
 
     fn lock_counters(&self) -> Result<std::sync::MutexGuard<'_, Counters>, StoreError> {
@@ -191,6 +193,68 @@ impl EmbeddedStore {
 
     fn lock_keys(&self) -> Result<std::sync::MutexGuard<'_, Keys>, StoreError> {
         self.keys.lock().map_err(|_| internal("key lock poisoned"))
+    }
+}
+
+/// The writer thread: appends each arriving batch (with whatever else is
+/// queued, in one write), applies its key changes and spend, compacts when
+/// due, then acknowledges. Ends when the store is dropped.
+fn write_loop(mut log: Log, keys: &Mutex<Keys>, rx: &mpsc::Receiver<Batch>) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        while batches.len() < GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(b) => batches.push(b),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
+        let result = write_records(&mut log, &records).map_err(|e| e.to_string());
+        if result.is_ok() {
+            apply(&mut log, keys, &records);
+            maybe_compact(&mut log, keys);
+        }
+        for b in batches {
+            // A caller that went away needs no answer.
+            let _ = b.done.send(result.clone());
+        }
+    }
+}
+
+/// What written records change: settled spend, and key records (the
+/// latest of an id wins).
+fn apply(log: &mut Log, keys: &Mutex<Keys>, records: &[&Record]) {
+    for r in records {
+        match r {
+            Record::Spend { slot, amount, expires_ms } => {
+                let entry = log.spent.entry(slot.clone()).or_insert((0, *expires_ms));
+                entry.0 += amount;
+            }
+            Record::Key(k) => match keys.lock() {
+                Ok(mut keys) => keys.put(k.clone()),
+                Err(_) => tracing::error!("key lock poisoned: a written key record is not applied until restart"),
+            },
+        }
+    }
+}
+
+/// Rewrites the file as a snapshot once it has grown well past one.
+/// A failure is logged and the file kept: appending still works.
+fn maybe_compact(log: &mut Log, keys: &Mutex<Keys>) {
+    let now = unix_ms();
+    log.spent.retain(|_, (_, end)| end.is_none_or(|e| e > now));
+    let Ok(keys) = keys.lock() else { return };
+    let live = log.spent.len() + keys.by_hash.len();
+    if log.lines <= 2 * live + log.compact_slack {
+        return;
+    }
+    let result = write_snapshot(&log.path, &log.spent, &keys).and_then(|()| open_append(&log.path));
+    match result {
+        Ok(file) => {
+            log.file = file;
+            log.lines = live;
+        }
+        Err(e) => tracing::error!(file = %log.path.display(), error = %e, "state file compaction failed"),
     }
 }
 
@@ -210,7 +274,15 @@ fn open_append(path: &Path) -> Result<File, StoreError> {
     OpenOptions::new().create(true).append(true).open(path).map_err(|e| internal(format!("{}: {e}", path.display())))
 }
 
-fn write_records(log: &mut Log, records: &[Record]) -> Result<(), StoreError> {
+/// The thread that last wrote the file (tests check it is the writer's).
+#[cfg(test)]
+static LAST_WRITER: Mutex<Option<String>> = Mutex::new(None);
+
+fn write_records(log: &mut Log, records: &[&Record]) -> Result<(), StoreError> {
+    #[cfg(test)]
+    if let Ok(mut w) = LAST_WRITER.lock() {
+        *w = std::thread::current().name().map(str::to_string);
+    }
     let mut buf = Vec::new();
     for r in records {
         serde_json::to_writer(&mut buf, r).map_err(internal)?;
@@ -297,16 +369,10 @@ impl StateStore for EmbeddedStore {
         if records.is_empty() {
             return Ok(());
         }
-        let Some(mut log) = self.lock_log()? else { return Ok(()) };
-        write_records(&mut log, &records)?;
-        for r in &records {
-            if let Record::Spend { slot, amount, expires_ms } = r {
-                let entry = log.spent.entry(slot.clone()).or_insert((0, *expires_ms));
-                entry.0 += amount;
-            }
+        match &self.writer {
+            Some(w) => self.append(w, records).await,
+            None => Ok(()),
         }
-        self.maybe_compact(&mut log);
-        Ok(())
     }
 
     async fn read(&self, name: &str, period: &Period) -> Result<u64, StoreError> {
@@ -316,17 +382,14 @@ impl StateStore for EmbeddedStore {
     }
 
     async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        // Written and applied under the file's lock, so a compaction never
-        // snapshots the map without a record the old file already had.
-        let mut log = self.lock_log()?;
-        if let Some(log) = log.as_mut() {
-            write_records(log, &[Record::Key(key.clone())])?;
+        match &self.writer {
+            // Written, then applied by the writer (see `keys`).
+            Some(w) => self.append(w, vec![Record::Key(key.clone())]).await,
+            None => {
+                self.lock_keys()?.put(key.clone());
+                Ok(())
+            }
         }
-        self.lock_keys()?.put(key.clone());
-        if let Some(log) = log.as_mut() {
-            self.maybe_compact(log);
-        }
-        Ok(())
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
@@ -367,6 +430,22 @@ mod tests {
         let reopened = EmbeddedStore::open(&path)?;
         assert_eq!(reopened.read("spend", &Period::Total).await?, (0..200).sum::<u64>());
         assert_eq!(reopened.read("req", &Period::Seconds(60)).await?, 0, "rate counters are not persisted");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_file_is_written_by_its_own_thread_not_the_runtime_s() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(internal)?;
+        let path = dir.path().join("state.log");
+        let s = EmbeddedStore::open(&path)?;
+        let Reservation::Admitted { ticket, .. } = s.reserve(&[spec("spend", 100, 10, true)]).await? else {
+            panic!("denied")
+        };
+        s.settle(&ticket, &[7]).await?;
+        let writer = LAST_WRITER.lock().map_err(internal)?.clone();
+        assert_eq!(writer.as_deref(), Some("state-writer"));
+        // Acknowledged means written: the line is in the file already.
+        assert!(std::fs::read_to_string(&path).map_err(internal)?.contains("\"amount\":7"));
         Ok(())
     }
 
