@@ -13,7 +13,6 @@
 //! token counts are the sum of all of them. If the more expensive models
 //! fail, the best answer scored so far is returned rather than an error.
 
-use crate::config::{invalid, ConfigError};
 use crate::routing::{served_by, FallbackRoute};
 use backend_api::{
     Backend, BackendError, ChatTurn, GenerationEvent, GenerationStream, ModelInfo, Prompt, Role, SamplingParams, StopParams,
@@ -38,50 +37,7 @@ pub struct CascadeConfig {
 
 /// Most tokens the judge may use for its verdict.
 pub const JUDGE_MAX_TOKENS: u32 = 200;
-const DEFAULT_CRITERIA: &str = "correct, complete and directly answers the request";
-
-impl CascadeConfig {
-    pub fn validate(
-        path: &str,
-        scorer: Option<String>,
-        threshold: Option<f64>,
-        judge_model: Option<String>,
-        criteria: Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let threshold =
-            threshold.ok_or_else(|| invalid(&format!("{path}.threshold"), "a cascade needs a threshold"))?;
-        if !threshold.is_finite() {
-            return Err(invalid(&format!("{path}.threshold"), "must be a finite number"));
-        }
-        let scorer = match scorer.as_deref() {
-            Some("logprob") => {
-                if judge_model.is_some() || criteria.is_some() {
-                    return Err(invalid(&format!("{path}.judge_model"), "only the judge scorer takes a judge"));
-                }
-                if threshold > 0.0 {
-                    return Err(invalid(&format!("{path}.threshold"), "log-probabilities are 0 or less"));
-                }
-                Scorer::Logprob
-            }
-            Some("judge") => {
-                let model = judge_model
-                    .filter(|m| !m.trim().is_empty())
-                    .ok_or_else(|| invalid(&format!("{path}.judge_model"), "the judge scorer needs a model"))?;
-                if !(1.0..=10.0).contains(&threshold) {
-                    return Err(invalid(&format!("{path}.threshold"), "the judge grades from 1 to 10"));
-                }
-                Scorer::Judge { model, criteria: criteria.unwrap_or_else(|| DEFAULT_CRITERIA.into()) }
-            }
-            other => {
-                return Err(invalid(
-                    &format!("{path}.scorer"),
-                    format!("{other:?} is not one of \"logprob\", \"judge\""),
-                ))
-            }
-        };
-        Ok(CascadeConfig { scorer, threshold })
-    }
-}
+pub const DEFAULT_CRITERIA: &str = "correct, complete and directly answers the request";
 
 pub struct CascadeRoute {
     route: FallbackRoute,
@@ -348,19 +304,5 @@ mod tests {
         ] {
             assert!(parse_verdict(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn cascade_config_is_checked() {
-        let v = |s: Option<&str>, t: Option<f64>, j: Option<&str>| {
-            CascadeConfig::validate("routes[0]", s.map(str::to_string), t, j.map(str::to_string), None)
-        };
-        assert!(matches!(v(Some("logprob"), Some(-1.0), None), Ok(c) if c.scorer == Scorer::Logprob));
-        assert!(v(Some("logprob"), Some(0.5), None).is_err());
-        assert!(v(Some("logprob"), None, None).is_err());
-        assert!(v(Some("judge"), Some(7.0), None).is_err(), "no judge model");
-        assert!(v(Some("judge"), Some(70.0), Some("j")).is_err());
-        assert!(matches!(v(Some("judge"), Some(7.0), Some("j")), Ok(c) if matches!(c.scorer, Scorer::Judge { .. })));
-        assert!(v(None, Some(1.0), None).is_err());
     }
 }

@@ -31,7 +31,6 @@ pub mod metrics;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;
-pub mod policy_config;
 pub mod queue;
 pub mod registry;
 pub mod routes;

@@ -2,7 +2,6 @@
 //! that can serve a request, and a model asked for directly refuses what it
 //! cannot do with a clear 400 instead of an upstream's surprise.
 
-use crate::config::{invalid, ConfigError};
 use backend_api::{Prompt, ToolChoice, ValidatedRequest};
 
 /// What a model can be asked for.
@@ -60,36 +59,6 @@ impl Capabilities {
     pub fn names(self) -> Vec<&'static str> {
         let on = [self.chat, self.completions, self.streaming, self.json_mode, self.logprobs, self.tools, self.vision];
         CAPABILITY_NAMES.into_iter().zip(on).filter_map(|(n, on)| on.then_some(n)).collect()
-    }
-
-    /// A list of names from the config; `path` names it in errors.
-    pub fn parse(path: &str, names: &[String]) -> Result<Self, ConfigError> {
-        let mut c = Capabilities {
-            chat: false,
-            completions: false,
-            streaming: false,
-            json_mode: false,
-            logprobs: false,
-            tools: false,
-            vision: false,
-        };
-        for n in names {
-            let flag = match n.as_str() {
-                "chat" => &mut c.chat,
-                "completions" => &mut c.completions,
-                "streaming" => &mut c.streaming,
-                "json_mode" => &mut c.json_mode,
-                "logprobs" => &mut c.logprobs,
-                "tools" => &mut c.tools,
-                "vision" => &mut c.vision,
-                other => return Err(invalid(path, format!("'{other}' is not one of {}", CAPABILITY_NAMES.join(", ")))),
-            };
-            *flag = true;
-        }
-        if !c.chat && !c.completions {
-            return Err(invalid(path, "list 'chat' or 'completions' (or both)"));
-        }
-        Ok(c)
     }
 }
 
@@ -203,12 +172,8 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_parse_by_name() {
-        let c = Capabilities::parse("p", &["chat".into(), "json_mode".into()]);
-        assert!(matches!(c, Ok(c) if c.chat && c.json_mode && !c.completions && !c.streaming));
+    fn capabilities_have_names() {
         assert_eq!(Capabilities::ANTHROPIC.names(), ["chat", "completions", "streaming", "tools"]);
-        assert!(Capabilities::parse("p", &["telepathy".into()]).is_err());
-        assert!(matches!(Capabilities::parse("p", &["chat".into(), "vision".into()]), Ok(c) if c.vision && !c.tools));
-        assert!(Capabilities::parse("p", &["streaming".into()]).is_err(), "serves nothing");
+        assert_eq!(Capabilities::LOCAL.names(), ["chat", "completions", "streaming", "logprobs"]);
     }
 }

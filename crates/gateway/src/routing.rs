@@ -19,7 +19,6 @@
 //! served by `cascade::CascadeRoute` on the same plan.
 
 use crate::cascade::CascadeConfig;
-use crate::config::{invalid, ConfigError};
 use crate::health::{Circuit, Health};
 use crate::policy::pricing::PriceTable;
 use crate::registry::ModelCard;
@@ -27,33 +26,8 @@ use crate::tracked::retryable;
 use backend_api::{Backend, BackendError, GenerationEvent, GenerationStream, ModelInfo, ValidatedRequest};
 use futures::StreamExt;
 use rand::Rng;
-use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRoute {
-    name: String,
-    models: Vec<String>,
-    /// "fallback" (default) or "cascade".
-    kind: Option<String>,
-    /// How models are ordered for each request (default "fallback": as listed).
-    strategy: Option<String>,
-    retries: Option<u32>,
-    backoff_ms: Option<u64>,
-    breaker_cooldown_ms: Option<u64>,
-    /// Models whose estimated cost for a request is above this (US dollars) are skipped.
-    max_cost: Option<f64>,
-    /// Cascade: "logprob" (mean token log-probability) or "judge".
-    scorer: Option<String>,
-    /// Cascade: the lowest score accepted (logprob: e.g. -1.0; judge: 1 to 10).
-    threshold: Option<f64>,
-    /// Cascade with the judge scorer: the model that grades.
-    judge_model: Option<String>,
-    /// Cascade with the judge scorer: what the grade is about.
-    criteria: Option<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -62,19 +36,6 @@ pub enum Strategy {
     Latency,
     LeastBusy,
     Weighted,
-}
-
-impl Strategy {
-    fn parse(s: &str) -> Option<Strategy> {
-        Some(match s {
-            "fallback" => Strategy::Fallback,
-            "cost" => Strategy::Cost,
-            "latency" => Strategy::Latency,
-            "least_busy" => Strategy::LeastBusy,
-            "weighted" => Strategy::Weighted,
-            _ => return None,
-        })
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,71 +78,6 @@ impl RouteConfig {
             cascade: None,
         }
     }
-}
-
-/// Validates the routes' shape; that their models exist is checked when
-/// the server is built (`--model` can rename the local model after the file is read).
-pub fn validate(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
-    let mut out: Vec<RouteConfig> = Vec::with_capacity(raw.len());
-    for (i, r) in raw.into_iter().enumerate() {
-        let path = format!("routes[{i}]");
-        if r.name.trim().is_empty() || out.iter().any(|o| o.name == r.name) {
-            return Err(invalid(&format!("{path}.name"), format!("'{}' must be non-empty and unique", r.name)));
-        }
-        if r.models.is_empty() {
-            return Err(invalid(&format!("{path}.models"), "list at least one model"));
-        }
-        let retries = r.retries.unwrap_or(1);
-        if retries > MAX_RETRIES {
-            return Err(invalid(&format!("{path}.retries"), format!("at most {MAX_RETRIES}")));
-        }
-        let strategy = match r.strategy.as_deref() {
-            None => Strategy::Fallback,
-            Some(s) => Strategy::parse(s).ok_or_else(|| {
-                invalid(
-                    &format!("{path}.strategy"),
-                    format!("'{s}' is not one of fallback, cost, latency, least_busy, weighted"),
-                )
-            })?,
-        };
-        if r.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
-            return Err(invalid(&format!("{path}.max_cost"), "must be a number of dollars, 0 or more"));
-        }
-        let cascade_fields = [
-            ("scorer", r.scorer.is_some()),
-            ("threshold", r.threshold.is_some()),
-            ("judge_model", r.judge_model.is_some()),
-            ("criteria", r.criteria.is_some()),
-        ];
-        let cascade = match r.kind.as_deref() {
-            None | Some("fallback") => {
-                if let Some((field, _)) = cascade_fields.iter().find(|(_, set)| *set) {
-                    return Err(invalid(&format!("{path}.{field}"), "only a route of kind \"cascade\" takes it"));
-                }
-                None
-            }
-            Some("cascade") => {
-                if r.strategy.is_some() {
-                    return Err(invalid(&format!("{path}.strategy"), "a cascade always tries the cheapest first"));
-                }
-                Some(CascadeConfig::validate(&path, r.scorer, r.threshold, r.judge_model, r.criteria)?)
-            }
-            Some(other) => {
-                return Err(invalid(&format!("{path}.kind"), format!("'{other}' is not one of fallback, cascade")))
-            }
-        };
-        out.push(RouteConfig {
-            name: r.name,
-            models: r.models,
-            strategy: if cascade.is_some() { Strategy::Cost } else { strategy },
-            retries,
-            backoff: Duration::from_millis(r.backoff_ms.unwrap_or(100)),
-            breaker_cooldown: Duration::from_millis(r.breaker_cooldown_ms.unwrap_or(10_000)),
-            max_cost_usd: r.max_cost,
-            cascade,
-        });
-    }
-    Ok(out)
 }
 
 /// One model of a route: its name, its registry card and the backend serving it.

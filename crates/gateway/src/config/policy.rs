@@ -3,7 +3,7 @@
 //! (keys, the admin token) come from environment variables named in the
 //! file, never from the file itself; a key can also be given as its SHA-256.
 
-use crate::config::{env_secret, invalid, ConfigError};
+use super::{env_secret, invalid, ConfigError};
 use crate::policy::keys::{hash_key, KeyRecord};
 use crate::policy::limits::{Budget, BudgetPeriod, Limits};
 use crate::policy::pricing::{Price, PriceTable};

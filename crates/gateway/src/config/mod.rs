@@ -1,13 +1,22 @@
 //! Configuration, read in two stages: a raw serde struct that rejects
 //! unknown keys (naming them), then validation into the runtime `Config`
 //! whose errors name the offending path.
+//!
+//! The raw types and their validation live here (`policy`, `backends`,
+//! `routes`); the runtime types they produce live with the domain modules
+//! that use them (`policy`, `backends::config`, `routing`, `cascade`,
+//! `registry`). Dependencies point one way: config → domain.
+
+pub mod backends;
+pub mod policy;
+pub mod routes;
 
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-pub use crate::policy_config::{PolicyConfig, StoreConfig};
+pub use policy::{PolicyConfig, StoreConfig};
 
 /// The default model, as installed by `scripts/setup-models.sh`.
 pub const DEFAULT_MODEL_NAME: &str = "smollm2-135m-instruct";
@@ -66,21 +75,21 @@ struct RawConfig {
     /// gateway in front of remote backends only).
     models: Option<Vec<RawModel>>,
     #[serde(default)]
-    auth: crate::policy_config::RawAuth,
+    auth: policy::RawAuth,
     #[serde(default)]
-    state: crate::policy_config::RawState,
+    state: policy::RawState,
     #[serde(default)]
-    limits: crate::policy_config::RawLimitDefaults,
+    limits: policy::RawLimitDefaults,
     #[serde(default)]
-    keys: Vec<crate::policy_config::RawKey>,
+    keys: Vec<policy::RawKey>,
     #[serde(default)]
-    users: Vec<crate::policy_config::RawUser>,
+    users: Vec<policy::RawUser>,
     #[serde(default)]
-    prices: std::collections::BTreeMap<String, crate::policy_config::RawPrice>,
+    prices: std::collections::BTreeMap<String, policy::RawPrice>,
     #[serde(default)]
-    backends: Vec<crate::backends::config::RawBackend>,
+    backends: Vec<backends::RawBackend>,
     #[serde(default)]
-    routes: Vec<crate::routing::RawRoute>,
+    routes: Vec<routes::RawRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -238,7 +247,7 @@ impl Config {
         if let Some(w) = raw.engine.weights {
             cfg.engine.weights = parse_weights(&w).map_err(|m| invalid("engine.weights", m))?;
         }
-        cfg.policy = crate::policy_config::RawPolicy {
+        cfg.policy = policy::RawPolicy {
             auth: raw.auth,
             state: raw.state,
             limits: raw.limits,
@@ -247,7 +256,7 @@ impl Config {
             prices: raw.prices,
         }
         .validate()?;
-        cfg.backends = crate::backends::config::validate(raw.backends)?;
+        cfg.backends = backends::validate(raw.backends)?;
         for (i, b) in cfg.backends.iter().enumerate() {
             for (j, m) in b.models.iter().enumerate() {
                 let Some(price) = m.price else { continue };
@@ -275,7 +284,7 @@ impl Config {
             }
             cfg.models = models;
         }
-        cfg.routes = crate::routing::validate(raw.routes)?;
+        cfg.routes = routes::validate(raw.routes)?;
         Ok(cfg)
     }
 }
