@@ -1,10 +1,25 @@
 //! The gateway's own Prometheus series (requests, latency, tokens, cost,
-//! rate limiting, budgets, overhead, store errors). The engines' series are
-//! read from their handles at scrape time (`routes::metrics`).
+//! rate limiting, budgets, overhead, store errors), kept by
+//! `prometheus-client`: counters are atomics, each histogram has its own
+//! short lock; a model's series are found with one map lookup (they are
+//! held per model label), the requests counter through its family's shared
+//! read lock. No lock is taken for every series. The engines', queues' and
+//! models' series are read at scrape time (`routes::metrics`).
+//!
+//! Label values that come from clients are bounded (a model label is a
+//! name the config knows, [`UNKNOWN_MODEL`] or [`OTHER`]): the one rule is
+//! `GatewayMetrics::series`, its label [`GatewayMetrics::model_label`].
 
-use std::collections::BTreeMap;
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 
 /// `llm_request_latency_seconds` buckets, 0.1 … 60 s.
 const LATENCY_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0];
@@ -12,157 +27,287 @@ const LATENCY_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 3
 const OVERHEAD_BUCKETS: [f64; 12] =
     [0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1];
 
-#[derive(Debug, Clone)]
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Histogram { bounds, counts: vec![0; bounds.len()], sum: 0.0, count: 0 }
-    }
-
-    fn observe(&mut self, v: f64) {
-        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
-            self.counts[i] += 1;
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (b, n) in self.bounds.iter().zip(&self.counts) {
-            cumulative += n;
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{braces} {}\n{name}_count{braces} {}", self.sum, self.count);
-    }
-}
-
-#[derive(Default)]
-struct Inner {
-    requests: BTreeMap<(String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
-    tokens: BTreeMap<(String, &'static str), u64>,
-    cost_nanos: BTreeMap<String, u64>,
-    rate_limited: BTreeMap<&'static str, u64>,
-    budget_exceeded: u64,
-    overhead: Option<Histogram>,
-    store_errors: BTreeMap<&'static str, u64>,
-}
-
-#[derive(Default)]
-pub struct GatewayMetrics {
-    inner: Mutex<Inner>,
-}
-
-/// The model label of a request whose model is not known (rejected before validation).
+/// The model label of a request whose model was never resolved (refused
+/// before the lookup, or a name no model, alias or route has).
 pub const UNKNOWN_MODEL: &str = "unknown";
+/// The model label of a name the config does not know.
+pub const OTHER: &str = "other";
+
+/// A model label value: one of the configured names, or a fixed value.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub enum ModelLabel {
+    Known(Arc<str>),
+    Unknown,
+    Other,
+}
+
+impl ModelLabel {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ModelLabel::Known(name) => name,
+            ModelLabel::Unknown => UNKNOWN_MODEL,
+            ModelLabel::Other => OTHER,
+        }
+    }
+}
+
+impl EncodeLabelValue for ModelLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model: ModelLabel,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    model: ModelLabel,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    model: ModelLabel,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+type HistogramFamily = Family<ModelLabels, Histogram, fn() -> Histogram>;
+type DollarGauge = Gauge<f64, AtomicU64>;
+
+/// One model label's series, found with one lookup per call; each taken
+/// from its family (so exposed) the first time it is used.
+struct ModelSeries {
+    label: ModelLabel,
+    latency: OnceLock<Histogram>,
+    input_tokens: OnceLock<Counter>,
+    output_tokens: OnceLock<Counter>,
+    cost_dollars: OnceLock<DollarGauge>,
+}
+
+impl ModelSeries {
+    fn new(label: ModelLabel) -> Self {
+        ModelSeries {
+            label,
+            latency: OnceLock::new(),
+            input_tokens: OnceLock::new(),
+            output_tokens: OnceLock::new(),
+            cost_dollars: OnceLock::new(),
+        }
+    }
+}
+
+pub struct GatewayMetrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily,
+    tokens: Family<TokenLabels, Counter>,
+    cost_dollars: Family<ModelLabels, DollarGauge>,
+    rate_limited: Family<ReasonLabels, Counter>,
+    budget_exceeded: Counter,
+    overhead: Histogram,
+    store_errors: Family<OutcomeLabels, Counter>,
+    /// Every name a client may send that the config knows (models,
+    /// aliases, routes), learned once the state is built.
+    known: OnceLock<HashMap<Arc<str>, ModelSeries>>,
+    unknown: ModelSeries,
+    other: ModelSeries,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        let m = GatewayMetrics {
+            registry: Registry::default(),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+            tokens: Family::default(),
+            cost_dollars: Family::default(),
+            rate_limited: Family::default(),
+            budget_exceeded: Counter::default(),
+            overhead: Histogram::new(OVERHEAD_BUCKETS),
+            store_errors: Family::default(),
+            known: OnceLock::new(),
+            unknown: ModelSeries::new(ModelLabel::Unknown),
+            other: ModelSeries::new(ModelLabel::Other),
+        };
+        // Always exposed, zero until they happen.
+        for reason in ["requests", "tokens"] {
+            drop(m.rate_limited.get_or_create(&ReasonLabels { reason }));
+        }
+        for outcome in ["fail_open", "refused"] {
+            drop(m.store_errors.get_or_create(&OutcomeLabels { outcome }));
+        }
+        m.registered()
+    }
+}
 
 impl GatewayMetrics {
-    fn with(&self, f: impl FnOnce(&mut Inner)) {
-        if let Ok(mut inner) = self.inner.lock() {
-            f(&mut inner);
-        }
+    /// The families in the registry, in exposition order. `prometheus-client`
+    /// appends `_total` to counters and a full stop to help texts.
+    fn registered(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register("llm_requests", "Requests answered, by model and HTTP status", self.requests.clone());
+        r.register(
+            "llm_request_latency_seconds",
+            "From arrival to the last byte of the response",
+            self.latency.clone(),
+        );
+        r.register("llm_tokens", "Tokens billed, by model and direction (input, output)", self.tokens.clone());
+        // A gauge so that the name keeps no `_total` (the text encoder adds it to counters); it only grows.
+        r.register(
+            "llm_cost_dollars",
+            "Cost of the requests served, in US dollars, from the price table",
+            self.cost_dollars.clone(),
+        );
+        r.register("llm_rate_limited", "Requests refused by a rate limit, by what ran out", self.rate_limited.clone());
+        r.register("llm_budget_exceeded", "Requests refused because a budget was spent", self.budget_exceeded.clone());
+        r.register(
+            "llm_gateway_overhead_seconds",
+            "Time in the gateway itself: total minus the backend's time",
+            self.overhead.clone(),
+        );
+        r.register(
+            "llm_state_store_errors",
+            "State store failures, by what the gateway did (fail_open, refused)",
+            self.store_errors.clone(),
+        );
+        self
     }
 
-    /// One finished request: its status, latency and the gateway's own share of it.
-    pub fn request(&self, model: &str, status: u16, seconds: f64, overhead_seconds: f64) {
-        self.with(|m| {
-            *m.requests.entry((model.to_string(), status)).or_default() += 1;
-            m.latency.entry(model.to_string()).or_insert_with(|| Histogram::new(&LATENCY_BUCKETS)).observe(seconds);
-            m.overhead.get_or_insert_with(|| Histogram::new(&OVERHEAD_BUCKETS)).observe(overhead_seconds);
+    /// Learns, once, the names clients may send that the config knows;
+    /// later calls do nothing (an atomic load). Until then every name is `other`.
+    pub fn learn_names<I: IntoIterator<Item = String>>(&self, names: impl FnOnce() -> I) {
+        self.known.get_or_init(|| {
+            let names = names().into_iter().map(Arc::<str>::from);
+            names.map(|n| (n.clone(), ModelSeries::new(ModelLabel::Known(n)))).collect()
         });
+    }
+
+    /// The one rule for a model label: a name the config knows is itself;
+    /// no name (never resolved) is [`UNKNOWN_MODEL`]; any other is [`OTHER`].
+    fn series(&self, model: Option<&str>) -> &ModelSeries {
+        let Some(name) = model else { return &self.unknown };
+        self.known.get().and_then(|k| k.get(name)).unwrap_or(&self.other)
+    }
+
+    /// The label [`GatewayMetrics::series`] gives a model.
+    pub fn model_label(&self, model: Option<&str>) -> &ModelLabel {
+        &self.series(model).label
+    }
+
+    /// One finished request: its status, latency and the gateway's own share
+    /// of it. `model`: the model it resolved to, if any.
+    pub fn request(&self, model: Option<&str>, status: u16, seconds: f64, overhead_seconds: f64) {
+        let s = self.series(model);
+        let labels = || ModelLabels { model: s.label.clone() };
+        s.latency.get_or_init(|| self.latency.get_or_create_owned(&labels())).observe(seconds);
+        self.requests.get_or_create(&RequestLabels { model: s.label.clone(), status }).inc();
+        self.overhead.observe(overhead_seconds);
     }
 
     pub fn usage(&self, model: &str, input: u64, output: u64, cost_nanos: u64) {
-        self.with(|m| {
-            *m.tokens.entry((model.to_string(), "input")).or_default() += input;
-            *m.tokens.entry((model.to_string(), "output")).or_default() += output;
-            *m.cost_nanos.entry(model.to_string()).or_default() += cost_nanos;
-        });
+        let s = self.series(Some(model));
+        let tokens = |direction| self.tokens.get_or_create_owned(&TokenLabels { model: s.label.clone(), direction });
+        s.input_tokens.get_or_init(|| tokens("input")).inc_by(input);
+        s.output_tokens.get_or_init(|| tokens("output")).inc_by(output);
+        let cost = || self.cost_dollars.get_or_create_owned(&ModelLabels { model: s.label.clone() });
+        s.cost_dollars.get_or_init(cost).inc_by(cost_nanos as f64 / 1e9);
     }
 
     /// `reason`: requests, tokens (per minute or day).
     pub fn rate_limited(&self, reason: &'static str) {
-        self.with(|m| *m.rate_limited.entry(reason).or_default() += 1);
+        self.rate_limited.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub fn budget_exceeded(&self) {
-        self.with(|m| m.budget_exceeded += 1);
+        self.budget_exceeded.inc();
     }
 
     /// The state store failed (`served`: fail-open let the request through).
     pub fn store_error(&self, served: bool) {
-        self.with(|m| *m.store_errors.entry(if served { "fail_open" } else { "refused" }).or_default() += 1);
+        let outcome = if served { "fail_open" } else { "refused" };
+        self.store_errors.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
-    pub fn render(&self, out: &mut String) {
-        let Ok(m) = self.inner.lock() else { return };
-        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        head(out, "llm_requests_total", "counter", "Requests answered, by model and HTTP status.");
-        for ((model, status), n) in &m.requests {
-            let _ = writeln!(out, "llm_requests_total{{model=\"{}\",status=\"{status}\"}} {n}", escape(model));
-        }
-        head(out, "llm_request_latency_seconds", "histogram", "From arrival to the last byte of the response.");
-        for (model, h) in &m.latency {
-            h.write(out, "llm_request_latency_seconds", &format!("model=\"{}\"", escape(model)));
-        }
-        head(out, "llm_tokens_total", "counter", "Tokens billed, by model and direction (input, output).");
-        for ((model, dir), n) in &m.tokens {
-            let _ = writeln!(out, "llm_tokens_total{{model=\"{}\",direction=\"{dir}\"}} {n}", escape(model));
-        }
-        head(out, "llm_cost_dollars", "counter", "Cost of the requests served, in US dollars, from the price table.");
-        for (model, nanos) in &m.cost_nanos {
-            let _ = writeln!(out, "llm_cost_dollars{{model=\"{}\"}} {}", escape(model), *nanos as f64 / 1e9);
-        }
-        head(out, "llm_rate_limited_total", "counter", "Requests refused by a rate limit, by what ran out.");
-        for reason in ["requests", "tokens"] {
-            let _ = writeln!(
-                out,
-                "llm_rate_limited_total{{reason=\"{reason}\"}} {}",
-                m.rate_limited.get(reason).unwrap_or(&0)
-            );
-        }
-        head(out, "llm_budget_exceeded_total", "counter", "Requests refused because a budget was spent.");
-        let _ = writeln!(out, "llm_budget_exceeded_total {}", m.budget_exceeded);
-        head(
-            out,
-            "llm_gateway_overhead_seconds",
-            "histogram",
-            "Time in the gateway itself: total minus the backend's time.",
-        );
-        m.overhead.clone().unwrap_or_else(|| Histogram::new(&OVERHEAD_BUCKETS)).write(
-            out,
-            "llm_gateway_overhead_seconds",
-            "",
-        );
-        head(
-            out,
-            "llm_state_store_errors_total",
-            "counter",
-            "State store failures, by what the gateway did (fail_open, refused).",
-        );
-        for outcome in ["fail_open", "refused"] {
-            let _ = writeln!(
-                out,
-                "llm_state_store_errors_total{{outcome=\"{outcome}\"}} {}",
-                m.store_errors.get(outcome).unwrap_or(&0)
-            );
-        }
+    /// Appends the series in the Prometheus text format (0.0.4).
+    pub fn render(&self, out: &mut String) -> std::fmt::Result {
+        prometheus_text::encode(out, &self.registry)
     }
 }
 
-/// Label values escape backslash, quote and newline.
-pub fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(m: &GatewayMetrics) -> String {
+        let mut out = String::new();
+        assert!(m.render(&mut out).is_ok());
+        out
+    }
+
+    #[test]
+    fn labels_are_known_names_or_fixed_values() {
+        let m = GatewayMetrics::default();
+        assert_eq!(m.model_label(Some("tiny")).as_str(), OTHER, "no names learned yet");
+        m.learn_names(|| ["tiny".to_string(), "fast-route".to_string()]);
+        m.learn_names(|| ["late".to_string()]);
+        assert_eq!(m.model_label(Some("tiny")).as_str(), "tiny");
+        assert_eq!(m.model_label(Some("fast-route")).as_str(), "fast-route");
+        assert_eq!(m.model_label(Some("late")).as_str(), OTHER, "names are learned once");
+        assert_eq!(m.model_label(Some("gpt-junk-1")).as_str(), OTHER);
+        assert_eq!(m.model_label(None).as_str(), UNKNOWN_MODEL);
+    }
+
+    #[test]
+    fn exposition_keeps_names_and_sample_lines() {
+        let m = GatewayMetrics::default();
+        m.learn_names(|| ["tiny".to_string()]);
+        m.request(Some("tiny"), 200, 0.3, 0.000_03);
+        m.request(None, 401, 0.01, 0.01);
+        for i in 0..100 {
+            m.usage(&format!("junk-{i}"), 1, 1, 0);
+        }
+        m.usage("tiny", 3, 4, 1_500_000_000);
+        m.rate_limited("tokens");
+        m.budget_exceeded();
+        m.store_error(true);
+        let text = rendered(&m);
+        for line in [
+            "# TYPE llm_requests_total counter",
+            "llm_requests_total{model=\"tiny\",status=\"200\"} 1",
+            "llm_requests_total{model=\"unknown\",status=\"401\"} 1",
+            "# TYPE llm_request_latency_seconds histogram",
+            "llm_request_latency_seconds_bucket{model=\"tiny\",le=\"0.25\"} 0",
+            "llm_request_latency_seconds_bucket{model=\"tiny\",le=\"0.5\"} 1",
+            "llm_request_latency_seconds_bucket{model=\"tiny\",le=\"+Inf\"} 1",
+            "llm_request_latency_seconds_count{model=\"tiny\"} 1",
+            "llm_tokens_total{model=\"tiny\",direction=\"input\"} 3",
+            "llm_tokens_total{model=\"tiny\",direction=\"output\"} 4",
+            "llm_tokens_total{model=\"other\",direction=\"output\"} 100",
+            "llm_cost_dollars{model=\"tiny\"} 1.5",
+            "llm_rate_limited_total{reason=\"requests\"} 0",
+            "llm_rate_limited_total{reason=\"tokens\"} 1",
+            "llm_budget_exceeded_total 1",
+            "llm_gateway_overhead_seconds_bucket{le=\"2.5e-05\"} 0",
+            "llm_gateway_overhead_seconds_bucket{le=\"5e-05\"} 1",
+            "llm_gateway_overhead_seconds_count 2",
+            "llm_state_store_errors_total{outcome=\"fail_open\"} 1",
+            "llm_state_store_errors_total{outcome=\"refused\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("junk"), "{text}");
+    }
 }

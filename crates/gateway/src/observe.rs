@@ -1,7 +1,6 @@
 //! Records every API request in the gateway metrics when its response body
 //! is done (streams included): status, model, latency, gateway overhead.
 
-use crate::metrics::UNKNOWN_MODEL;
 use crate::state::AppState;
 use crate::timing::RequestTiming;
 use axum::body::Body;
@@ -17,6 +16,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     if !req.uri().path().starts_with("/v1/") {
         return next.run(req).await;
     }
+    // The names a model label may take: every name a client may send that
+    // the config knows (once; an atomic load after).
+    state.metrics().learn_names(|| state.models().into_iter().map(|m| m.id));
     let timing = Arc::new(RequestTiming::default());
     req.extensions_mut().insert(timing.clone());
     let resp = next.run(req).await;
@@ -37,8 +39,8 @@ struct Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         let (total, overhead) = self.timing.split();
-        let model = self.timing.model().unwrap_or_else(|| UNKNOWN_MODEL.to_string());
-        self.state.metrics().request(&model, self.status, total, overhead);
+        let model = self.timing.model();
+        self.state.metrics().request(model.as_deref(), self.status, total, overhead);
     }
 }
 

@@ -1,132 +1,221 @@
-//! `GET /metrics`: Prometheus text exposition of the engines' counters
-//! and the gateway's own series (`crate::metrics`).
+//! `GET /metrics`: Prometheus text exposition (0.0.4), encoded by
+//! `prometheus-client`: the engines', queues' and models' series read at
+//! scrape time (collectors over snapshots), then the gateway's own
+//! (`crate::metrics`).
 
-use crate::metrics::escape;
+use crate::health::{Circuit, ModelHealth};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use backend_api::Backend;
 use engine::stats::{HistogramSnapshot, StatsSnapshot};
-use std::fmt::Write;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
 
-/// One exposed series: name, type, help text and how to read it.
-type Series = (&'static str, &'static str, &'static str, fn(&StatsSnapshot) -> u64);
-
-/// Which of an engine's (time to first token, inter-token) histograms.
-type PickHistogram = fn(&(HistogramSnapshot, HistogramSnapshot)) -> &HistogramSnapshot;
-
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut scrape = Registry::default();
+    scrape.register_collector(Box::new(Engines::read(&state)));
+    scrape.register_collector(Box::new(Queues::read(&state)));
+    scrape.register_collector(Box::new(Models(state.health().snapshot())));
     let mut out = String::new();
-    let series: [Series; 11] = [
-        ("llm_engine_running_sequences", "gauge", "Sequences in the running batch.", |s| s.running),
-        ("llm_engine_waiting_sequences", "gauge", "Sequences waiting for admission.", |s| s.waiting),
-        ("llm_engine_steps_total", "counter", "Forward passes run.", |s| s.steps),
-        ("llm_engine_prompt_tokens_total", "counter", "Prompt tokens processed (prefill).", |s| s.prompt_tokens),
-        ("llm_engine_generated_tokens_total", "counter", "Tokens generated (decode).", |s| s.generated_tokens),
-        ("llm_engine_cancelled_total", "counter", "Sequences cancelled because the client went away.", |s| s.cancelled),
-        ("llm_engine_preemptions_total", "counter", "Sequences preempted to free KV blocks (recomputed later).", |s| {
-            s.preemptions
-        }),
-        ("llm_engine_kv_blocks_total", "gauge", "KV cache blocks in the pool.", |s| s.kv_blocks_total),
-        ("llm_engine_kv_blocks_used", "gauge", "KV cache blocks held by sequences.", |s| s.kv_blocks_used),
-        ("llm_engine_prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.", |s| {
-            s.prefix_query_tokens
-        }),
-        ("llm_engine_prefix_cache_hits_total", "counter", "Prompt tokens served from the prefix cache.", |s| {
-            s.prefix_hit_tokens
-        }),
-    ];
-    let snapshots: Vec<_> = state.engines().iter().map(|e| (e.model_id().to_string(), e.stats())).collect();
-    for (name, kind, help, get) in series {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (model, snap) in &snapshots {
-            let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", escape(model), get(snap));
+    match prometheus_text::encode(&mut out, &scrape).and_then(|()| state.metrics().render(&mut out)) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], out).into_response(),
+        Err(fmt::Error) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// A family's name, type and help text. Counter names leave out `_total`:
+/// the encoder adds it.
+type Descriptor = (&'static str, MetricType, &'static str);
+
+/// One family with one label (`model` or `backend`), one sample per element.
+fn family<T>(
+    encoder: &mut DescriptorEncoder,
+    (name, kind, help): Descriptor,
+    label: &str,
+    items: &[T],
+    sample: impl Fn(&T) -> (&str, Sample<'_>),
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for item in items {
+        let (value, s) = sample(item);
+        let labels = [(label, value)];
+        let metric = family.encode_family(&labels)?;
+        match s {
+            Sample::Counter(v) => ConstCounter::new(v).encode(metric)?,
+            Sample::Gauge(v) => ConstGauge::new(v).encode(metric)?,
+            Sample::GaugeF64(v) => ConstGauge::new(v).encode(metric)?,
+            Sample::Histogram(h) => histogram(metric, h)?,
         }
     }
-    let latencies: Vec<_> = state.engines().iter().map(|e| (e.model_id().to_string(), e.latency())).collect();
-    let histograms: [(&str, &str, PickHistogram); 2] = [
-        ("llm_engine_time_to_first_token_seconds", "From arrival at the engine to the first generated token.", |l| {
-            &l.0
+    Ok(())
+}
+
+enum Sample<'a> {
+    Counter(u64),
+    Gauge(u64),
+    GaugeF64(f64),
+    /// Cumulative buckets, as the engine keeps them.
+    Histogram(&'a HistogramSnapshot),
+}
+
+/// The encoder takes each bucket's own count (it sums them).
+fn histogram(mut metric: MetricEncoder<'_>, h: &HistogramSnapshot) -> fmt::Result {
+    let mut below = 0;
+    let buckets: Vec<(f64, u64)> = h
+        .buckets
+        .iter()
+        .map(|&(le, cumulative)| (le, cumulative.saturating_sub(std::mem::replace(&mut below, cumulative))))
+        .collect();
+    metric.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &buckets, None)
+}
+
+/// Each embedded engine's counters, read when scraped.
+struct Engines(Vec<(String, StatsSnapshot, (HistogramSnapshot, HistogramSnapshot))>);
+
+impl Engines {
+    fn read(state: &AppState) -> Self {
+        Engines(state.engines().iter().map(|e| (e.model_id().to_string(), e.stats(), e.latency())).collect())
+    }
+}
+
+impl fmt::Debug for Engines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|e| &e.0)).finish()
+    }
+}
+
+/// One of an engine's series and how to read it.
+type EngineSeries = (Descriptor, fn(&StatsSnapshot) -> Sample<'static>);
+
+const ENGINE_SERIES: [EngineSeries; 11] = {
+    use MetricType::{Counter, Gauge};
+    [
+        (("llm_engine_running_sequences", Gauge, "Sequences in the running batch."), |s| Sample::Gauge(s.running)),
+        (("llm_engine_waiting_sequences", Gauge, "Sequences waiting for admission."), |s| Sample::Gauge(s.waiting)),
+        (("llm_engine_steps", Counter, "Forward passes run."), |s| Sample::Counter(s.steps)),
+        (("llm_engine_prompt_tokens", Counter, "Prompt tokens processed (prefill)."), |s| {
+            Sample::Counter(s.prompt_tokens)
         }),
-        ("llm_engine_inter_token_latency_seconds", "Between consecutive generated tokens of one sequence.", |l| &l.1),
-    ];
-    for (name, help, get) in histograms {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (model, l) in &latencies {
-            let (h, model) = (get(l), escape(model));
-            for (le, n) in &h.buckets {
-                let le = if le.is_infinite() { "+Inf".to_string() } else { le.to_string() };
-                let _ = writeln!(out, "{name}_bucket{{model=\"{model}\",le=\"{le}\"}} {n}");
+        (("llm_engine_generated_tokens", Counter, "Tokens generated (decode)."), |s| {
+            Sample::Counter(s.generated_tokens)
+        }),
+        (("llm_engine_cancelled", Counter, "Sequences cancelled because the client went away."), |s| {
+            Sample::Counter(s.cancelled)
+        }),
+        (("llm_engine_preemptions", Counter, "Sequences preempted to free KV blocks (recomputed later)."), |s| {
+            Sample::Counter(s.preemptions)
+        }),
+        (("llm_engine_kv_blocks_total", Gauge, "KV cache blocks in the pool."), |s| Sample::Gauge(s.kv_blocks_total)),
+        (("llm_engine_kv_blocks_used", Gauge, "KV cache blocks held by sequences."), |s| {
+            Sample::Gauge(s.kv_blocks_used)
+        }),
+        (("llm_engine_prefix_cache_queries", Counter, "Prompt tokens looked up in the prefix cache."), |s| {
+            Sample::Counter(s.prefix_query_tokens)
+        }),
+        (("llm_engine_prefix_cache_hits", Counter, "Prompt tokens served from the prefix cache."), |s| {
+            Sample::Counter(s.prefix_hit_tokens)
+        }),
+    ]
+};
+
+const TIME_TO_FIRST_TOKEN: Descriptor = (
+    "llm_engine_time_to_first_token_seconds",
+    MetricType::Histogram,
+    "From arrival at the engine to the first generated token.",
+);
+const INTER_TOKEN_LATENCY: Descriptor = (
+    "llm_engine_inter_token_latency_seconds",
+    MetricType::Histogram,
+    "Between consecutive generated tokens of one sequence.",
+);
+
+impl Collector for Engines {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        for (descriptor, get) in ENGINE_SERIES {
+            family(&mut encoder, descriptor, "model", &self.0, |(model, stats, _)| (model, get(stats)))?;
+        }
+        family(&mut encoder, TIME_TO_FIRST_TOKEN, "model", &self.0, |(m, _, l)| (m, Sample::Histogram(&l.0)))?;
+        family(&mut encoder, INTER_TOKEN_LATENCY, "model", &self.0, |(m, _, l)| (m, Sample::Histogram(&l.1)))
+    }
+}
+
+/// Per-backend request queues, read when scraped: (backend, [in flight,
+/// waiting, refused full, timed out, waited], the time waited).
+#[derive(Debug)]
+struct Queues(Vec<(String, [u64; 5], HistogramSnapshot)>);
+
+impl Queues {
+    fn read(state: &AppState) -> Self {
+        Queues(
+            state
+                .queues()
+                .iter()
+                .map(|q| {
+                    let s = &q.stats;
+                    let counts =
+                        [&s.in_flight, &s.waiting, &s.rejected_full, &s.timed_out, &s.waited].map(|a| a.load(Relaxed));
+                    // Only a sum and a count: a histogram with no bucket but +Inf.
+                    let wait = HistogramSnapshot {
+                        buckets: vec![(f64::INFINITY, counts[4])],
+                        count: counts[4],
+                        sum_seconds: s.wait_micros.load(Relaxed) as f64 * 1e-6,
+                    };
+                    (q.name().to_string(), counts, wait)
+                })
+                .collect(),
+        )
+    }
+}
+
+const QUEUE_IN_FLIGHT: Descriptor = ("llm_queue_in_flight", MetricType::Gauge, "Requests a queued backend is serving.");
+const QUEUE_DEPTH: Descriptor = ("llm_queue_depth", MetricType::Gauge, "Requests waiting for a queued backend.");
+const QUEUE_REJECTED: Descriptor =
+    ("llm_queue_rejected", MetricType::Counter, "Requests refused by a queue: full (503) or waited too long (504).");
+const QUEUE_WAIT: Descriptor =
+    ("llm_queue_wait_seconds", MetricType::Histogram, "Time requests waited in a queue (those that waited).");
+
+impl Collector for Queues {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        family(&mut encoder, QUEUE_IN_FLIGHT, "backend", &self.0, |(b, c, _)| (b, Sample::Gauge(c[0])))?;
+        family(&mut encoder, QUEUE_DEPTH, "backend", &self.0, |(b, c, _)| (b, Sample::Gauge(c[1])))?;
+        let (name, kind, help) = QUEUE_REJECTED;
+        let mut rejected = encoder.encode_descriptor(name, help, None, kind)?;
+        for (backend, counts, _) in &self.0 {
+            for (reason, n) in [("full", counts[2]), ("timeout", counts[3])] {
+                let labels = [("backend", backend.as_str()), ("reason", reason)];
+                ConstCounter::new(n).encode(rejected.encode_family(&labels)?)?;
             }
-            let _ = writeln!(
-                out,
-                "{name}_sum{{model=\"{model}\"}} {}\n{name}_count{{model=\"{model}\"}} {}",
-                h.sum_seconds, h.count
-            );
         }
-    }
-    state.metrics().render(&mut out);
-    render_queues(&state, &mut out);
-    render_health(&state, &mut out);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
-}
-
-/// One gauge of a queue: name, type, help text and how to read it.
-type QueueSeries = (&'static str, &'static str, &'static str, fn(&crate::queue::QueueStats) -> u64);
-
-/// Per-backend request queues: depth, in flight, refusals, time waited.
-fn render_queues(state: &AppState, out: &mut String) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let queues = state.queues();
-    let gauges: [QueueSeries; 2] = [
-        ("llm_queue_in_flight", "gauge", "Requests a queued backend is serving.", |s| s.in_flight.load(Relaxed)),
-        ("llm_queue_depth", "gauge", "Requests waiting for a queued backend.", |s| s.waiting.load(Relaxed)),
-    ];
-    for (name, kind, help, get) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for q in queues {
-            let _ = writeln!(out, "{name}{{backend=\"{}\"}} {}", escape(q.name()), get(&q.stats));
-        }
-    }
-    let name = "llm_queue_rejected_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Requests refused by a queue: full (503) or waited too long (504).\n# TYPE {name} counter"
-    );
-    for q in queues {
-        let b = escape(q.name());
-        let _ = writeln!(out, "{name}{{backend=\"{b}\",reason=\"full\"}} {}", q.stats.rejected_full.load(Relaxed));
-        let _ = writeln!(out, "{name}{{backend=\"{b}\",reason=\"timeout\"}} {}", q.stats.timed_out.load(Relaxed));
-    }
-    let name = "llm_queue_wait_seconds";
-    let _ = writeln!(out, "# HELP {name} Time requests waited in a queue (those that waited).\n# TYPE {name} summary");
-    for q in queues {
-        let b = escape(q.name());
-        let _ = writeln!(out, "{name}_sum{{backend=\"{b}\"}} {}", q.stats.wait_micros.load(Relaxed) as f64 * 1e-6);
-        let _ = writeln!(out, "{name}_count{{backend=\"{b}\"}} {}", q.stats.waited.load(Relaxed));
+        family(&mut encoder, QUEUE_WAIT, "backend", &self.0, |(b, _, w)| (b, Sample::Histogram(w)))
     }
 }
-
-/// One gauge per model: name, help text and how to read it.
-type HealthSeries = (&'static str, &'static str, fn(&crate::health::ModelHealth) -> Option<f64>);
 
 /// Each model's circuit, requests in flight and latency average.
-fn render_health(state: &AppState, out: &mut String) {
-    let health = state.health().snapshot();
-    let series: [HealthSeries; 3] = [
-        ("llm_backend_circuit_open", "1 while the model's circuit is open or half-open, else 0.", |h| {
-            Some(if h.circuit == crate::health::Circuit::Closed { 0.0 } else { 1.0 })
-        }),
-        ("llm_backend_in_flight", "Requests a model is serving now.", |h| Some(h.in_flight as f64)),
-        ("llm_backend_latency_ewma_seconds", "Moving average of a model's time to first token.", |h| h.latency_ewma_s),
-    ];
-    for (name, help, get) in series {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for h in &health {
-            if let Some(v) = get(h) {
-                let _ = writeln!(out, "{name}{{model=\"{}\"}} {v}", escape(&h.model));
-            }
-        }
+#[derive(Debug)]
+struct Models(Vec<ModelHealth>);
+
+const CIRCUIT_OPEN: Descriptor =
+    ("llm_backend_circuit_open", MetricType::Gauge, "1 while the model's circuit is open or half-open, else 0.");
+const IN_FLIGHT: Descriptor = ("llm_backend_in_flight", MetricType::Gauge, "Requests a model is serving now.");
+const LATENCY_EWMA: Descriptor =
+    ("llm_backend_latency_ewma_seconds", MetricType::Gauge, "Moving average of a model's time to first token.");
+
+impl Collector for Models {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        family(&mut encoder, CIRCUIT_OPEN, "model", &self.0, |h| {
+            (&h.model, Sample::Gauge(u64::from(h.circuit != Circuit::Closed)))
+        })?;
+        family(&mut encoder, IN_FLIGHT, "model", &self.0, |h| (&h.model, Sample::Gauge(h.in_flight)))?;
+        // Only the models that have an average yet.
+        let averaged: Vec<_> = self.0.iter().filter_map(|h| Some((h.model.as_str(), h.latency_ewma_s?))).collect();
+        family(&mut encoder, LATENCY_EWMA, "model", &averaged, |(model, s)| (model, Sample::GaugeF64(*s)))
     }
 }
