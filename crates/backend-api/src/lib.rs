@@ -2,9 +2,11 @@
 //! `Backend` trait, the validated request it takes (its only input) and the
 //! events it streams back.
 
+mod embeddings;
 mod error;
 mod request;
 
+pub use embeddings::*;
 pub use error::BackendError;
 pub use request::*;
 

@@ -190,7 +190,7 @@ impl Backend for EngineHandle {
                 return Err(BackendError::InvalidRequest {
                     message: format!(
                         "This model's maximum context length is {ctx} tokens. However, you requested {} tokens ({} in the prompt, {m} for the completion). Please reduce the prompt or max_tokens.",
-                        prompt.len() as u32 + m,
+                        prompt.len() as u64 + u64::from(m),
                         prompt.len()
                     ),
                     param: Some("max_tokens".into()),

@@ -10,6 +10,7 @@
 //! returns its blocks.
 
 pub mod chat_template;
+pub mod embedding;
 pub mod gguf;
 mod handle;
 pub mod kv_cache;
@@ -22,6 +23,7 @@ pub mod stop;
 pub mod testing;
 pub mod tokenizer;
 
+pub use embedding::{BatchConfig, Embedder, EmbedderHandle, Embeddings, EmbeddingError};
 pub use handle::EngineHandle;
 pub use model::WeightFormat;
 pub use scheduler::EngineConfig;

@@ -14,7 +14,8 @@
 //! - `backends`: remote OpenAI-compatible servers as backends.
 //! - `queue`: per-backend concurrency limits with a bounded wait queue.
 //! - `registry`: what each model can do (capabilities, output limit, weight, aliases).
-//! - `routing`, `cascade`: routes (strategies, retries, fallback) and cascades.
+//! - `routing`, `cascade`: routes (strategies, retries, fallback) and cascades;
+//!   `embed_route`: routes over embedding models.
 //! - `health`, `tracked`: circuit breakers, active probes, in-flight counts and
 //!   latency averages, fed by every request to a model.
 //! - `policy`, `store`: API keys, rate limits, budgets; the state behind them.
@@ -25,6 +26,7 @@ pub mod backends;
 pub mod cascade;
 pub mod config;
 pub mod dialect;
+pub mod embed_route;
 pub mod error;
 pub mod health;
 pub mod metrics;

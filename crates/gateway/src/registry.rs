@@ -18,9 +18,12 @@ pub struct Capabilities {
     pub tools: bool,
     /// Image parts in user messages.
     pub vision: bool,
+    /// `/v1/embeddings`.
+    pub embeddings: bool,
 }
 
-pub const CAPABILITY_NAMES: [&str; 7] = ["chat", "completions", "streaming", "json_mode", "logprobs", "tools", "vision"];
+pub const CAPABILITY_NAMES: [&str; 8] =
+    ["chat", "completions", "streaming", "json_mode", "logprobs", "tools", "vision", "embeddings"];
 
 impl Capabilities {
     /// The embedded engine: no JSON mode and no tools (no constrained decoding yet), text only.
@@ -32,6 +35,7 @@ impl Capabilities {
         logprobs: true,
         tools: false,
         vision: false,
+        embeddings: false,
     };
     /// An OpenAI-compatible server, unless its config says otherwise
     /// (images only when listed: most such servers serve text models).
@@ -43,6 +47,7 @@ impl Capabilities {
         logprobs: true,
         tools: true,
         vision: false,
+        embeddings: false,
     };
     /// The Messages API has no JSON mode and no log-probabilities.
     pub const ANTHROPIC: Capabilities = Capabilities {
@@ -53,11 +58,21 @@ impl Capabilities {
         logprobs: false,
         tools: true,
         vision: false,
+        embeddings: false,
     };
 
     /// The names of what it can do, as the config lists them.
     pub fn names(self) -> Vec<&'static str> {
-        let on = [self.chat, self.completions, self.streaming, self.json_mode, self.logprobs, self.tools, self.vision];
+        let on = [
+            self.chat,
+            self.completions,
+            self.streaming,
+            self.json_mode,
+            self.logprobs,
+            self.tools,
+            self.vision,
+            self.embeddings,
+        ];
         CAPABILITY_NAMES.into_iter().zip(on).filter_map(|(n, on)| on.then_some(n)).collect()
     }
 }

@@ -27,6 +27,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Policy(String),
+    #[error("embedding model ({path}): {message}")]
+    Embedding { path: String, message: String },
 }
 
 /// Loads one local model and starts its engine.
@@ -61,6 +63,12 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
     for m in &cfg.models {
         state.add_engine(start_local_model(m, cfg)?);
     }
+    if let Some(e) = &cfg.embedding {
+        if let Some(handle) = start_embedder(e)? {
+            state.add_embedder(&e.name, Arc::new(handle));
+            state.set_embedding_truncate(e.truncate);
+        }
+    }
     for b in &cfg.backends {
         if let Some(m) = b.models.iter().find(|m| state.name_in_use(&m.name)) {
             return Err(ServeError::Policy(format!("backend '{}': model '{}' is served twice", b.name, m.name)));
@@ -69,6 +77,10 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
         let remote = Arc::new(crate::backends::openai::OpenAiBackend::new(b.clone()).map_err(ServeError::Policy)?);
         if let Some(every) = b.health_check_interval {
             crate::backends::probe::spawn(remote.clone(), every, state.health().clone());
+        }
+        let embeds: Arc<dyn backend_api::EmbeddingBackend> = remote.clone();
+        for m in b.models.iter().filter(|m| m.card.capabilities.embeddings) {
+            state.add_embedder(&m.name, embeds.clone());
         }
         let remote: Arc<dyn backend_api::Backend> = remote;
         match b.queue {
@@ -81,11 +93,18 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
     }
     let mut routes = cfg.routes.clone();
     if !state.name_in_use(AUTO_ROUTE) && !routes.iter().any(|r| r.name == AUTO_ROUTE) {
-        routes.push(RouteConfig::auto(state.cards().map(|c| c.name.clone()).collect()));
+        let generates = |c: &&crate::registry::ModelCard| c.capabilities.chat || c.capabilities.completions;
+        routes.push(RouteConfig::auto(state.cards().filter(generates).map(|c| c.name.clone()).collect()));
     }
     for r in &routes {
         if state.name_in_use(&r.name) {
             return Err(ServeError::Policy(format!("route '{}' has the name of a model", r.name)));
+        }
+        if let Some(route) = embedding_route(&state, r)? {
+            tracing::info!(route = %r.name, models = ?r.models, "embedding route");
+            let models = r.models.iter().map(|m| state.resolve(m).to_string()).collect();
+            state.add_embedding_route(&r.name, models, Arc::new(route));
+            continue;
         }
         let route = build_route(&state, r, &cfg.policy.prices)?;
         tracing::info!(route = %r.name, models = ?r.models, strategy = ?r.strategy, cascade = r.cascade.is_some(), "route");
@@ -93,6 +112,51 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
         state.add_route(&r.name, models, route);
     }
     Ok(state)
+}
+
+/// Loads the in-process embedding model and starts its batching actor.
+/// The default model, when not installed, is skipped with a warning; one
+/// the config names must load.
+pub fn start_embedder(e: &crate::config::EmbeddingSettings) -> Result<Option<engine::embedding::EmbedderHandle>, ServeError> {
+    if !e.path.exists() && !e.required {
+        tracing::warn!(path = %e.path.display(), "no embedding model installed: /v1/embeddings serves remote models only (run scripts/setup-models.sh)");
+        return Ok(None);
+    }
+    let err = |source: engine::embedding::EmbeddingError| ServeError::Embedding { path: e.path.display().to_string(), message: source.to_string() };
+    let started = Instant::now();
+    let model = engine::embedding::Embedder::load(&e.path).map_err(err)?;
+    let batch = engine::embedding::BatchConfig {
+        enabled: e.batching,
+        max_wait: e.max_wait,
+        max_batch_inputs: e.max_batch_inputs,
+        ..Default::default()
+    };
+    let handle = model.spawn(batch).map_err(err)?;
+    tracing::info!(model = %e.name, path = %e.path.display(), dimensions = handle.dimensions(), batching = e.batching, load_ms = started.elapsed().as_millis() as u64, "embedding model loaded");
+    Ok(Some(handle.named(&e.name)))
+}
+
+/// A route whose models all serve embeddings only: tried in order.
+fn embedding_route(state: &AppState, r: &RouteConfig) -> Result<Option<crate::embed_route::EmbeddingRoute>, ServeError> {
+    let embeds_only = |m: &str| {
+        state.is_embedding_model(m)
+            && state.card(state.resolve(m)).is_none_or(|c| !c.capabilities.chat && !c.capabilities.completions)
+    };
+    if !r.models.iter().all(|m| embeds_only(m)) {
+        if r.models.iter().any(|m| embeds_only(m)) {
+            return Err(ServeError::Policy(format!("route '{}' mixes embedding models with chat models", r.name)));
+        }
+        return Ok(None);
+    }
+    if r.cascade.is_some() {
+        return Err(ServeError::Policy(format!("route '{}': embedding models cannot cascade", r.name)));
+    }
+    let targets = r
+        .models
+        .iter()
+        .filter_map(|m| state.embedder(m))
+        .collect();
+    Ok(Some(crate::embed_route::EmbeddingRoute::new(&r.name, targets)))
 }
 
 /// A route over models already registered: a fallback route, or a cascade on top of one.

@@ -7,7 +7,7 @@ use crate::policy::{Policy, PolicySettings};
 use crate::registry::ModelCard;
 use crate::store::embedded::EmbeddedStore;
 use crate::tracked::Tracked;
-use backend_api::{Backend, ModelInfo, ValidatedRequest};
+use backend_api::{Backend, EmbeddingBackend, ModelInfo, ValidatedRequest};
 use engine::EngineHandle;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +34,10 @@ pub struct Shared {
     cards: Vec<ModelCard>,
     /// Alias → the model's own name.
     aliases: BTreeMap<String, String>,
+    /// Embedding model (or route over embedding models) → what serves it.
+    embedders: BTreeMap<String, Arc<dyn EmbeddingBackend>>,
+    /// Embedding inputs over the model's length are cut (else refused).
+    pub embedding_truncate: bool,
     pub body_limit_bytes: usize,
 }
 
@@ -65,6 +69,8 @@ impl AppState {
             health: Arc::default(),
             cards: Vec::new(),
             aliases: BTreeMap::new(),
+            embedders: BTreeMap::new(),
+            embedding_truncate: false,
             body_limit_bytes,
         }))
     }
@@ -136,7 +142,33 @@ impl AppState {
 
     /// Whether a model, alias or route has this name.
     pub fn name_in_use(&self, name: &str) -> bool {
-        self.backends.contains_key(name) || self.aliases.contains_key(name)
+        self.backends.contains_key(name) || self.aliases.contains_key(name) || self.embedders.contains_key(name)
+    }
+
+    /// Registers an embedding model (or a route over embedding models) under `name`.
+    pub fn add_embedder(&mut self, name: &str, embedder: Arc<dyn EmbeddingBackend>) {
+        self.shared_mut().embedders.insert(name.to_string(), embedder);
+    }
+
+    /// Registers a route over embedding models (its models, for pricing).
+    pub fn add_embedding_route(&mut self, name: &str, models: Vec<String>, route: Arc<dyn EmbeddingBackend>) {
+        self.shared_mut().routes.insert(name.to_string(), models);
+        self.add_embedder(name, route);
+    }
+
+    /// Whether embedding inputs over the model's length are cut (else refused).
+    pub fn set_embedding_truncate(&mut self, truncate: bool) {
+        self.shared_mut().embedding_truncate = truncate;
+    }
+
+    /// The embedding model (or route) a request names, aliases resolved.
+    pub fn embedder(&self, name: &str) -> Option<(String, Arc<dyn EmbeddingBackend>)> {
+        let name = self.resolve(name);
+        self.embedders.get(name).map(|e| (name.to_string(), e.clone()))
+    }
+
+    pub fn is_embedding_model(&self, name: &str) -> bool {
+        self.embedders.contains_key(self.resolve(name))
     }
 
     /// Registers a backend behind a request queue.
@@ -172,8 +204,9 @@ impl AppState {
         shared.backends.insert(name.to_string(), route);
     }
 
+    /// A generation route (embedding routes are not backends).
     pub fn is_route(&self, name: &str) -> bool {
-        self.routes.contains_key(name)
+        self.routes.contains_key(name) && self.backends.contains_key(name)
     }
 
     /// The models a request for `model` may be served by: the route's, or itself.
@@ -186,7 +219,12 @@ impl AppState {
     pub fn lookup(&self, requests: &mut [ValidatedRequest]) -> Result<(String, Arc<dyn Backend>), ApiError> {
         let asked = requests.first().map(|r| r.model.clone()).unwrap_or_default();
         let model = self.resolve(&asked).to_string();
-        let backend = self.backends.get(&model).ok_or(ApiError::ModelNotFound(asked))?.clone();
+        let Some(backend) = self.backends.get(&model).cloned() else {
+            if self.embedders.contains_key(&model) {
+                return Err(ApiError::invalid(format!("The model '{model}' serves embeddings only (POST /v1/embeddings)."), "model"));
+            }
+            return Err(ApiError::ModelNotFound(asked));
+        };
         for r in requests.iter_mut() {
             r.model.clone_from(&model);
         }
@@ -208,6 +246,12 @@ impl AppState {
                 }
             }
         }
+        for (name, e) in &self.embedders {
+            if !seen.iter().any(|s: &ModelInfo| &s.id == name) {
+                let info = e.models().into_iter().find(|m| &m.id == name);
+                seen.push(info.unwrap_or(ModelInfo { id: name.clone(), context_length: 0, owned_by: e.name().to_string() }));
+            }
+        }
         for (alias, model) in &self.aliases {
             if let Some(m) = seen.iter().find(|m| &m.id == model) {
                 let listed = ModelInfo { id: alias.clone(), ..m.clone() };
@@ -218,7 +262,7 @@ impl AppState {
     }
 
     pub async fn ready(&self) -> bool {
-        if self.backends.is_empty() {
+        if self.backends.is_empty() && self.embedders.is_empty() {
             return false;
         }
         for b in self.backends.values() {

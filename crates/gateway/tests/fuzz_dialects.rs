@@ -10,8 +10,8 @@
 //!
 //! The seed is fixed, or `SWITCHYARD_FUZZ_SEED` when set; it is printed,
 //! and so is every failing input (as a byte-string literal), ready for
-//! `REGRESSIONS`. A known, unfixed bug has its own ignored test
-//! (`known_bug_max_tokens_near_u32_max`).
+//! `REGRESSIONS`; the overflow it found in the engine has its own test
+//! (`max_tokens_near_u32_max_is_a_400`).
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -94,14 +94,6 @@ fn parsers_and_validators_never_panic_and_reject_only_with_a_4xx() {
     assert!(failures.is_empty(), "{}", report(seed, &failures));
 }
 
-/// KNOWN BUG (`crates/engine/src/handle.rs`, the context-length error
-/// message): an output length within a prompt's length of `u32::MAX`
-/// overflows `prompt.len() as u32 + m`: a panic, so a 500, wherever
-/// overflow checks are on (dev and test builds; release builds wrap and
-/// state a wrong token count). The router check keeps clear of these
-/// values until it is fixed; `known_bug_max_tokens_near_u32_max` replays it.
-const OVERFLOW_BUG: std::ops::Range<f64> = 4_294_901_760.0..4_294_967_296.0;
-
 /// Generation stays short: output lengths the tiny model could generate
 /// (above 4, up to its context) become 1..=4, and one is added where the
 /// default would be long. Longer ones stay: the context check refuses them
@@ -113,7 +105,7 @@ fn for_router(d: &Dialect, body: Vec<u8>, rng: &mut StdRng) -> Vec<u8> {
     let mut changed = false;
     for key in d.length_keys.iter().chain(&["min_tokens"]) {
         let Some(n) = obj.get(*key).and_then(Value::as_f64) else { continue };
-        if (n > 4.0 && n <= context && *key != "min_tokens") || OVERFLOW_BUG.contains(&n) {
+        if n > 4.0 && n <= context && *key != "min_tokens" {
             obj.insert((*key).to_string(), rng.random_range(1..=4).into());
             changed = true;
         }
@@ -197,9 +189,11 @@ async fn through_the_router_no_5xx_and_every_error_in_the_dialect_s_shape() {
     assert!(failures.is_empty(), "{}", report(seed, &failures));
 }
 
+/// Found by this harness: the engine's context-length message added an
+/// output length near `u32::MAX` to the prompt's length in u32 (a panic,
+/// so a 500, with overflow checks on; a wrong count in release builds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "KNOWN BUG: crates/engine/src/handle.rs:193 overflows (`prompt.len() as u32 + m`) on an output length near u32::MAX: 500"]
-async fn known_bug_max_tokens_near_u32_max() {
+async fn max_tokens_near_u32_max_is_a_400() {
     let app = tiny_app(BODY_LIMIT);
     let cases: [(&str, &[u8]); 4] = [
         ("openai-chat", br#"{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4294967295}"#),

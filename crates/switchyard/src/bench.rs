@@ -15,6 +15,8 @@ pub enum BenchCommand {
     Engine(EngineBench),
     /// Latency the policies (keys, limits, budgets, metrics) add per request, embedded and Redis.
     Gateway(crate::bench_gateway::GatewayBench),
+    /// The in-process embedding model: inputs/s and latency at several concurrencies, micro-batching on and off.
+    Embeddings(crate::bench_embed::EmbeddingsBench),
 }
 
 #[derive(Args)]
@@ -48,6 +50,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Engine(args) => engine_bench(&args),
         BenchCommand::Gateway(args) => crate::bench_gateway::run(&args),
+        BenchCommand::Embeddings(args) => crate::bench_embed::run(&args),
     }
 }
 

@@ -128,6 +128,7 @@ pub fn router(args: MockArgs) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/messages", post(messages))
+        .route("/v1/embeddings", post(embeddings))
         .route("/mock/stats", get(stats))
         .route("/mock/last", get(last))
         .with_state(mock)
@@ -254,6 +255,34 @@ async fn answer(mock: &Mock, headers: &HeaderMap, body: &Value, id_prefix: &str)
         "total_tokens": prompt + u64::from(plan.tokens)});
     let id = format!("{id_prefix}-mock-{}", mock.requests.load(Ordering::Relaxed));
     Ok(Answer { model: model_of(body), words: words(plan.tokens, mock.args.reply.as_deref()), usage, id, plan })
+}
+
+/// Deterministic unit vectors (8 dimensions unless `dimensions` asks
+/// otherwise) from each input's bytes; one token per 4 bytes, as usage.
+async fn embeddings(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Err(e) = begin(&mock, &headers, &body, false).await {
+        return e;
+    }
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items.iter().map(|i| i.to_string()).collect(),
+        _ => return error(StatusCode::BAD_REQUEST, false, 0),
+    };
+    let dims = body.get("dimensions").and_then(Value::as_u64).unwrap_or(8) as usize;
+    let mut tokens = 0u64;
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            tokens += text.len().div_ceil(4) as u64;
+            let raw: Vec<f64> = (0..dims).map(|d| (text.bytes().map(u64::from).sum::<u64>() + d as u64 * 7) as f64 % 13.0 + 1.0).collect();
+            let norm = raw.iter().map(|x| x * x).sum::<f64>().sqrt();
+            json!({"object": "embedding", "index": i, "embedding": raw.iter().map(|x| x / norm).collect::<Vec<_>>()})
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data, "model": model_of(&body),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+    .into_response()
 }
 
 fn model_of(body: &Value) -> String {

@@ -3,12 +3,14 @@
 //! - `config`: `[[backends]]` in the config file, parsed then validated;
 //! - `openai`: any OpenAI-compatible server (vLLM, llama.cpp's server,
 //!   Ollama, OpenAI itself), or Anthropic's Messages API, as a `Backend`;
+//! - `embeddings`: an OpenAI-compatible server's embedding models;
 //! - `probe`: active health checks on an interval;
 //! - `translate`: the internal request as an upstream's JSON body;
 //! - `whole`: a non-streamed answer read as events;
 //! - `sse`: reading a server-sent-event stream line by line.
 
 pub mod config;
+pub mod embeddings;
 pub mod openai;
 pub mod probe;
 pub mod sse;

@@ -63,7 +63,7 @@ fn tls_config(config: &BackendConfig) -> Result<rustls::ClientConfig, String> {
 
 /// An error with its causes ("client error (connect): invalid peer
 /// certificate: UnknownIssuer"): the client's own message names none.
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(super) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -106,7 +106,15 @@ impl OpenAiBackend {
         Ok(OpenAiBackend { config, client, tokenizers })
     }
 
-    fn count(&self, model: &str, prompt: &Prompt) -> u32 {
+    pub(super) fn config(&self) -> &BackendConfig {
+        &self.config
+    }
+
+    pub(super) fn client(&self) -> &Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+        &self.client
+    }
+
+    pub(super) fn count(&self, model: &str, prompt: &Prompt) -> u32 {
         let Some(bpe) = self.tokenizers.get(model) else { return estimate_prompt_tokens(prompt) };
         let n = |s: &str| bpe.encode_ordinary(s).len();
         let tokens = match prompt {
@@ -134,12 +142,12 @@ impl OpenAiBackend {
         self.config.models.iter().find(|m| m.name == name)
     }
 
-    fn unavailable(&self, what: impl std::fmt::Display) -> BackendError {
+    pub(super) fn unavailable(&self, what: impl std::fmt::Display) -> BackendError {
         BackendError::Unavailable(format!("backend '{}': {what}", self.config.name))
     }
 
     /// Maps an upstream error response to ours, keeping its message.
-    fn upstream_error(&self, status: u16, retry_after: Option<Duration>, body: &[u8], model: &str) -> BackendError {
+    pub(super) fn upstream_error(&self, status: u16, retry_after: Option<Duration>, body: &[u8], model: &str) -> BackendError {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let message = v
             .pointer("/error/message")
@@ -168,7 +176,7 @@ impl OpenAiBackend {
 
 impl OpenAiBackend {
     /// The dialect's credentials and version headers.
-    fn authenticated(&self, mut req: hyper::http::request::Builder) -> hyper::http::request::Builder {
+    pub(super) fn authenticated(&self, mut req: hyper::http::request::Builder) -> hyper::http::request::Builder {
         match (&self.config.api_key, self.config.dialect) {
             (Some(key), Dialect::OpenAi) => req = req.header("authorization", format!("Bearer {key}")),
             (Some(key), Dialect::Anthropic) => req = req.header("x-api-key", key.as_str()),
@@ -272,6 +280,17 @@ pub(super) fn clip(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// An upstream's `Retry-After`, in seconds only (the HTTP-date form is
+/// rare from APIs and is ignored).
+pub(super) fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
 }
 
 /// The finish reason an upstream names.
@@ -508,14 +527,7 @@ impl Backend for OpenAiBackend {
         };
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
-            // Seconds only (the HTTP-date form is rare from APIs and is ignored).
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
+            let retry_after = retry_after(resp.headers());
             let limited = http_body_util::Limited::new(resp.into_body(), MAX_ERROR_BODY);
             let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
                 Ok(Ok(b)) => b.to_bytes(),

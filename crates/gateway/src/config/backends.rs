@@ -112,8 +112,8 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
                 None if dialect == Dialect::Anthropic => Capabilities::ANTHROPIC,
                 None => Capabilities::OPENAI,
             };
-            if dialect == Dialect::Anthropic && (capabilities.logprobs || capabilities.json_mode) {
-                return Err(invalid(&format!("{mp}.capabilities"), "the Messages API has no logprobs or JSON mode"));
+            if dialect == Dialect::Anthropic && (capabilities.logprobs || capabilities.json_mode || capabilities.embeddings) {
+                return Err(invalid(&format!("{mp}.capabilities"), "the Messages API has no logprobs, JSON mode or embeddings"));
             }
             if m.max_output_tokens == Some(0) {
                 return Err(invalid(&format!("{mp}.max_output_tokens"), "must be at least 1"));
@@ -203,6 +203,7 @@ fn capabilities(path: &str, names: &[String]) -> Result<Capabilities, ConfigErro
         logprobs: false,
         tools: false,
         vision: false,
+        embeddings: false,
     };
     for n in names {
         let flag = match n.as_str() {
@@ -213,12 +214,13 @@ fn capabilities(path: &str, names: &[String]) -> Result<Capabilities, ConfigErro
             "logprobs" => &mut c.logprobs,
             "tools" => &mut c.tools,
             "vision" => &mut c.vision,
+            "embeddings" => &mut c.embeddings,
             other => return Err(invalid(path, format!("'{other}' is not one of {}", CAPABILITY_NAMES.join(", ")))),
         };
         *flag = true;
     }
-    if !c.chat && !c.completions {
-        return Err(invalid(path, "list 'chat' or 'completions' (or both)"));
+    if !c.chat && !c.completions && !c.embeddings {
+        return Err(invalid(path, "list 'chat', 'completions' or 'embeddings'"));
     }
     Ok(c)
 }

@@ -8,8 +8,11 @@
 //! `registry`). Dependencies point one way: config → domain.
 
 pub mod backends;
+pub mod embeddings;
 pub mod policy;
 pub mod routes;
+
+pub use embeddings::EmbeddingSettings;
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -90,6 +93,8 @@ struct RawConfig {
     backends: Vec<backends::RawBackend>,
     #[serde(default)]
     routes: Vec<routes::RawRoute>,
+    /// The in-process embedding model (absent: the default one, if installed).
+    embeddings: Option<embeddings::RawEmbeddings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,6 +137,8 @@ pub struct Config {
     /// Names for ordered lists of models, with retries and fallback.
     pub routes: Vec<crate::routing::RouteConfig>,
     pub policy: PolicyConfig,
+    /// The in-process embedding model; `None`: none.
+    pub embedding: Option<EmbeddingSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -183,6 +190,7 @@ impl Default for Config {
             backends: Vec::new(),
             routes: Vec::new(),
             policy: PolicyConfig::default(),
+            embedding: Some(EmbeddingSettings::default()),
         }
     }
 }
@@ -285,6 +293,9 @@ impl Config {
             cfg.models = models;
         }
         cfg.routes = routes::validate(raw.routes)?;
+        if let Some(e) = raw.embeddings {
+            cfg.embedding = e.validate()?;
+        }
         Ok(cfg)
     }
 }

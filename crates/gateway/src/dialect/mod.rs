@@ -13,6 +13,7 @@
 pub mod anthropic_messages;
 mod anthropic_render;
 pub mod collect;
+pub mod embeddings;
 pub mod extract;
 pub mod openai_chat;
 pub mod openai_completions;

@@ -18,6 +18,9 @@
 //! - 7 to 9, the backend: a route, a queue, the engine or a remote server
 //!   (`Backend` wrappers the pipeline does not see).
 //!
+//! Embeddings (`embed`) take the same steps in the same order without the
+//! stream wrappers: their answer is one value, settled when it is known.
+//!
 //! A step's `before` runs in list order; its `after` wraps each answer
 //! stream in reverse order (the last step's wrapper is the innermost, the
 //! nearest to the backend), so the meter sees what the deadline made of
@@ -26,6 +29,7 @@
 mod admit;
 mod context;
 mod deadline;
+pub mod embed;
 mod resolve;
 mod truncate;
 

@@ -1,0 +1,128 @@
+//! An OpenAI-compatible server's embedding models (`POST {base}/embeddings`),
+//! for the models whose capabilities list `embeddings`. Inputs go as the
+//! client gave them (strings or token ids), `dimensions` is passed on, the
+//! vectors are asked for as floats; the upstream's usage is what is charged.
+
+use super::config::Dialect;
+use super::openai::OpenAiBackend;
+use axum::body::Bytes;
+use backend_api::{BackendError, EmbedInput, EmbedRequest, Embedded, EmbeddingBackend, ModelInfo};
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+
+/// Largest embeddings answer read (2,048 vectors of 3,072 floats as JSON fit).
+const MAX_EMBEDDINGS_BODY: usize = 256 * 1024 * 1024;
+
+#[async_trait::async_trait]
+impl EmbeddingBackend for OpenAiBackend {
+    fn name(&self) -> &str {
+        &self.config().name
+    }
+
+    fn models(&self) -> Vec<ModelInfo> {
+        let c = self.config();
+        c.models
+            .iter()
+            .filter(|m| m.card.capabilities.embeddings)
+            .map(|m| ModelInfo { id: m.name.clone(), context_length: m.context_length, owned_by: c.name.clone() })
+            .collect()
+    }
+
+    /// The upstream decides (and may shorten vectors when asked).
+    fn dimensions(&self, _model: &str) -> Option<u32> {
+        None
+    }
+
+    fn count_tokens(&self, r: &EmbedRequest) -> Result<u32, BackendError> {
+        let total: u32 = r
+            .inputs
+            .iter()
+            .map(|i| match i {
+                EmbedInput::Text(t) => self.count(&r.model, &backend_api::Prompt::Text(t.clone())),
+                EmbedInput::Tokens(t) => t.len() as u32,
+            })
+            .sum();
+        Ok(total)
+    }
+
+    async fn embed(&self, r: EmbedRequest) -> Result<Embedded, BackendError> {
+        let c = self.config();
+        if c.dialect != Dialect::OpenAi {
+            return Err(BackendError::invalid("the Messages API has no embeddings", Some("model")));
+        }
+        let model = c
+            .models
+            .iter()
+            .find(|m| m.name == r.model)
+            .ok_or_else(|| BackendError::ModelNotFound(r.model.clone()))?;
+        let input: Vec<Value> = r
+            .inputs
+            .iter()
+            .map(|i| match i {
+                EmbedInput::Text(t) => json!(t),
+                EmbedInput::Tokens(t) => json!(t),
+            })
+            .collect();
+        let mut body = json!({"model": model.upstream, "input": input, "encoding_format": "float"});
+        if let Some(d) = r.dimensions {
+            body["dimensions"] = json!(d);
+        }
+        let estimate = self.count_tokens(&r)?;
+        let answer = self.post_json("/embeddings", &body, &r.model, MAX_EMBEDDINGS_BODY).await?;
+        let v: Value = serde_json::from_slice(&answer).map_err(|e| self.unavailable(format!("unreadable answer: {e}")))?;
+        let data = v.get("data").and_then(Value::as_array).ok_or_else(|| self.unavailable("the answer has no data"))?;
+        let mut vectors = vec![Vec::new(); r.inputs.len()];
+        for (n, d) in data.iter().enumerate() {
+            let index = d.get("index").and_then(Value::as_u64).map_or(n, |i| i as usize);
+            let Some(slot) = vectors.get_mut(index) else { return Err(self.unavailable("an embedding index out of range")) };
+            *slot = d
+                .get("embedding")
+                .and_then(Value::as_array)
+                .ok_or_else(|| self.unavailable("an embedding is not an array of floats"))?
+                .iter()
+                .map(|x| x.as_f64().map(|f| f as f32))
+                .collect::<Option<_>>()
+                .ok_or_else(|| self.unavailable("an embedding is not an array of floats"))?;
+        }
+        if vectors.iter().any(Vec::is_empty) {
+            return Err(self.unavailable("the answer has fewer embeddings than inputs"));
+        }
+        let prompt_tokens = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).map_or(estimate, |n| n as u32);
+        Ok(Embedded { vectors, prompt_tokens, model: None })
+    }
+}
+
+impl OpenAiBackend {
+    /// POSTs a JSON body and reads a whole JSON answer (at most `limit`
+    /// bytes) within the backend's timeouts; upstream errors map as for
+    /// generations.
+    pub(super) async fn post_json(&self, path: &str, body: &Value, model: &str, limit: usize) -> Result<Bytes, BackendError> {
+        let c = self.config();
+        let t = c.timeouts;
+        let deadline = tokio::time::Instant::now() + t.total;
+        let req = self.authenticated(
+            hyper::Request::post(format!("{}{path}", c.base_url))
+                .header("content-type", "application/json")
+                .header("accept", "application/json"),
+        );
+        let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| self.unavailable(e))?;
+        let resp = match tokio::time::timeout(t.first_byte.min(t.total), self.client().request(req)).await {
+            Err(_) => return Err(self.unavailable(format!("no response within {} ms", t.first_byte.as_millis()))),
+            Ok(Err(e)) => return Err(self.unavailable(format!("request failed: {}", super::openai::with_causes(&e)))),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        let ok = resp.status().is_success();
+        let retry_after = super::openai::retry_after(resp.headers());
+        let limited = http_body_util::Limited::new(resp.into_body(), limit);
+        let bytes = match tokio::time::timeout_at(deadline, limited.collect()).await {
+            Err(_) => return Err(self.unavailable("the answer took longer than the total timeout")),
+            Ok(Err(e)) => return Err(self.unavailable(format!("reading the answer: {e}"))),
+            Ok(Ok(b)) => b.to_bytes(),
+        };
+        if !ok {
+            return Err(self.upstream_error(status, retry_after, &bytes, model));
+        }
+        Ok(bytes)
+    }
+}
