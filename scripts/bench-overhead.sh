@@ -22,7 +22,8 @@ export DELAY_MS="${DELAY_MS:-10}"
 
 ./scripts/setup-packages.sh wrk socat
 cargo build --release -p switchyard --locked --bin switchyard --example bare_proxy
-BIN=./target/release/switchyard
+# SWITCHYARD_BIN: another build of switchyard to measure (e.g. an earlier commit's), same script.
+BIN="${SWITCHYARD_BIN:-./target/release/switchyard}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DIR="$(mktemp -d)"
 PIDS=()

@@ -62,10 +62,16 @@ const ATTENTION_TOKENS: usize = 240;
 const PASS_TOKENS: usize = 256;
 
 pub(crate) fn run(model: Embedder, queue: Receiver<Job>, cfg: BatchConfig, stats: &EmbedderStats) {
+    // Requests the last window served: one means nobody else is sending, so
+    // the next window does not wait for company (a lone client pays no
+    // window); under concurrency the window waits, and requests that
+    // arrive during a pass are taken by the next window at once anyway.
+    let mut last_window = 1;
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
         if cfg.enabled {
-            let deadline = jobs[0].arrived + cfg.max_wait;
+            let wait = if last_window > 1 { cfg.max_wait } else { Duration::ZERO };
+            let deadline = jobs[0].arrived + wait;
             let mut inputs = jobs[0].rows.len();
             while inputs < cfg.max_batch_inputs {
                 // Past the deadline this still takes what is already queued.
@@ -79,6 +85,7 @@ pub(crate) fn run(model: Embedder, queue: Receiver<Job>, cfg: BatchConfig, stats
             }
         }
         stats.windows.fetch_add(1, Relaxed);
+        last_window = jobs.len();
         serve(&model, jobs, &cfg, stats);
     }
 }

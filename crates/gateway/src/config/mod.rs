@@ -293,8 +293,12 @@ impl Config {
             cfg.models = models;
         }
         cfg.routes = routes::validate(raw.routes)?;
-        if let Some(e) = raw.embeddings {
-            cfg.embedding = e.validate()?;
+        match raw.embeddings {
+            Some(e) => cfg.embedding = e.validate()?,
+            // `models = []`: a gateway in front of remote backends only, no
+            // in-process model of either kind unless `[embeddings]` says so.
+            None if cfg.models.is_empty() => cfg.embedding = None,
+            None => {}
         }
         Ok(cfg)
     }
@@ -319,6 +323,17 @@ mod tests {
     #[test]
     fn empty_file_is_the_default() -> Result<(), ConfigError> {
         assert_eq!(Config::from_toml("")?, Config::default());
+        Ok(())
+    }
+
+    #[test]
+    fn the_embedding_model_is_on_by_default_off_for_a_bare_gateway_and_configurable() -> Result<(), ConfigError> {
+        assert!(Config::from_toml("")?.embedding.is_some_and(|e| !e.required));
+        assert_eq!(Config::from_toml("models = []")?.embedding, None);
+        let e = Config::from_toml("models = []\n[embeddings]\nname = \"e\"\ntoo_long = \"truncate\"\nmax_wait_ms = 5\n")?.embedding;
+        assert!(e.is_some_and(|e| e.required && e.truncate && e.name == "e" && e.max_wait.as_millis() == 5));
+        assert_eq!(Config::from_toml("[embeddings]\nenabled = false\n")?.embedding, None);
+        assert!(Config::from_toml("[embeddings]\ntoo_long = \"cut\"\n").is_err());
         Ok(())
     }
 
