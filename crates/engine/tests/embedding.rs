@@ -144,12 +144,22 @@ async fn a_full_queue_refuses_and_a_gone_caller_is_skipped() {
     assert_eq!(h.stats().overloaded, refused as u64);
 
     let Some(h) = spawn(BatchConfig { max_wait: Duration::from_millis(300), ..Default::default() }) else { return };
-    // Queued, then abandoned while the window is still open.
+    // A lone client waits for no window.
+    let started = std::time::Instant::now();
+    h.embed(vec!["alone".into()], false).await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(250), "{:?}", started.elapsed());
+    // Queued behind a long pass, then abandoned before its turn.
+    let busy = {
+        let h = h.clone();
+        tokio::spawn(async move { h.embed((0..32).map(|i| long_text(200, i)).collect(), false).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let gone = tokio::time::timeout(Duration::from_millis(5), h.embed(vec!["gone".into()], false)).await;
     assert!(gone.is_err());
+    busy.await.unwrap().unwrap();
     h.embed(vec!["kept".into()], false).await.unwrap();
     let s = h.stats();
-    assert_eq!((s.requests, s.skipped_requests, s.inputs), (2, 1, 1));
+    assert_eq!((s.requests, s.skipped_requests, s.inputs), (4, 1, 34));
 }
 
 #[derive(Deserialize)]
