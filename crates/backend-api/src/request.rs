@@ -116,7 +116,9 @@ impl Role {
 pub enum ContentPart {
     Text(String),
     /// An image by URL (`data:` URLs included); only models that see images take it.
-    Image { url: String },
+    Image {
+        url: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -47,7 +47,8 @@ impl ChatTemplate {
 
     /// Renders the conversation, ending with the assistant's turn opener.
     pub fn render(&self, turns: &[ChatTurn]) -> Result<String, TemplateError> {
-        let messages: Vec<Message> = turns.iter().map(|t| Message { role: t.role.as_str(), content: t.text() }).collect();
+        let messages: Vec<Message> =
+            turns.iter().map(|t| Message { role: t.role.as_str(), content: t.text() }).collect();
         let tmpl = self.env.get_template(TEMPLATE_NAME).map_err(|e| TemplateError::Compile(e.to_string()))?;
         tmpl.render(context! {
             messages => messages,

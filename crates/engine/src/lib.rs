@@ -23,7 +23,7 @@ pub mod stop;
 pub mod testing;
 pub mod tokenizer;
 
-pub use embedding::{BatchConfig, Embedder, EmbedderHandle, Embeddings, EmbeddingError};
+pub use embedding::{BatchConfig, Embedder, EmbedderHandle, EmbeddingError, Embeddings};
 pub use handle::EngineHandle;
 pub use model::WeightFormat;
 pub use scheduler::EngineConfig;

@@ -34,7 +34,9 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => args.seed = fuzz::parse_seed(&value()?).ok_or("--seed: not a number")?,
             "--dialect" => args.dialects.push(value()?),
             "--reasons" => args.reasons = true,
-            "-h" | "--help" => return Err("usage: fuzz_dialects [--inputs N] [--seed N] [--dialect NAME]... [--reasons]".into()),
+            "-h" | "--help" => {
+                return Err("usage: fuzz_dialects [--inputs N] [--seed N] [--dialect NAME]... [--reasons]".into())
+            }
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -49,8 +51,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let dialects: Vec<_> =
-        fuzz::dialects().into_iter().filter(|d| args.dialects.is_empty() || args.dialects.iter().any(|n| n == d.name)).collect();
+    let dialects: Vec<_> = fuzz::dialects()
+        .into_iter()
+        .filter(|d| args.dialects.is_empty() || args.dialects.iter().any(|n| n == d.name))
+        .collect();
     let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
     println!("fuzz_dialects: seed {} ({} inputs per dialect, {profile} build)", args.seed, args.inputs);
     println!(

@@ -15,8 +15,8 @@
 
 use crate::routing::{served_by, FallbackRoute};
 use backend_api::{
-    Backend, BackendError, ChatTurn, GenerationEvent, GenerationStream, ModelInfo, Prompt, Role, SamplingParams, StopParams,
-    ValidatedRequest,
+    Backend, BackendError, ChatTurn, GenerationEvent, GenerationStream, ModelInfo, Prompt, Role, SamplingParams,
+    StopParams, ValidatedRequest,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -153,10 +153,7 @@ impl CascadeRoute {
                 let grading = ValidatedRequest {
                     request_id: format!("{}-judge", request.request_id),
                     model: model.clone(),
-                    prompt: Prompt::Chat(vec![
-                        ChatTurn::new(Role::System, system),
-                        ChatTurn::new(Role::User, user),
-                    ]),
+                    prompt: Prompt::Chat(vec![ChatTurn::new(Role::System, system), ChatTurn::new(Role::User, user)]),
                     sampling: SamplingParams::greedy(),
                     stop: StopParams { max_tokens: Some(JUDGE_MAX_TOKENS), ..Default::default() },
                     logprobs: None,

@@ -117,12 +117,17 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
 /// Loads the in-process embedding model and starts its batching actor.
 /// The default model, when not installed, is skipped with a warning; one
 /// the config names must load.
-pub fn start_embedder(e: &crate::config::EmbeddingSettings) -> Result<Option<engine::embedding::EmbedderHandle>, ServeError> {
+pub fn start_embedder(
+    e: &crate::config::EmbeddingSettings,
+) -> Result<Option<engine::embedding::EmbedderHandle>, ServeError> {
     if !e.path.exists() && !e.required {
         tracing::warn!(path = %e.path.display(), "no embedding model installed: /v1/embeddings serves remote models only (run scripts/setup-models.sh)");
         return Ok(None);
     }
-    let err = |source: engine::embedding::EmbeddingError| ServeError::Embedding { path: e.path.display().to_string(), message: source.to_string() };
+    let err = |source: engine::embedding::EmbeddingError| ServeError::Embedding {
+        path: e.path.display().to_string(),
+        message: source.to_string(),
+    };
     let started = Instant::now();
     let model = engine::embedding::Embedder::load(&e.path).map_err(err)?;
     let batch = engine::embedding::BatchConfig {
@@ -137,7 +142,10 @@ pub fn start_embedder(e: &crate::config::EmbeddingSettings) -> Result<Option<eng
 }
 
 /// A route whose models all serve embeddings only: tried in order.
-fn embedding_route(state: &AppState, r: &RouteConfig) -> Result<Option<crate::embed_route::EmbeddingRoute>, ServeError> {
+fn embedding_route(
+    state: &AppState,
+    r: &RouteConfig,
+) -> Result<Option<crate::embed_route::EmbeddingRoute>, ServeError> {
     let embeds_only = |m: &str| {
         state.is_embedding_model(m)
             && state.card(state.resolve(m)).is_none_or(|c| !c.capabilities.chat && !c.capabilities.completions)
@@ -151,11 +159,7 @@ fn embedding_route(state: &AppState, r: &RouteConfig) -> Result<Option<crate::em
     if r.cascade.is_some() {
         return Err(ServeError::Policy(format!("route '{}': embedding models cannot cascade", r.name)));
     }
-    let targets = r
-        .models
-        .iter()
-        .filter_map(|m| state.embedder(m))
-        .collect();
+    let targets = r.models.iter().filter_map(|m| state.embedder(m)).collect();
     Ok(Some(crate::embed_route::EmbeddingRoute::new(&r.name, targets)))
 }
 

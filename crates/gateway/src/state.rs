@@ -221,7 +221,10 @@ impl AppState {
         let model = self.resolve(&asked).to_string();
         let Some(backend) = self.backends.get(&model).cloned() else {
             if self.embedders.contains_key(&model) {
-                return Err(ApiError::invalid(format!("The model '{model}' serves embeddings only (POST /v1/embeddings)."), "model"));
+                return Err(ApiError::invalid(
+                    format!("The model '{model}' serves embeddings only (POST /v1/embeddings)."),
+                    "model",
+                ));
             }
             return Err(ApiError::ModelNotFound(asked));
         };
@@ -249,7 +252,11 @@ impl AppState {
         for (name, e) in &self.embedders {
             if !seen.iter().any(|s: &ModelInfo| &s.id == name) {
                 let info = e.models().into_iter().find(|m| &m.id == name);
-                seen.push(info.unwrap_or(ModelInfo { id: name.clone(), context_length: 0, owned_by: e.name().to_string() }));
+                seen.push(info.unwrap_or(ModelInfo {
+                    id: name.clone(),
+                    context_length: 0,
+                    owned_by: e.name().to_string(),
+                }));
             }
         }
         for (alias, model) in &self.aliases {

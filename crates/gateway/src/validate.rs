@@ -190,7 +190,11 @@ fn content_parts(content: Option<&MessageContent>, index: usize) -> Result<Vec<C
 }
 
 /// `tools`, `tool_choice` and `parallel_tool_calls`, validated.
-fn tools(specs: Option<&[ToolSpec]>, choice: Option<&Value>, parallel: Option<bool>) -> Result<Option<Tools>, ApiError> {
+fn tools(
+    specs: Option<&[ToolSpec]>,
+    choice: Option<&Value>,
+    parallel: Option<bool>,
+) -> Result<Option<Tools>, ApiError> {
     let specs = specs.unwrap_or_default();
     if specs.len() > MAX_TOOLS {
         return Err(invalid(format!("At most {MAX_TOOLS} tools are allowed, got {}.", specs.len()), "tools"));
@@ -198,19 +202,34 @@ fn tools(specs: Option<&[ToolSpec]>, choice: Option<&Value>, parallel: Option<bo
     let mut defs: Vec<ToolDef> = Vec::with_capacity(specs.len());
     for (i, t) in specs.iter().enumerate() {
         let Some(f) = t.function.as_ref().filter(|_| t.kind == "function") else {
-            return Err(invalid(format!("tools[{i}]: only tools of type 'function' with a 'function' object are supported."), "tools"));
+            return Err(invalid(
+                format!("tools[{i}]: only tools of type 'function' with a 'function' object are supported."),
+                "tools",
+            ));
         };
-        if f.name.is_empty() || f.name.len() > 64 || !f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(invalid(format!("tools[{i}].function.name must be 1 to 64 of a-z, A-Z, 0-9, '_' and '-'."), "tools"));
+        if f.name.is_empty()
+            || f.name.len() > 64
+            || !f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(invalid(
+                format!("tools[{i}].function.name must be 1 to 64 of a-z, A-Z, 0-9, '_' and '-'."),
+                "tools",
+            ));
         }
         if defs.iter().any(|d| d.name == f.name) {
             return Err(invalid(format!("tools[{i}]: the function name '{}' is listed twice.", f.name), "tools"));
         }
-        let parameters = f.parameters.clone().unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}}));
+        let parameters =
+            f.parameters.clone().unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}}));
         if !parameters.is_object() {
             return Err(invalid(format!("tools[{i}].function.parameters must be a JSON Schema object."), "tools"));
         }
-        defs.push(ToolDef { name: f.name.clone(), description: f.description.clone(), parameters, strict: f.strict.unwrap_or(false) });
+        defs.push(ToolDef {
+            name: f.name.clone(),
+            description: f.description.clone(),
+            parameters,
+            strict: f.strict.unwrap_or(false),
+        });
     }
     let choice = match choice {
         None => ToolChoice::Auto,
@@ -218,12 +237,27 @@ fn tools(specs: Option<&[ToolSpec]>, choice: Option<&Value>, parallel: Option<bo
             "auto" => ToolChoice::Auto,
             "none" => ToolChoice::None,
             "required" => ToolChoice::Required,
-            other => return Err(invalid(format!("'{other}' is not one of 'none', 'auto', 'required' or a named function."), "tool_choice")),
+            other => {
+                return Err(invalid(
+                    format!("'{other}' is not one of 'none', 'auto', 'required' or a named function."),
+                    "tool_choice",
+                ))
+            }
         },
         Some(v) => match v.pointer("/function/name").and_then(Value::as_str) {
             Some(name) if defs.iter().any(|d| d.name == name) => ToolChoice::Named(name.to_string()),
-            Some(name) => return Err(invalid(format!("tool_choice names the function '{name}', which is not in 'tools'."), "tool_choice")),
-            None => return Err(invalid("'tool_choice' must be a string or {\"type\": \"function\", \"function\": {\"name\": ...}}.".into(), "tool_choice")),
+            Some(name) => {
+                return Err(invalid(
+                    format!("tool_choice names the function '{name}', which is not in 'tools'."),
+                    "tool_choice",
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    "'tool_choice' must be a string or {\"type\": \"function\", \"function\": {\"name\": ...}}.".into(),
+                    "tool_choice",
+                ))
+            }
         },
     };
     if defs.is_empty() {
@@ -268,16 +302,25 @@ pub fn validate_chat(req: ChatCompletionRequest, request_id: &str) -> Result<Val
         let content = content_parts(m.content.as_ref(), i)?;
         if role != Role::User {
             if let Some(j) = content.iter().position(|p| !matches!(p, ContentPart::Text(_))) {
-                return Err(invalid(format!("messages[{i}].content[{j}]: only user messages may carry images."), "messages"));
+                return Err(invalid(
+                    format!("messages[{i}].content[{j}]: only user messages may carry images."),
+                    "messages",
+                ));
             }
         }
         let tool_calls: Vec<ToolCall> = match (&m.tool_calls, role) {
             (None, _) => Vec::new(),
             (Some(calls), Role::Assistant) => calls
                 .iter()
-                .map(|c| ToolCall { id: c.id.clone(), name: c.function.name.clone(), arguments: c.function.arguments.clone() })
+                .map(|c| ToolCall {
+                    id: c.id.clone(),
+                    name: c.function.name.clone(),
+                    arguments: c.function.arguments.clone(),
+                })
                 .collect(),
-            (Some(_), _) => return Err(invalid(format!("messages[{i}]: only assistant messages carry 'tool_calls'."), "messages")),
+            (Some(_), _) => {
+                return Err(invalid(format!("messages[{i}]: only assistant messages carry 'tool_calls'."), "messages"))
+            }
         };
         if role == Role::Tool && m.tool_call_id.is_none() {
             return Err(invalid(format!("messages[{i}]: a tool message needs 'tool_call_id'."), "messages"));
@@ -470,7 +513,9 @@ mod tests {
         assert!(matches!(v.request.demands.output, Some(OutputConstraint::JsonSchema { strict: true, .. })));
         let Prompt::Chat(turns) = &v.request.prompt else { return Err(ApiError::invalid("not a chat", None)) };
         assert_eq!((turns[1].tool_calls[0].name.as_str(), turns[2].tool_call_id.as_deref()), ("f", Some("c1")));
-        let img = chat(r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:x"}}]}]}"#)?;
+        let img = chat(
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:x"}}]}]}"#,
+        )?;
         let Prompt::Chat(turns) = &img.request.prompt else { return Err(ApiError::invalid("not a chat", None)) };
         assert_eq!(turns[0].first_media(), Some(0));
         Ok(())

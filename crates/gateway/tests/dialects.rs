@@ -42,7 +42,10 @@ async fn a_whole_message_has_anthropic_s_shape_and_exact_usage() {
     let r = anthropic(&app, "/v1/messages", message(json!({})), Some("2023-06-01")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
-    assert_eq!((v["type"].as_str(), v["role"].as_str(), v["model"].as_str()), (Some("message"), Some("assistant"), Some(TINY)));
+    assert_eq!(
+        (v["type"].as_str(), v["role"].as_str(), v["model"].as_str()),
+        (Some("message"), Some("assistant"), Some(TINY))
+    );
     assert!(v["id"].as_str().unwrap().starts_with("msg_"));
     assert_eq!(v["content"][0]["type"], "text");
     assert!(["end_turn", "max_tokens"].contains(&v["stop_reason"].as_str().unwrap()), "{v}");
@@ -55,7 +58,9 @@ async fn a_whole_message_has_anthropic_s_shape_and_exact_usage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_message_uses_named_events_in_order() {
     let app = tiny_app(1 << 20);
-    let body = message(json!({"stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}));
+    let body = message(
+        json!({"stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+    );
     let r = anthropic(&app, "/v1/messages", body, Some("2023-06-01")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
@@ -64,7 +69,8 @@ async fn a_streamed_message_uses_named_events_in_order() {
     assert_eq!(names[names.len() - 3..], ["content_block_stop", "message_delta", "message_stop"], "{text}");
     assert!(names.contains(&"content_block_start") && names.contains(&"content_block_delta"), "{text}");
     assert!(!text.contains("[DONE]"), "Anthropic streams have no [DONE]");
-    let data: Vec<Value> = text.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect();
+    let data: Vec<Value> =
+        text.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect();
     for (name, d) in names.iter().zip(&data) {
         assert_eq!(d["type"], *name, "each event is named after its payload's type");
     }
@@ -76,7 +82,8 @@ async fn a_streamed_message_uses_named_events_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_errors_come_in_anthropic_s_shape() {
     let app = tiny_app(1 << 20);
-    let m = anthropic_error(&anthropic(&app, "/v1/messages", message(json!({})), None).await, 400, "invalid_request_error");
+    let m =
+        anthropic_error(&anthropic(&app, "/v1/messages", message(json!({})), None).await, 400, "invalid_request_error");
     assert!(m.contains("anthropic-version"), "{m}");
     for bad in ["2022-12-31", "latest"] {
         let r = anthropic(&app, "/v1/messages", message(json!({})), Some(bad)).await;
@@ -85,15 +92,27 @@ async fn anthropic_errors_come_in_anthropic_s_shape() {
     assert_eq!(anthropic(&app, "/v1/messages", message(json!({})), Some("2026-10-21")).await.status, 200);
     let mut no_max = message(json!({}));
     no_max.as_object_mut().unwrap().remove("max_tokens");
-    let m = anthropic_error(&anthropic(&app, "/v1/messages", no_max, Some("2023-06-01")).await, 400, "invalid_request_error");
+    let m = anthropic_error(
+        &anthropic(&app, "/v1/messages", no_max, Some("2023-06-01")).await,
+        400,
+        "invalid_request_error",
+    );
     assert!(m.contains("max_tokens"), "{m}");
     let r = anthropic(&app, "/v1/messages", message(json!({"model": "nope"})), Some("2023-06-01")).await;
     anthropic_error(&r, 404, "not_found_error");
     let r = anthropic(&app, "/v1/messages", message(json!({"temperature": 1.5})), Some("2023-06-01")).await;
     assert!(anthropic_error(&r, 400, "invalid_request_error").contains("temperature"));
-    let r = send_with(&app, "POST", "/v1/messages", Some(b"{not json".to_vec()), &[("anthropic-version", "2023-06-01")]).await;
+    let r =
+        send_with(&app, "POST", "/v1/messages", Some(b"{not json".to_vec()), &[("anthropic-version", "2023-06-01")])
+            .await;
     anthropic_error(&r, 400, "invalid_request_error");
-    let r = anthropic(&app, "/v1/messages", message(json!({"messages": [{"role": "system", "content": "x"}]})), Some("2023-06-01")).await;
+    let r = anthropic(
+        &app,
+        "/v1/messages",
+        message(json!({"messages": [{"role": "system", "content": "x"}]})),
+        Some("2023-06-01"),
+    )
+    .await;
     anthropic_error(&r, 400, "invalid_request_error");
 }
 

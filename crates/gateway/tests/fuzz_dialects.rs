@@ -88,7 +88,12 @@ fn parsers_and_validators_never_panic_and_reject_only_with_a_4xx() {
             d.name, t.inputs, t.accepted, t.rejected, t.panics, t.wall
         );
         // Both sides of the validator are reached, or the mutations are too weak (or too strong).
-        assert!(t.accepted * 50 > t.inputs && t.rejected_total() * 50 > t.inputs, "{}: {:?}", d.name, (t.accepted, &t.rejected));
+        assert!(
+            t.accepted * 50 > t.inputs && t.rejected_total() * 50 > t.inputs,
+            "{}: {:?}",
+            d.name,
+            (t.accepted, &t.rejected)
+        );
         failures.extend(t.failures);
     }
     assert!(failures.is_empty(), "{}", report(seed, &failures));
@@ -131,7 +136,10 @@ fn judge(shape: ErrorShape, r: &Reply) -> Option<String> {
     if r.status.is_success() {
         // A 200 stream must not end in an error event either.
         let is_sse = r.headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        return is_sse.then(|| r.sse_chunks().into_iter().find(|c| c.get("error").is_some())).flatten().map(|e| format!("error event in a 200 stream: {e}"));
+        return is_sse
+            .then(|| r.sse_chunks().into_iter().find(|c| c.get("error").is_some()))
+            .flatten()
+            .map(|e| format!("error event in a 200 stream: {e}"));
     }
     let Ok(v) = serde_json::from_slice::<Value>(&r.body) else {
         return Some(format!("{}: the error body is not JSON: {}", r.status, r.text()));
@@ -141,7 +149,9 @@ fn judge(shape: ErrorShape, r: &Reply) -> Option<String> {
             let e = &v["error"];
             e["message"].is_string() && e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some()
         }
-        ErrorShape::Anthropic => v["type"] == "error" && v["error"]["type"].is_string() && v["error"]["message"].is_string(),
+        ErrorShape::Anthropic => {
+            v["type"] == "error" && v["error"]["type"].is_string() && v["error"]["message"].is_string()
+        }
     };
     (!ok).then(|| format!("{}: not in the {shape:?} error shape: {v}", r.status))
 }
@@ -151,7 +161,8 @@ async fn through_the_router_no_5xx_and_every_error_in_the_dialect_s_shape() {
     let app = tiny_app(BODY_LIMIT);
     let seed = fuzz::seed_from_env();
     eprintln!("fuzz seed {seed} (replay: SWITCHYARD_FUZZ_SEED={seed})");
-    let count = std::env::var("SWITCHYARD_FUZZ_ROUTER_INPUTS").ok().and_then(|n| n.parse().ok()).unwrap_or(ROUTER_INPUTS);
+    let count =
+        std::env::var("SWITCHYARD_FUZZ_ROUTER_INPUTS").ok().and_then(|n| n.parse().ok()).unwrap_or(ROUTER_INPUTS);
     let time_limit = ROUTER_TIME * u32::try_from(count.div_ceil(1_000)).unwrap_or(u32::MAX);
     let mut failures = Vec::new();
     for d in fuzz::dialects() {
@@ -200,7 +211,10 @@ async fn max_tokens_near_u32_max_is_a_400() {
         ("openai-completions", br#"{"model":"tiny","prompt":"hi","max_tokens":4294967295}"#),
         // Found by the fuzzer (seed 1, 20,000 router inputs): no max_tokens, so it defaults to min_tokens.
         ("openai-completions", br#"{"model":"tiny","prompt":"def fib(n):","min_tokens":4294967295}"#),
-        ("anthropic-messages", br#"{"model":"tiny","max_tokens":4294967295,"messages":[{"role":"user","content":"hi"}]}"#),
+        (
+            "anthropic-messages",
+            br#"{"model":"tiny","max_tokens":4294967295,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
     ];
     for (name, body) in cases {
         let d = dialect(name);

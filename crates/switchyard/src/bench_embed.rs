@@ -95,7 +95,8 @@ pub fn run(args: &EmbeddingsBench) -> Result<()> {
     println!("| batching | clients | inputs/s (median of rounds) | p50 ms | p99 ms | forward passes per input |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for &c in &args.concurrency {
-        let mut results: Vec<(&str, Vec<f64>, Vec<Duration>, f64)> = vec![("on", vec![], vec![], 0.0), ("off", vec![], vec![], 0.0)];
+        let mut results: Vec<(&str, Vec<f64>, Vec<Duration>, f64)> =
+            vec![("on", vec![], vec![], 0.0), ("off", vec![], vec![], 0.0)];
         for _ in 0..args.rounds {
             for (setup, handle) in [(0, &on), (1, &off)] {
                 let before = handle.stats();
@@ -104,7 +105,8 @@ pub fn run(args: &EmbeddingsBench) -> Result<()> {
                 let r = &mut results[setup];
                 r.1.push(o.inputs as f64 / o.elapsed.as_secs_f64());
                 r.2.extend(o.latencies);
-                r.3 = (after.forward_passes - before.forward_passes) as f64 / (after.inputs - before.inputs).max(1) as f64;
+                r.3 = (after.forward_passes - before.forward_passes) as f64
+                    / (after.inputs - before.inputs).max(1) as f64;
             }
         }
         for (name, mut rates, mut lat, passes) in results {

@@ -275,7 +275,9 @@ async fn embeddings(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body
         .enumerate()
         .map(|(i, text)| {
             tokens += text.len().div_ceil(4) as u64;
-            let raw: Vec<f64> = (0..dims).map(|d| (text.bytes().map(u64::from).sum::<u64>() + d as u64 * 7) as f64 % 13.0 + 1.0).collect();
+            let raw: Vec<f64> = (0..dims)
+                .map(|d| (text.bytes().map(u64::from).sum::<u64>() + d as u64 * 7) as f64 % 13.0 + 1.0)
+                .collect();
             let norm = raw.iter().map(|x| x * x).sum::<f64>().sqrt();
             json!({"object": "embedding", "index": i, "embedding": raw.iter().map(|x| x / norm).collect::<Vec<_>>()})
         })

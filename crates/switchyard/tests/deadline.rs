@@ -19,7 +19,11 @@ async fn slow_answers_end_with_length_at_the_time_limit() {
     let slow = ["--tokens", "200", "--token-interval-ms", "40"];
     let s = setup_mocks(
         &[
-            MockBackend { name: "relayed", args: &slow, toml: "[[backends.models]]\nname = \"slow-relayed\"\nupstream = \"mock-small\"\n" },
+            MockBackend {
+                name: "relayed",
+                args: &slow,
+                toml: "[[backends.models]]\nname = \"slow-relayed\"\nupstream = \"mock-small\"\n",
+            },
             MockBackend {
                 name: "rendered",
                 args: &slow,
@@ -44,8 +48,10 @@ async fn slow_answers_end_with_length_at_the_time_limit() {
         assert!(took < Duration::from_millis(LIMIT_MS + 2000), "{model}: {took:?}");
         let data = r.sse_data();
         assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{model}: {data:?}");
-        let chunks: Vec<Value> = data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
-        let finish: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0].get("finish_reason")).filter(|f| !f.is_null()).collect();
+        let chunks: Vec<Value> =
+            data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
+        let finish: Vec<&Value> =
+            chunks.iter().filter_map(|c| c["choices"][0].get("finish_reason")).filter(|f| !f.is_null()).collect();
         assert_eq!(finish, [&json!("length")], "{model}: one final chunk with 'length'");
         let usage = &chunks.last().unwrap()["usage"];
         let generated = usage["completion_tokens"].as_u64().unwrap();

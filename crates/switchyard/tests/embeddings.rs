@@ -89,7 +89,12 @@ models = ["broken-embed", "minilm"]
     let r = http(gw.port, "POST", "/v1/chat/completions", &auth, Some(&chat.to_string())).await;
     assert_eq!(r.status, 400, "{}", r.body);
     // Without a key: 401; past the key's 5 requests a minute: 429.
-    assert_eq!(http(gw.port, "POST", "/v1/embeddings", &[], Some(&json!({"model": "minilm", "input": "x"}).to_string())).await.status, 401);
+    assert_eq!(
+        http(gw.port, "POST", "/v1/embeddings", &[], Some(&json!({"model": "minilm", "input": "x"}).to_string()))
+            .await
+            .status,
+        401
+    );
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(post(json!({"model": "minilm", "input": "x"})).await.status);

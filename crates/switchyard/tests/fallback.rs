@@ -178,7 +178,11 @@ async fn admin_backends_shows_models_and_circuits() {
     let models: Vec<&Value> =
         v["data"].as_array().unwrap().iter().flat_map(|b| b["models"].as_array().unwrap()).collect();
     let ok = models.iter().find(|m| m["id"] == "ok-model").unwrap();
-    assert_eq!(ok["capabilities"], json!(["chat", "completions", "streaming", "json_mode", "logprobs", "tools"]), "{ok}");
+    assert_eq!(
+        ok["capabilities"],
+        json!(["chat", "completions", "streaming", "json_mode", "logprobs", "tools"]),
+        "{ok}"
+    );
     assert_eq!((ok["health"]["circuit"].as_str(), ok["health"]["in_flight"].as_u64()), (Some("closed"), Some(0)));
     assert!(ok["health"]["latency_ms"].as_f64().is_some(), "{ok}");
     let claude = models.iter().find(|m| m["id"] == "claude-model").unwrap();

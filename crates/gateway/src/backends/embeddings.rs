@@ -50,11 +50,8 @@ impl EmbeddingBackend for OpenAiBackend {
         if c.dialect != Dialect::OpenAi {
             return Err(BackendError::invalid("the Messages API has no embeddings", Some("model")));
         }
-        let model = c
-            .models
-            .iter()
-            .find(|m| m.name == r.model)
-            .ok_or_else(|| BackendError::ModelNotFound(r.model.clone()))?;
+        let model =
+            c.models.iter().find(|m| m.name == r.model).ok_or_else(|| BackendError::ModelNotFound(r.model.clone()))?;
         let input: Vec<Value> = r
             .inputs
             .iter()
@@ -69,12 +66,15 @@ impl EmbeddingBackend for OpenAiBackend {
         }
         let estimate = self.count_tokens(&r)?;
         let answer = self.post_json("/embeddings", &body, &r.model, MAX_EMBEDDINGS_BODY).await?;
-        let v: Value = serde_json::from_slice(&answer).map_err(|e| self.unavailable(format!("unreadable answer: {e}")))?;
+        let v: Value =
+            serde_json::from_slice(&answer).map_err(|e| self.unavailable(format!("unreadable answer: {e}")))?;
         let data = v.get("data").and_then(Value::as_array).ok_or_else(|| self.unavailable("the answer has no data"))?;
         let mut vectors = vec![Vec::new(); r.inputs.len()];
         for (n, d) in data.iter().enumerate() {
             let index = d.get("index").and_then(Value::as_u64).map_or(n, |i| i as usize);
-            let Some(slot) = vectors.get_mut(index) else { return Err(self.unavailable("an embedding index out of range")) };
+            let Some(slot) = vectors.get_mut(index) else {
+                return Err(self.unavailable("an embedding index out of range"));
+            };
             *slot = d
                 .get("embedding")
                 .and_then(Value::as_array)
@@ -96,7 +96,13 @@ impl OpenAiBackend {
     /// POSTs a JSON body and reads a whole JSON answer (at most `limit`
     /// bytes) within the backend's timeouts; upstream errors map as for
     /// generations.
-    pub(super) async fn post_json(&self, path: &str, body: &Value, model: &str, limit: usize) -> Result<Bytes, BackendError> {
+    pub(super) async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        model: &str,
+        limit: usize,
+    ) -> Result<Bytes, BackendError> {
         let c = self.config();
         let t = c.timeouts;
         let deadline = tokio::time::Instant::now() + t.total;

@@ -16,8 +16,8 @@
 
 use super::config::{BackendConfig, Dialect, RemoteModel};
 use super::sse::SseLines;
-use axum::body::Bytes;
 use super::translate::{anthropic_body, request_body};
+use axum::body::Bytes;
 use backend_api::{
     estimate_prompt_tokens, Backend, BackendError, FinishReason, GeneratedToken, GenerationEvent, GenerationStream,
     ModelInfo, Prompt, TokenAlternative, ToolCallDelta, ValidatedRequest,
@@ -132,7 +132,11 @@ impl OpenAiBackend {
     /// The prompt and the tools offered with it (their JSON, as an estimate).
     fn count_request(&self, r: &ValidatedRequest) -> u32 {
         let tools = r.tools.as_ref().map_or(0, |t| {
-            let json: usize = t.defs.iter().map(|d| d.name.len() + d.description.as_ref().map_or(0, String::len) + d.parameters.to_string().len()).sum();
+            let json: usize = t
+                .defs
+                .iter()
+                .map(|d| d.name.len() + d.description.as_ref().map_or(0, String::len) + d.parameters.to_string().len())
+                .sum();
             json.div_ceil(4) as u32
         });
         self.count(&r.model, &r.prompt) + tools
@@ -147,7 +151,13 @@ impl OpenAiBackend {
     }
 
     /// Maps an upstream error response to ours, keeping its message.
-    pub(super) fn upstream_error(&self, status: u16, retry_after: Option<Duration>, body: &[u8], model: &str) -> BackendError {
+    pub(super) fn upstream_error(
+        &self,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &[u8],
+        model: &str,
+    ) -> BackendError {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let message = v
             .pointer("/error/message")
@@ -365,10 +375,13 @@ impl Reading {
                 let (prompt, cached) = (n("/message/usage/input_tokens"), n("/message/usage/cache_read_input_tokens"));
                 self.usage = Some((prompt.unwrap_or(self.estimate), 0, cached.unwrap_or(0)));
             }
-            Some("content_block_start") if v.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use") => {
+            Some("content_block_start")
+                if v.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use") =>
+            {
                 let index = self.tool_blocks.len() as u32;
                 self.tool_blocks.push((v.get("index").and_then(Value::as_u64).unwrap_or(0), index));
-                let field = |f: &str| v.pointer(&format!("/content_block/{f}")).and_then(Value::as_str).map(str::to_string);
+                let field =
+                    |f: &str| v.pointer(&format!("/content_block/{f}")).and_then(Value::as_str).map(str::to_string);
                 let delta = ToolCallDelta { index, id: field("id"), name: field("name"), arguments: String::new() };
                 self.pending.push_back(Ok(GenerationEvent::ToolCall(delta)));
             }
@@ -630,9 +643,13 @@ mod tests {
 
     #[test]
     fn tool_call_pieces_are_read_streamed_and_whole() {
-        let streamed = json!([{"index": 1, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\""}}]);
+        let streamed =
+            json!([{"index": 1, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\""}}]);
         let d = tool_call_deltas(&streamed);
-        assert_eq!((d[0].index, d[0].id.as_deref(), d[0].name.as_deref(), d[0].arguments.as_str()), (1, Some("call_1"), Some("f"), "{\"a\""));
+        assert_eq!(
+            (d[0].index, d[0].id.as_deref(), d[0].name.as_deref(), d[0].arguments.as_str()),
+            (1, Some("call_1"), Some("f"), "{\"a\"")
+        );
         let whole = json!([{"id": "a", "function": {"name": "f", "arguments": "{}"}}, {"id": "b", "function": {"name": "g", "arguments": "{}"}}]);
         assert_eq!(tool_call_deltas(&whole).iter().map(|d| d.index).collect::<Vec<_>>(), [0, 1]);
         assert_eq!(finish_reason("tool_calls"), FinishReason::ToolCalls);

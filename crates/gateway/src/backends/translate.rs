@@ -255,7 +255,12 @@ mod tests {
             logprobs: None,
             cache_salt: None,
             tools: Some(Tools {
-                defs: vec![ToolDef { name: "f".into(), description: None, parameters: json!({"type": "object"}), strict: false }],
+                defs: vec![ToolDef {
+                    name: "f".into(),
+                    description: None,
+                    parameters: json!({"type": "object"}),
+                    strict: false,
+                }],
                 choice: ToolChoice::Required,
                 parallel: false,
             }),

@@ -112,8 +112,13 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
                 None if dialect == Dialect::Anthropic => Capabilities::ANTHROPIC,
                 None => Capabilities::OPENAI,
             };
-            if dialect == Dialect::Anthropic && (capabilities.logprobs || capabilities.json_mode || capabilities.embeddings) {
-                return Err(invalid(&format!("{mp}.capabilities"), "the Messages API has no logprobs, JSON mode or embeddings"));
+            if dialect == Dialect::Anthropic
+                && (capabilities.logprobs || capabilities.json_mode || capabilities.embeddings)
+            {
+                return Err(invalid(
+                    &format!("{mp}.capabilities"),
+                    "the Messages API has no logprobs, JSON mode or embeddings",
+                ));
             }
             if m.max_output_tokens == Some(0) {
                 return Err(invalid(&format!("{mp}.max_output_tokens"), "must be at least 1"));

@@ -72,7 +72,9 @@ impl RawEmbeddings {
         s.truncate = match self.too_long.as_deref() {
             None | Some("refuse") => false,
             Some("truncate") => true,
-            Some(other) => return Err(invalid("embeddings.too_long", format!("'{other}' is not one of 'refuse', 'truncate'"))),
+            Some(other) => {
+                return Err(invalid("embeddings.too_long", format!("'{other}' is not one of 'refuse', 'truncate'")))
+            }
         };
         s.batching = self.batching.unwrap_or(true);
         if let Some(ms) = self.max_wait_ms {

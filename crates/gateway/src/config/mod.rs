@@ -330,7 +330,9 @@ mod tests {
     fn the_embedding_model_is_on_by_default_off_for_a_bare_gateway_and_configurable() -> Result<(), ConfigError> {
         assert!(Config::from_toml("")?.embedding.is_some_and(|e| !e.required));
         assert_eq!(Config::from_toml("models = []")?.embedding, None);
-        let e = Config::from_toml("models = []\n[embeddings]\nname = \"e\"\ntoo_long = \"truncate\"\nmax_wait_ms = 5\n")?.embedding;
+        let e =
+            Config::from_toml("models = []\n[embeddings]\nname = \"e\"\ntoo_long = \"truncate\"\nmax_wait_ms = 5\n")?
+                .embedding;
         assert!(e.is_some_and(|e| e.required && e.truncate && e.name == "e" && e.max_wait.as_millis() == 5));
         assert_eq!(Config::from_toml("[embeddings]\nenabled = false\n")?.embedding, None);
         assert!(Config::from_toml("[embeddings]\ntoo_long = \"cut\"\n").is_err());

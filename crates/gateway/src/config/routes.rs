@@ -115,8 +115,7 @@ fn cascade(
     judge_model: Option<String>,
     criteria: Option<String>,
 ) -> Result<CascadeConfig, ConfigError> {
-    let threshold =
-        threshold.ok_or_else(|| invalid(&format!("{path}.threshold"), "a cascade needs a threshold"))?;
+    let threshold = threshold.ok_or_else(|| invalid(&format!("{path}.threshold"), "a cascade needs a threshold"))?;
     if !threshold.is_finite() {
         return Err(invalid(&format!("{path}.threshold"), "must be a finite number"));
     }
@@ -140,10 +139,7 @@ fn cascade(
             Scorer::Judge { model, criteria: criteria.unwrap_or_else(|| DEFAULT_CRITERIA.into()) }
         }
         other => {
-            return Err(invalid(
-                &format!("{path}.scorer"),
-                format!("{other:?} is not one of \"logprob\", \"judge\""),
-            ))
+            return Err(invalid(&format!("{path}.scorer"), format!("{other:?} is not one of \"logprob\", \"judge\"")))
         }
     };
     Ok(CascadeConfig { scorer, threshold })

@@ -132,7 +132,8 @@ pub async fn count_tokens(
     let ctx = Ctx::new(state, principal, timing, rid.clone())?;
     let turns = turns(body.system.as_ref(), &body.messages)?;
     let tools = tools(body.tools.as_deref(), None)?;
-    let mut requests = vec![request(&rid, body.model, turns, tools, SamplingParams::default(), StopParams::default(), false)];
+    let mut requests =
+        vec![request(&rid, body.model, turns, tools, SamplingParams::default(), StopParams::default(), false)];
     let (model, backend) = ctx.state.lookup(&mut requests)?;
     if !ctx.principal.allows_model(&model) {
         return Err(ApiError::ModelNotAllowed(model).into());
@@ -208,7 +209,9 @@ fn system_text(system: &SystemPrompt) -> Result<String, ApiError> {
             for (i, b) in blocks.iter().enumerate() {
                 match (b.kind.as_str(), &b.text) {
                     ("text", Some(t)) => out.push(t.as_str()),
-                    _ => return Err(invalid(format!("system.{i}: only text blocks are allowed in the system prompt."))),
+                    _ => {
+                        return Err(invalid(format!("system.{i}: only text blocks are allowed in the system prompt.")))
+                    }
                 }
             }
             Ok(out.join("\n\n"))
@@ -231,9 +234,7 @@ fn turns(system: Option<&SystemPrompt>, messages: &[Message]) -> Result<Vec<Chat
         let role = match m.role.as_str() {
             "user" => Role::User,
             "assistant" => Role::Assistant,
-            other => {
-                return Err(invalid(format!("messages.{i}.role: '{other}' is not one of 'user', 'assistant'.")))
-            }
+            other => return Err(invalid(format!("messages.{i}.role: '{other}' is not one of 'user', 'assistant'."))),
         };
         let blocks = match &m.content {
             MessageContent::Text(t) => {
@@ -280,11 +281,9 @@ fn block(b: &Block, role: Role, turn: &mut ChatTurn, out: &mut Vec<ChatTurn>, at
             let text = match &b.content {
                 None => String::new(),
                 Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(parts)) => parts
-                    .iter()
-                    .filter_map(|p| p.get("text").and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                Some(Value::Array(parts)) => {
+                    parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+                }
                 Some(_) => return Err(invalid(format!("{at}.content: must be a string or text blocks."))),
             };
             let text = if b.is_error.unwrap_or(false) { format!("Error: {text}") } else { text };
@@ -321,7 +320,9 @@ fn tools(tools: Option<&[Tool]>, choice: Option<&protocol::anthropic::ToolChoice
                 ("tool", Some(n)) if defs.iter().any(|d| &d.name == n) => ToolChoice::Named(n.clone()),
                 ("tool", _) => return Err(invalid("tool_choice.name: must name one of the tools.".into())),
                 (other, _) => {
-                    return Err(invalid(format!("tool_choice.type: '{other}' is not one of 'auto', 'any', 'tool', 'none'.")))
+                    return Err(invalid(format!(
+                        "tool_choice.type: '{other}' is not one of 'auto', 'any', 'tool', 'none'."
+                    )))
                 }
             };
             (kind, !c.disable_parallel_tool_use)

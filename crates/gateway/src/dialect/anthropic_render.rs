@@ -169,18 +169,38 @@ mod tests {
         for e in [
             GenerationEvent::Started { prompt_tokens: 5, cached_tokens: 0, model: None, verbatim: false },
             GenerationEvent::Delta { text: "Let me check.".into(), tokens: Vec::new() },
-            GenerationEvent::ToolCall(ToolCallDelta { index: 0, id: Some("t1".into()), name: Some("f".into()), arguments: "{\"a\":".into() }),
+            GenerationEvent::ToolCall(ToolCallDelta {
+                index: 0,
+                id: Some("t1".into()),
+                name: Some("f".into()),
+                arguments: "{\"a\":".into(),
+            }),
             GenerationEvent::ToolCall(ToolCallDelta { index: 0, id: None, name: None, arguments: "1}".into() }),
-            GenerationEvent::Finished { reason: FinishReason::ToolCalls, prompt_tokens: 5, completion_tokens: 9, cached_tokens: 0 },
+            GenerationEvent::Finished {
+                reason: FinishReason::ToolCalls,
+                prompt_tokens: 5,
+                completion_tokens: 9,
+                cached_tokens: 0,
+            },
         ] {
             all.extend(r.render(0, e));
         }
         let types: Vec<&str> = all.iter().filter_map(|v| v["type"].as_str()).collect();
         assert_eq!(
             types,
-            ["message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop",
-             "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-             "message_delta", "message_stop"]
+            [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
         );
         assert_eq!(all[5]["content_block"]["type"], "tool_use");
         assert_eq!(all[5]["index"], 1);

@@ -61,10 +61,7 @@ pub fn validate_embeddings(
         None | Some("float") => Encoding::Float,
         Some("base64") => Encoding::Base64,
         Some(other) => {
-            return Err(ApiError::invalid(
-                format!("'{other}' is not one of 'float', 'base64'."),
-                "encoding_format",
-            ))
+            return Err(ApiError::invalid(format!("'{other}' is not one of 'float', 'base64'."), "encoding_format"))
         }
     };
     let dimensions = match req.dimensions {

@@ -18,8 +18,8 @@ use axum::Json;
 use backend_api::{GeneratedToken, GenerationEvent, ToolCall, ToolCallDelta};
 use protocol::{
     AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
-    ChatDelta, ChoiceLogprobs, FunctionCall, FunctionCallChunk, TokenLogprob, ToolCallChunk, ToolCallSpec,
-    TopLogprob, Usage,
+    ChatDelta, ChoiceLogprobs, FunctionCall, FunctionCallChunk, TokenLogprob, ToolCallChunk, ToolCallSpec, TopLogprob,
+    Usage,
 };
 use std::sync::Arc;
 
@@ -52,7 +52,8 @@ pub async fn chat_completions(
         answer.decorate(&mut resp);
         return Ok(resp);
     }
-    let stream = std::mem::take(&mut answer.streams).into_iter().next().ok_or_else(|| ApiError::Internal("no stream".into()))?;
+    let stream =
+        std::mem::take(&mut answer.streams).into_iter().next().ok_or_else(|| ApiError::Internal("no stream".into()))?;
     let done = collect(stream).await?;
     let completion = ChatCompletion {
         id,
@@ -148,7 +149,8 @@ impl ChunkRenderer for ChatChunks {
                 if let Some(m) = model {
                     self.model = m;
                 }
-                let delta = ChatDelta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
+                let delta =
+                    ChatDelta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
                 vec![self.chunk(delta, None, None)]
             }
             GenerationEvent::Delta { text, tokens } => {

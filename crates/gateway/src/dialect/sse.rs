@@ -149,8 +149,9 @@ pub fn sse_response<R: ChunkRenderer>(choices: Vec<GenerationStream>, renderer: 
             }
             None => {
                 st.done = true;
-                let cut = (st.open_choices > 0)
-                    .then(|| ApiError::Internal("the backend ended the stream without finishing the generation".into()));
+                let cut = (st.open_choices > 0).then(|| {
+                    ApiError::Internal("the backend ended the stream without finishing the generation".into())
+                });
                 st.ending(cut)
             }
         };

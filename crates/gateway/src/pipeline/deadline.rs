@@ -63,7 +63,10 @@ pub fn limit(stream: GenerationStream, at: Instant) -> GenerationStream {
                 s.inner = None;
                 let event = match s.started {
                     Some((prompt, cached)) => {
-                        tracing::info!(generated = s.generated, "request reached its time limit: answer ends with 'length'");
+                        tracing::info!(
+                            generated = s.generated,
+                            "request reached its time limit: answer ends with 'length'"
+                        );
                         Ok(GenerationEvent::Finished {
                             reason: FinishReason::Length,
                             prompt_tokens: prompt,

@@ -23,10 +23,7 @@ pub async fn run(mut ctx: Ctx, mut request: EmbedRequest, dimensions: Option<u32
     let (model, backend) = match ctx.state.embedder(&request.model) {
         Some(found) => found,
         None if ctx.state.backend_for(ctx.state.resolve(&request.model)).is_some() => {
-            return Err(ApiError::invalid(
-                format!("The model '{}' does not serve embeddings.", request.model),
-                "model",
-            ))
+            return Err(ApiError::invalid(format!("The model '{}' does not serve embeddings.", request.model), "model"))
         }
         None => return Err(ApiError::ModelNotFound(request.model)),
     };
@@ -40,7 +37,9 @@ pub async fn run(mut ctx: Ctx, mut request: EmbedRequest, dimensions: Option<u32
     if let (Some(asked), Some(has)) = (dimensions, backend.dimensions(&model)) {
         if asked != has {
             return Err(ApiError::invalid(
-                format!("The model '{model}' makes vectors of {has} dimensions; 'dimensions' = {asked} cannot be served."),
+                format!(
+                    "The model '{model}' makes vectors of {has} dimensions; 'dimensions' = {asked} cannot be served."
+                ),
                 "dimensions",
             ));
         }

@@ -3,8 +3,8 @@
 //! in the answer to its creation; the store keeps only its SHA-256.
 
 use crate::dialect::collect::unix_now;
-use crate::error::ApiError;
 use crate::dialect::extract::OpenAiJson;
+use crate::error::ApiError;
 use crate::policy::keys::{generate_key, hash_key, hint_of, CacheIsolation, KeyRecord};
 use crate::policy::limits::{budget_period, nanos_to_usd, spend_counter, Limits, Scope};
 use crate::state::AppState;

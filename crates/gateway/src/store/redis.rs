@@ -199,10 +199,8 @@ impl Redis {
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1);
-        let made = self
-            .connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await;
+        let made =
+            self.connection.get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config)).await;
         made.cloned().map_err(store_error)
     }
 

@@ -155,7 +155,8 @@ pub fn parse_seed(s: &str) -> Option<u64> {
 /// A dialect's own stream of inputs: adding a dialect leaves the others'
 /// inputs for a given seed unchanged.
 pub fn inputs_for(d: &Dialect, seed: u64, seeds: Vec<Value>) -> Inputs {
-    let name_hash = d.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let name_hash =
+        d.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     Inputs::new(seed ^ name_hash, seeds, donors())
 }
 

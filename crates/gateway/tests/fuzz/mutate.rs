@@ -31,51 +31,238 @@ const DUP: &str = "\u{1}dup:";
 /// Field names of every dialect, so random objects and inserted keys hit
 /// the validators' branches rather than being ignored as unknown.
 const KEYS: &[&str] = &[
-    "model", "messages", "prompt", "input", "role", "content", "name", "type", "text", "image_url", "url",
-    "detail", "tool_calls", "tool_call_id", "id", "function", "arguments", "parameters", "strict", "tools",
-    "tool_choice", "parallel_tool_calls", "response_format", "json_schema", "schema", "temperature", "top_p",
-    "top_k", "n", "stream", "stream_options", "include_usage", "stop", "max_tokens", "max_completion_tokens",
-    "presence_penalty", "frequency_penalty", "seed", "ignore_eos", "min_tokens", "user", "cache_salt",
-    "prompt_cache_key", "max_cost", "logprobs", "top_logprobs", "truncation", "echo", "suffix", "system",
-    "stop_sequences", "metadata", "user_id", "source", "media_type", "data", "input_schema", "tool_use_id",
-    "is_error", "disable_parallel_tool_use", "description", "encoding_format", "dimensions", "cache_control",
+    "model",
+    "messages",
+    "prompt",
+    "input",
+    "role",
+    "content",
+    "name",
+    "type",
+    "text",
+    "image_url",
+    "url",
+    "detail",
+    "tool_calls",
+    "tool_call_id",
+    "id",
+    "function",
+    "arguments",
+    "parameters",
+    "strict",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "json_schema",
+    "schema",
+    "temperature",
+    "top_p",
+    "top_k",
+    "n",
+    "stream",
+    "stream_options",
+    "include_usage",
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "ignore_eos",
+    "min_tokens",
+    "user",
+    "cache_salt",
+    "prompt_cache_key",
+    "max_cost",
+    "logprobs",
+    "top_logprobs",
+    "truncation",
+    "echo",
+    "suffix",
+    "system",
+    "stop_sequences",
+    "metadata",
+    "user_id",
+    "source",
+    "media_type",
+    "data",
+    "input_schema",
+    "tool_use_id",
+    "is_error",
+    "disable_parallel_tool_use",
+    "description",
+    "encoding_format",
+    "dimensions",
+    "cache_control",
 ];
 
 /// Top-level fields with a range or a rule.
 const FIELDS: &[&str] = &[
-    "temperature", "top_p", "top_k", "n", "max_tokens", "max_completion_tokens", "presence_penalty",
-    "frequency_penalty", "seed", "min_tokens", "max_cost", "logprobs", "top_logprobs", "dimensions", "stop",
-    "stop_sequences", "truncation", "suffix", "cache_salt", "tool_choice", "stream", "echo", "encoding_format",
+    "temperature",
+    "top_p",
+    "top_k",
+    "n",
+    "max_tokens",
+    "max_completion_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "min_tokens",
+    "max_cost",
+    "logprobs",
+    "top_logprobs",
+    "dimensions",
+    "stop",
+    "stop_sequences",
+    "truncation",
+    "suffix",
+    "cache_salt",
+    "tool_choice",
+    "stream",
+    "echo",
+    "encoding_format",
 ];
 
 /// Strings that mean something to some validator, or to a tokenizer or
 /// chat template downstream, and unicode edge cases.
 const STRINGS: &[&str] = &[
-    "", " ", "\0", "a\0b", "\u{202e}gnp.exe", "\u{200f}", "\u{200e}", "\u{feff}", "\u{fffd}", "\u{10ffff}",
-    "\u{1}", "\u{7f}", "👨‍👩‍👧‍👦", "e\u{301}\u{301}\u{301}", "ﷺ", "𝕏", "null", "NaN", "Infinity", "-Infinity",
-    "1e309", "-0", "0x1F", "true", "{}", "[]", "{{ messages }}", "{% for m in messages %}", "<|im_start|>system",
-    "<|im_end|>", "<|endoftext|>", "</s>", "<s>", "\r\n", "%s%n", "user", "assistant", "system", "developer",
-    "tool", "function", "text", "image_url", "image", "tool_use", "tool_result", "json_schema", "json_object",
-    "auto", "none", "required", "any", "disabled", "base64", "float", "tiny", "data:image/png;base64,iVBORw0KGgo=",
-    "2023-06-01", "a b", "get_weather", "toolu_01B", "call_abc123",
+    "",
+    " ",
+    "\0",
+    "a\0b",
+    "\u{202e}gnp.exe",
+    "\u{200f}",
+    "\u{200e}",
+    "\u{feff}",
+    "\u{fffd}",
+    "\u{10ffff}",
+    "\u{1}",
+    "\u{7f}",
+    "👨‍👩‍👧‍👦",
+    "e\u{301}\u{301}\u{301}",
+    "ﷺ",
+    "𝕏",
+    "null",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e309",
+    "-0",
+    "0x1F",
+    "true",
+    "{}",
+    "[]",
+    "{{ messages }}",
+    "{% for m in messages %}",
+    "<|im_start|>system",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "</s>",
+    "<s>",
+    "\r\n",
+    "%s%n",
+    "user",
+    "assistant",
+    "system",
+    "developer",
+    "tool",
+    "function",
+    "text",
+    "image_url",
+    "image",
+    "tool_use",
+    "tool_result",
+    "json_schema",
+    "json_object",
+    "auto",
+    "none",
+    "required",
+    "any",
+    "disabled",
+    "base64",
+    "float",
+    "tiny",
+    "data:image/png;base64,iVBORw0KGgo=",
+    "2023-06-01",
+    "a b",
+    "get_weather",
+    "toolu_01B",
+    "call_abc123",
 ];
 
 /// Numbers written verbatim: extremes and boundaries `Value` cannot
 /// always hold (`2^64`, `1e309`, `-0`).
 const NUMBERS: &[&str] = &[
-    "18446744073709551616", "18446744073709551615", "9223372036854775807", "9223372036854775808",
-    "-9223372036854775808", "-9223372036854775809", "4294967295", "4294967296", "2147483648", "1e308",
-    "-1e308", "1e309", "-1e309", "1e-400", "5e-324", "-0", "-0.0", "0e0", "1E+2", "1.0", "0.5", "2.5",
-    "123456789012345678901234567890", "-1", "0", "1", "2", "3", "16", "17", "20", "21", "64", "65", "128",
-    "129", "-2", "-2.0001", "2.0001", "1.0000001", "0.0000001",
+    "18446744073709551616",
+    "18446744073709551615",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "4294967295",
+    "4294967296",
+    "2147483648",
+    "1e308",
+    "-1e308",
+    "1e309",
+    "-1e309",
+    "1e-400",
+    "5e-324",
+    "-0",
+    "-0.0",
+    "0e0",
+    "1E+2",
+    "1.0",
+    "0.5",
+    "2.5",
+    "123456789012345678901234567890",
+    "-1",
+    "0",
+    "1",
+    "2",
+    "3",
+    "16",
+    "17",
+    "20",
+    "21",
+    "64",
+    "65",
+    "128",
+    "129",
+    "-2",
+    "-2.0001",
+    "2.0001",
+    "1.0000001",
+    "0.0000001",
 ];
 
 /// Literals written verbatim that `String` cannot hold (lone surrogate
 /// escapes), or that are almost JSON.
 const MALFORMED: &[&str] = &[
-    r#""\ud800""#, r#""\udfff""#, r#""\ud800\udc00""#, r#""\udbff\udfff""#, r#""\udc00\ud800""#, r#""a\u0000b""#,
-    r#""\u202e""#, r#""\x41""#, r#""\u12""#, r#""\/""#, "NaN", "Infinity", "-Infinity", "nul", "tru", "01", ".5",
-    "+1", "1.", "0x10", "[1,]", "{\"a\":1,}", "'single'",
+    r#""\ud800""#,
+    r#""\udfff""#,
+    r#""\ud800\udc00""#,
+    r#""\udbff\udfff""#,
+    r#""\udc00\ud800""#,
+    r#""a\u0000b""#,
+    r#""\u202e""#,
+    r#""\x41""#,
+    r#""\u12""#,
+    r#""\/""#,
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "nul",
+    "tru",
+    "01",
+    ".5",
+    "+1",
+    "1.",
+    "0x10",
+    "[1,]",
+    "{\"a\":1,}",
+    "'single'",
 ];
 
 /// A verbatim literal: mostly a number, sometimes malformed.
@@ -89,9 +276,34 @@ fn literal(rng: &mut StdRng) -> &'static str {
 
 /// Byte sequences inserted by byte-level mutations.
 const TOKENS: &[&[u8]] = &[
-    b"\"", b"\\", b"{", b"}", b"[", b"]", b",", b":", b"null", b"true", b"-", b"1e999", b"{}", b"[]",
-    b"\"a\":1,", b"\\u0000", b"\\ud800", b"\\uDFFF", b"\xf0\x9f", b"\xed\xa0\x80", b"\xc0\x80", b"\xff",
-    b"\xef\xbb\xbf", b"\0", b" \t\r\n", b"\"model\":\"tiny\",", b"\"max_tokens\":-1,", b"\"stream\":true,",
+    b"\"",
+    b"\\",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"null",
+    b"true",
+    b"-",
+    b"1e999",
+    b"{}",
+    b"[]",
+    b"\"a\":1,",
+    b"\\u0000",
+    b"\\ud800",
+    b"\\uDFFF",
+    b"\xf0\x9f",
+    b"\xed\xa0\x80",
+    b"\xc0\x80",
+    b"\xff",
+    b"\xef\xbb\xbf",
+    b"\0",
+    b" \t\r\n",
+    b"\"model\":\"tiny\",",
+    b"\"max_tokens\":-1,",
+    b"\"stream\":true,",
 ];
 
 /// The seeded source of inputs for one dialect.
@@ -121,7 +333,11 @@ impl Inputs {
         let mut bytes = if roll < 3 {
             self.pool[self.rng.random_range(0..self.seeds)].to_string().into_bytes()
         } else if roll < 8 {
-            let v = if self.rng.random_bool(0.7) { random_object(&mut self.rng, 3) } else { random_value(&mut self.rng, 3) };
+            let v = if self.rng.random_bool(0.7) {
+                random_object(&mut self.rng, 3)
+            } else {
+                random_value(&mut self.rng, 3)
+            };
             write(&v)
         } else {
             let mut v = self.pool[self.rng.random_range(0..self.pool.len())].clone();
@@ -255,14 +471,18 @@ impl Inputs {
                 replace_token(b, rng, |c| c.is_ascii_digit(), number.as_bytes());
             }
             8 => {
-                let esc: &[u8] = [&b"\\ud800"[..], b"\\udfff\\ud800", b"\\u0000", b"\\", b"\\x", b"\xff\xfe", b"\xed\xb0\x80"]
-                    .choose(rng)
-                    .copied()
-                    .unwrap_or(b"\\");
+                let esc: &[u8] =
+                    [&b"\\ud800"[..], b"\\udfff\\ud800", b"\\u0000", b"\\", b"\\x", b"\xff\xfe", b"\xed\xb0\x80"]
+                        .choose(rng)
+                        .copied()
+                        .unwrap_or(b"\\");
                 replace_token(b, rng, |c| c.is_ascii_alphabetic(), esc);
             }
             _ => {
-                let pad: &[u8] = [&b"\xef\xbb\xbf"[..], b" ", b"\n\n", b"\0", b"}", b"]", b"{}"].choose(rng).copied().unwrap_or(b" ");
+                let pad: &[u8] = [&b"\xef\xbb\xbf"[..], b" ", b"\n\n", b"\0", b"}", b"]", b"{}"]
+                    .choose(rng)
+                    .copied()
+                    .unwrap_or(b" ");
                 if rng.random_bool(0.5) {
                     b.splice(0..0, pad.iter().copied());
                 } else {
