@@ -65,8 +65,10 @@ pub enum GenerationEvent {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
-    /// End-of-sequence token or a stop string.
+    /// End-of-sequence token (or a stop string, when the backend does not say which).
     Stop,
+    /// A stop string of the request matched: its index in `StopParams::stop`.
+    StopString(u8),
     /// `max_tokens` reached, the context window is full, or the request's
     /// time ran out.
     Length,
@@ -79,7 +81,7 @@ pub enum FinishReason {
 impl FinishReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            FinishReason::Stop => "stop",
+            FinishReason::Stop | FinishReason::StopString(_) => "stop",
             FinishReason::Length => "length",
             FinishReason::ToolCalls => "tool_calls",
             FinishReason::ContentFilter => "content_filter",

@@ -240,9 +240,9 @@ impl Sequence {
         let text = self.decoder.push(&bytes);
         let active = self.n_generated as u32 >= self.req.stop.min_tokens;
         match self.stopper.push(&text, active) {
-            StopOutcome::Stopped(t) => {
+            StopOutcome::Stopped(t, i) => {
                 self.emit(t);
-                self.finish(FinishReason::Stop);
+                self.finish(FinishReason::StopString(stop_index(i)));
             }
             StopOutcome::Continue(t) => {
                 if !t.is_empty() {
@@ -266,7 +266,7 @@ impl Sequence {
         // Release whatever partial text was held back, unless it completes a stop string.
         let tail = self.decoder.finish();
         let (text, reason) = match self.stopper.push(&tail, true) {
-            StopOutcome::Stopped(t) => (t, FinishReason::Stop),
+            StopOutcome::Stopped(t, i) => (t, FinishReason::StopString(stop_index(i))),
             StopOutcome::Continue(mut t) => {
                 t.push_str(&self.stopper.finish());
                 (t, reason)
@@ -281,4 +281,9 @@ impl Sequence {
         }));
         self.finished = true;
     }
+}
+
+/// A stop string's index as the event carries it (requests have at most 16).
+fn stop_index(i: usize) -> u8 {
+    u8::try_from(i).unwrap_or(u8::MAX)
 }

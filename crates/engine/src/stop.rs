@@ -3,20 +3,23 @@
 //! it is known not to be; the stop string itself is never returned.
 
 pub struct StopMatcher {
-    stops: Vec<String>,
+    /// Each stop string with its index in the request's list.
+    stops: Vec<(usize, String)>,
     held: String,
 }
 
 pub enum StopOutcome {
     /// Text safe to release now (may be empty).
     Continue(String),
-    /// A stop string matched: release this text, then finish.
-    Stopped(String),
+    /// A stop string matched (its index in the request's list): release
+    /// this text, then finish.
+    Stopped(String, usize),
 }
 
 impl StopMatcher {
     pub fn new(stops: Vec<String>) -> Self {
-        StopMatcher { stops: stops.into_iter().filter(|s| !s.is_empty()).collect(), held: String::new() }
+        let stops = stops.into_iter().enumerate().filter(|(_, s)| !s.is_empty()).collect();
+        StopMatcher { stops, held: String::new() }
     }
 
     /// Feeds new text. With `active == false` (before `min_tokens`) stop
@@ -26,14 +29,15 @@ impl StopMatcher {
         if self.stops.is_empty() || !active {
             return StopOutcome::Continue(std::mem::take(&mut self.held));
         }
-        let earliest = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min();
-        if let Some(pos) = earliest {
+        // The earliest match wins; at one position, the first listed.
+        let earliest = self.stops.iter().filter_map(|(i, s)| Some((self.held.find(s.as_str())?, *i))).min();
+        if let Some((pos, index)) = earliest {
             let out = self.held[..pos].to_string();
             self.held.clear();
-            return StopOutcome::Stopped(out);
+            return StopOutcome::Stopped(out, index);
         }
         // Hold the longest suffix that is a proper prefix of some stop string.
-        let keep = self.stops.iter().map(|s| longest_suffix_prefix(&self.held, s)).max().unwrap_or(0);
+        let keep = self.stops.iter().map(|(_, s)| longest_suffix_prefix(&self.held, s)).max().unwrap_or(0);
         let cut = self.held.len() - keep;
         let out = self.held[..cut].to_string();
         self.held.drain(..cut);
@@ -60,19 +64,30 @@ mod tests {
     use super::*;
 
     fn run(stops: &[&str], pieces: &[&str]) -> (String, bool) {
+        let (out, index) = run_index(stops, pieces);
+        (out, index.is_some())
+    }
+
+    fn run_index(stops: &[&str], pieces: &[&str]) -> (String, Option<usize>) {
         let mut m = StopMatcher::new(stops.iter().map(|s| s.to_string()).collect());
         let mut out = String::new();
         for p in pieces {
             match m.push(p, true) {
                 StopOutcome::Continue(t) => out.push_str(&t),
-                StopOutcome::Stopped(t) => {
+                StopOutcome::Stopped(t, i) => {
                     out.push_str(&t);
-                    return (out, true);
+                    return (out, Some(i));
                 }
             }
         }
         out.push_str(&m.finish());
-        (out, false)
+        (out, None)
+    }
+
+    #[test]
+    fn the_matched_stop_is_named_by_its_index_in_the_request() {
+        assert_eq!(run_index(&["", "zz", "b", "a"], &["xxab"]), ("xx".to_string(), Some(3)));
+        assert_eq!(run_index(&["ab", "a"], &["xab"]).1, Some(0), "same position: the first listed");
     }
 
     #[test]

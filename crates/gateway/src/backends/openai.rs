@@ -344,6 +344,8 @@ struct Reading {
     dialect: Dialect,
     /// Anthropic: content block index → the tool call it carries (its index among the calls).
     tool_blocks: Vec<(u64, u32)>,
+    /// The request's stop strings.
+    stops: Vec<String>,
 }
 
 impl Reading {
@@ -401,7 +403,13 @@ impl Reading {
             }
             Some("message_delta") => {
                 if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    self.finish = Some(finish_reason(r));
+                    // Which of the request's stop strings matched, when the API says.
+                    let sequence = v.pointer("/delta/stop_sequence").and_then(Value::as_str);
+                    let index = sequence.and_then(|q| self.stops.iter().position(|s| s == q));
+                    self.finish = Some(match (r, index.and_then(|i| u8::try_from(i).ok())) {
+                        ("stop_sequence", Some(i)) => FinishReason::StopString(i),
+                        _ => finish_reason(r),
+                    });
                 }
                 if let (Some(out), Some(u)) = (n("/usage/output_tokens"), self.usage.as_mut()) {
                     u.1 = out;
@@ -576,6 +584,7 @@ impl Backend for OpenAiBackend {
             backend: self.config.name.clone(),
             dialect: self.config.dialect,
             tool_blocks: Vec::new(),
+            stops: request.stop.stop.clone(),
         };
         // The exact prompt size comes with the usage at the end.
         reading.pending.push_back(Ok(GenerationEvent::Started {

@@ -104,10 +104,11 @@ pub async fn messages(
     ctx.end_user = body.metadata.as_ref().and_then(|m| m.user_id.clone()).filter(|u| !u.is_empty());
     let stream = body.stream;
     let request = validate_messages(body, &rid)?;
+    let stops = request.stop.stop.clone();
     let mut answer = pipeline::run(ctx, Call::new(vec![request])).await?;
     let id = format!("msg_{rid}");
     if stream {
-        let renderer = MessageEvents::new(id, answer.model.clone());
+        let renderer = MessageEvents::new(id, answer.model.clone(), stops);
         // Upstream OpenAI chunks are never relayed to this dialect.
         let mut resp = sse_response(std::mem::take(&mut answer.streams), renderer, false);
         answer.decorate(&mut resp);
@@ -115,7 +116,7 @@ pub async fn messages(
     }
     let stream = std::mem::take(&mut answer.streams).into_iter().next();
     let done = collect(stream.ok_or_else(|| ApiError::Internal("no stream".into()))?).await?;
-    let mut resp = Json(whole_message(id, answer.answering_model(), done)).into_response();
+    let mut resp = Json(whole_message(id, answer.answering_model(), done, &stops)).into_response();
     answer.decorate(&mut resp);
     Ok(resp)
 }

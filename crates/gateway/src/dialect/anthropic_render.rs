@@ -11,12 +11,18 @@ use backend_api::{FinishReason, GenerationEvent};
 use protocol::anthropic::{ErrorResponse, MessageResponse, MessageUsage};
 use serde_json::{json, Value};
 
-fn stop_reason(r: FinishReason) -> &'static str {
+/// Anthropic's `stop_reason` and `stop_sequence` for a finish reason; the
+/// request's stop strings name the one that matched.
+fn stop_reason(r: FinishReason, stops: &[String]) -> (&'static str, Option<String>) {
     match r {
-        FinishReason::Stop => "end_turn",
-        FinishReason::Length => "max_tokens",
-        FinishReason::ToolCalls => "tool_use",
-        FinishReason::ContentFilter => "refusal",
+        FinishReason::Stop => ("end_turn", None),
+        FinishReason::StopString(i) => match stops.get(usize::from(i)) {
+            Some(s) => ("stop_sequence", Some(s.clone())),
+            None => ("end_turn", None),
+        },
+        FinishReason::Length => ("max_tokens", None),
+        FinishReason::ToolCalls => ("tool_use", None),
+        FinishReason::ContentFilter => ("refusal", None),
     }
 }
 
@@ -28,7 +34,7 @@ fn tool_input(arguments: &str) -> Value {
     serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_string()))
 }
 
-pub fn whole_message(id: String, model: String, done: Collected) -> MessageResponse {
+pub fn whole_message(id: String, model: String, done: Collected, stops: &[String]) -> MessageResponse {
     let mut content = Vec::new();
     if !done.text.is_empty() || done.tool_calls.is_empty() {
         content.push(json!({"type": "text", "text": done.text}));
@@ -36,14 +42,15 @@ pub fn whole_message(id: String, model: String, done: Collected) -> MessageRespo
     for c in &done.tool_calls {
         content.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(&c.arguments)}));
     }
+    let (reason, stop_sequence) = stop_reason(done.finish_reason.unwrap_or(FinishReason::Stop), stops);
     MessageResponse {
         id,
         kind: "message".into(),
         role: "assistant".into(),
         model,
         content,
-        stop_reason: Some(stop_reason(done.finish_reason.unwrap_or(FinishReason::Stop)).into()),
-        stop_sequence: None,
+        stop_reason: Some(reason.into()),
+        stop_sequence,
         usage: MessageUsage {
             input_tokens: done.usage.prompt_tokens,
             output_tokens: done.usage.completion_tokens,
@@ -65,14 +72,16 @@ enum Open {
 pub struct MessageEvents {
     id: String,
     model: String,
+    /// The request's stop strings (to name the one that matched).
+    stops: Vec<String>,
     /// Index of the open (or next) content block.
     block: u32,
     open: Open,
 }
 
 impl MessageEvents {
-    pub fn new(id: String, model: String) -> Self {
-        MessageEvents { id, model, block: 0, open: Open::None }
+    pub fn new(id: String, model: String, stops: Vec<String>) -> Self {
+        MessageEvents { id, model, stops, block: 0, open: Open::None }
     }
 
     /// Closes the open block, if any.
@@ -129,8 +138,9 @@ impl ChunkRenderer for MessageEvents {
             }
             GenerationEvent::Finished { reason, completion_tokens, .. } => {
                 self.close(&mut out);
+                let (reason, sequence) = stop_reason(reason, &self.stops);
                 out.push(json!({"type": "message_delta",
-                                "delta": {"stop_reason": stop_reason(reason), "stop_sequence": null},
+                                "delta": {"stop_reason": reason, "stop_sequence": sequence},
                                 "usage": {"output_tokens": completion_tokens}}));
                 out.push(json!({"type": "message_stop"}));
             }
@@ -164,7 +174,7 @@ mod tests {
 
     #[test]
     fn text_then_a_tool_call_make_two_blocks_and_close_both() {
-        let mut r = MessageEvents::new("msg_1".into(), "m".into());
+        let mut r = MessageEvents::new("msg_1".into(), "m".into(), Vec::new());
         let mut all = Vec::new();
         for e in [
             GenerationEvent::Started { prompt_tokens: 5, cached_tokens: 0, model: None, verbatim: false },
@@ -206,5 +216,29 @@ mod tests {
         assert_eq!(all[5]["index"], 1);
         assert_eq!(all[9]["delta"]["stop_reason"], "tool_use");
         assert_eq!(all[9]["usage"]["output_tokens"], 9);
+    }
+
+    #[test]
+    fn a_matched_stop_string_is_named() {
+        let stops = vec!["\n\n".to_string(), "END".to_string()];
+        let mut r = MessageEvents::new("msg_1".into(), "m".into(), stops.clone());
+        let done = GenerationEvent::Finished {
+            reason: FinishReason::StopString(1),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            cached_tokens: 0,
+        };
+        let out = r.render(0, done);
+        assert_eq!(out[0]["delta"], json!({"stop_reason": "stop_sequence", "stop_sequence": "END"}));
+        let whole = whole_message(
+            "m".into(),
+            "m".into(),
+            Collected { finish_reason: Some(FinishReason::StopString(0)), ..Default::default() },
+            &stops,
+        );
+        assert_eq!(
+            (whole.stop_reason.as_deref(), whole.stop_sequence.as_deref()),
+            (Some("stop_sequence"), Some("\n\n"))
+        );
     }
 }
