@@ -13,15 +13,11 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// The caller's error in the shape its endpoint's clients read.
-fn refuse(path: &str, e: ApiError) -> Response {
-    ErrorShape::for_path(path).respond(e)
-}
-
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let policy = state.policy().clone();
-    let path = req.uri().path().to_string();
-    let path = path.as_str();
+    // Errors in the shape the endpoint's clients read.
+    let shape = ErrorShape::for_path(req.uri().path());
+    let path = req.uri().path();
     if policy.settings.public_routes.iter().any(|p| p == path) {
         return next.run(req).await;
     }
@@ -47,18 +43,18 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY' (or 'x-api-key: YOUR_KEY')."
                 .into(),
         );
-        return refuse(path, e);
+        return shape.respond(e);
     };
     match policy.authenticate(key).await {
         Ok(record) => {
             req.extensions_mut().insert(Principal::Key(record));
             next.run(req).await
         }
-        Err(KeyRejection::Unknown) => refuse(path, ApiError::Unauthorized("Incorrect API key provided.".into())),
-        Err(KeyRejection::Revoked) => refuse(path, ApiError::Unauthorized("This API key has been revoked.".into())),
+        Err(KeyRejection::Unknown) => shape.respond(ApiError::Unauthorized("Incorrect API key provided.".into())),
+        Err(KeyRejection::Revoked) => shape.respond(ApiError::Unauthorized("This API key has been revoked.".into())),
         Err(KeyRejection::Store(e)) => {
             tracing::error!(error = %e, "cannot check an API key");
-            refuse(path, ApiError::Unavailable("API keys cannot be checked right now; try again shortly.".into()))
+            shape.respond(ApiError::Unavailable("API keys cannot be checked right now; try again shortly.".into()))
         }
     }
 }
