@@ -126,7 +126,8 @@ impl Answer {
     }
 }
 
-fn format_usd(nanos: u64) -> String {
+/// A cost in nano-dollars as the cost header writes it.
+pub(super) fn format_usd(nanos: u64) -> String {
     format!("{:.9}", nanos as f64 / 1e9)
 }
 

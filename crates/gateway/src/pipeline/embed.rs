@@ -76,7 +76,7 @@ pub async fn run(mut ctx: Ctx, mut request: EmbedRequest, dimensions: Option<u32
         }
     }
     let cost = admission.settle(u64::from(embedded.prompt_tokens), 0, &[]).await;
-    if let Ok(v) = HeaderValue::try_from(format!("{:.9}", cost as f64 / 1e9)) {
+    if let Ok(v) = HeaderValue::try_from(super::context::format_usd(cost)) {
         ctx.headers.insert(super::COST_HEADER, v);
     }
     Ok(EmbedAnswer { embedded, model, headers: ctx.headers })

@@ -33,14 +33,6 @@ pub struct Estimate {
 }
 
 impl Policy {
-    /// True when the caller's limits count tokens or dollars, so requests
-    /// without `max_tokens` must be capped to be reserved exactly.
-    pub fn needs_completion_cap(&self, principal: &Principal) -> bool {
-        let Principal::Key(k) = principal else { return false };
-        let counts = |l: &super::limits::Limits| l.tpm.is_some() || l.tpd.is_some() || l.budget.is_some();
-        counts(&k.limits) || k.user.as_deref().and_then(|u| self.user_limits(u)).is_some_and(counts)
-    }
-
     /// Reserves the estimate against every counter of the caller. The cost
     /// is estimated at the priciest of the models that may serve it.
     /// `end_user`: the user the request names, whose limits apply when the
