@@ -5,9 +5,7 @@
 
 use super::config::Dialect;
 use super::openai::OpenAiBackend;
-use axum::body::Bytes;
 use backend_api::{BackendError, EmbedInput, EmbedRequest, Embedded, EmbeddingBackend, ModelInfo};
-use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
 /// Largest embeddings answer read (2,048 vectors of 3,072 floats as JSON fit).
@@ -65,7 +63,8 @@ impl EmbeddingBackend for OpenAiBackend {
             body["dimensions"] = json!(d);
         }
         let estimate = self.count_tokens(&r)?;
-        let answer = self.post_json("/embeddings", &body, &r.model, MAX_EMBEDDINGS_BODY).await?;
+        let (resp, deadline) = self.post("/embeddings", &body, "application/json", &r.model).await?;
+        let answer = self.read_whole(resp, MAX_EMBEDDINGS_BODY, deadline).await?;
         let v: Value =
             serde_json::from_slice(&answer).map_err(|e| self.unavailable(format!("unreadable answer: {e}")))?;
         let data = v.get("data").and_then(Value::as_array).ok_or_else(|| self.unavailable("the answer has no data"))?;
@@ -89,46 +88,5 @@ impl EmbeddingBackend for OpenAiBackend {
         }
         let prompt_tokens = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).map_or(estimate, |n| n as u32);
         Ok(Embedded { vectors, prompt_tokens, model: None })
-    }
-}
-
-impl OpenAiBackend {
-    /// POSTs a JSON body and reads a whole JSON answer (at most `limit`
-    /// bytes) within the backend's timeouts; upstream errors map as for
-    /// generations.
-    pub(super) async fn post_json(
-        &self,
-        path: &str,
-        body: &Value,
-        model: &str,
-        limit: usize,
-    ) -> Result<Bytes, BackendError> {
-        let c = self.config();
-        let t = c.timeouts;
-        let deadline = tokio::time::Instant::now() + t.total;
-        let req = self.authenticated(
-            hyper::Request::post(format!("{}{path}", c.base_url))
-                .header("content-type", "application/json")
-                .header("accept", "application/json"),
-        );
-        let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| self.unavailable(e))?;
-        let resp = match tokio::time::timeout(t.first_byte.min(t.total), self.client().request(req)).await {
-            Err(_) => return Err(self.unavailable(format!("no response within {} ms", t.first_byte.as_millis()))),
-            Ok(Err(e)) => return Err(self.unavailable(format!("request failed: {}", super::openai::with_causes(&e)))),
-            Ok(Ok(r)) => r,
-        };
-        let status = resp.status().as_u16();
-        let ok = resp.status().is_success();
-        let retry_after = super::openai::retry_after(resp.headers());
-        let limited = http_body_util::Limited::new(resp.into_body(), limit);
-        let bytes = match tokio::time::timeout_at(deadline, limited.collect()).await {
-            Err(_) => return Err(self.unavailable("the answer took longer than the total timeout")),
-            Ok(Err(e)) => return Err(self.unavailable(format!("reading the answer: {e}"))),
-            Ok(Ok(b)) => b.to_bytes(),
-        };
-        if !ok {
-            return Err(self.upstream_error(status, retry_after, &bytes, model));
-        }
-        Ok(bytes)
     }
 }

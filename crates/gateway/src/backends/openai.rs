@@ -63,7 +63,7 @@ fn tls_config(config: &BackendConfig) -> Result<rustls::ClientConfig, String> {
 
 /// An error with its causes ("client error (connect): invalid peer
 /// certificate: UnknownIssuer"): the client's own message names none.
-pub(super) fn with_causes(e: &dyn std::error::Error) -> String {
+fn with_causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -108,10 +108,6 @@ impl OpenAiBackend {
 
     pub(super) fn config(&self) -> &BackendConfig {
         &self.config
-    }
-
-    pub(super) fn client(&self) -> &Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
-        &self.client
     }
 
     pub(super) fn count(&self, model: &str, prompt: &Prompt) -> u32 {
@@ -186,7 +182,7 @@ impl OpenAiBackend {
 
 impl OpenAiBackend {
     /// The dialect's credentials and version headers.
-    pub(super) fn authenticated(&self, mut req: hyper::http::request::Builder) -> hyper::http::request::Builder {
+    fn authenticated(&self, mut req: hyper::http::request::Builder) -> hyper::http::request::Builder {
         match (&self.config.api_key, self.config.dialect) {
             (Some(key), Dialect::OpenAi) => req = req.header("authorization", format!("Bearer {key}")),
             (Some(key), Dialect::Anthropic) => req = req.header("x-api-key", key.as_str()),
@@ -196,6 +192,58 @@ impl OpenAiBackend {
             req = req.header("anthropic-version", ANTHROPIC_VERSION);
         }
         req
+    }
+
+    /// POSTs `body` to `path`, waiting for the response head within the
+    /// first-byte timeout; a non-2xx answer is the upstream's error (its
+    /// message kept, `Retry-After` read). Returns the response and the
+    /// deadline of the whole answer (the total timeout).
+    pub(super) async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        accept: &str,
+        model: &str,
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, Instant), BackendError> {
+        let t = self.config.timeouts;
+        let deadline = Instant::now() + t.total;
+        let req = self.authenticated(
+            hyper::Request::post(format!("{}{path}", self.config.base_url))
+                .header("content-type", "application/json")
+                .header("accept", accept),
+        );
+        let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| self.unavailable(e))?;
+        let resp = match tokio::time::timeout(t.first_byte.min(t.total), self.client.request(req)).await {
+            Err(_) => return Err(self.unavailable(format!("no response within {} ms", t.first_byte.as_millis()))),
+            Ok(Err(e)) => return Err(self.unavailable(format!("request failed: {}", with_causes(&e)))),
+            Ok(Ok(r)) => r,
+        };
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let retry_after = retry_after(resp.headers());
+            let limited = http_body_util::Limited::new(resp.into_body(), MAX_ERROR_BODY);
+            let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
+                Ok(Ok(b)) => b.to_bytes(),
+                _ => Bytes::new(),
+            };
+            return Err(self.upstream_error(status, retry_after, &body, model));
+        }
+        Ok((resp, deadline))
+    }
+
+    /// A whole answer's body, at most `limit` bytes, by `deadline`.
+    pub(super) async fn read_whole(
+        &self,
+        resp: hyper::Response<hyper::body::Incoming>,
+        limit: usize,
+        deadline: Instant,
+    ) -> Result<Bytes, BackendError> {
+        let limited = http_body_util::Limited::new(resp.into_body(), limit);
+        match tokio::time::timeout_at(deadline, limited.collect()).await {
+            Err(_) => Err(self.unavailable("the answer took longer than the total timeout")),
+            Ok(Err(e)) => Err(self.unavailable(format!("reading the answer: {e}"))),
+            Ok(Ok(b)) => Ok(b.to_bytes()),
+        }
     }
 
     /// An active health check: the server lists its models (2xx) within
@@ -294,7 +342,7 @@ pub(super) fn clip(s: &str, max: usize) -> &str {
 
 /// An upstream's `Retry-After`, in seconds only (the HTTP-date form is
 /// rare from APIs and is ignored).
-pub(super) fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
     headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
@@ -533,29 +581,8 @@ impl Backend for OpenAiBackend {
             Dialect::Anthropic => ("/messages", anthropic_body(&request, &model.upstream)),
         };
         let streams = self.config.dialect == Dialect::Anthropic || request.demands.stream;
-        let t = self.config.timeouts;
-        let deadline = Instant::now() + t.total;
-        let req = self.authenticated(
-            hyper::Request::post(format!("{}{path}", self.config.base_url))
-                .header("content-type", "application/json")
-                .header("accept", if streams { "text/event-stream" } else { "application/json" }),
-        );
-        let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| self.unavailable(e))?;
-        let resp = match tokio::time::timeout(t.first_byte.min(t.total), self.client.request(req)).await {
-            Err(_) => return Err(self.unavailable(format!("no response within {} ms", t.first_byte.as_millis()))),
-            Ok(Err(e)) => return Err(self.unavailable(format!("request failed: {}", with_causes(&e)))),
-            Ok(Ok(r)) => r,
-        };
-        let status = resp.status().as_u16();
-        if !resp.status().is_success() {
-            let retry_after = retry_after(resp.headers());
-            let limited = http_body_util::Limited::new(resp.into_body(), MAX_ERROR_BODY);
-            let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
-                Ok(Ok(b)) => b.to_bytes(),
-                _ => Bytes::new(),
-            };
-            return Err(self.upstream_error(status, retry_after, &body, &request.model));
-        }
+        let accept = if streams { "text/event-stream" } else { "application/json" };
+        let (resp, deadline) = self.post(path, &body, accept, &request.model).await?;
         let estimate = self.count_request(&request);
         let is_sse = resp
             .headers()
@@ -563,12 +590,7 @@ impl Backend for OpenAiBackend {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if self.config.dialect == Dialect::OpenAi && !is_sse {
-            let limited = http_body_util::Limited::new(resp.into_body(), super::whole::MAX_ANSWER_BODY);
-            let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
-                Err(_) => return Err(self.unavailable("the answer took longer than the total timeout")),
-                Ok(Err(e)) => return Err(self.unavailable(format!("reading the answer: {e}"))),
-                Ok(Ok(b)) => b.to_bytes(),
-            };
+            let body = self.read_whole(resp, super::whole::MAX_ANSWER_BODY, deadline).await?;
             return super::whole::answer_stream(&body, estimate, &self.config.name);
         }
         let mut reading = Reading {
