@@ -19,8 +19,6 @@ pub struct EmbedRequest {
     /// The backend's own name for the model.
     pub model: String,
     pub inputs: Vec<EmbedInput>,
-    /// Inputs longer than the model takes are cut (else refused, naming the input).
-    pub truncate: bool,
     /// The vector size asked for (models that can shorten theirs; others
     /// refuse any size but their own).
     pub dimensions: Option<u32>,

@@ -66,7 +66,6 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
     if let Some(e) = &cfg.embedding {
         if let Some(handle) = start_embedder(e)? {
             state.add_embedder(&e.name, Arc::new(handle));
-            state.set_embedding_truncate(e.truncate);
         }
     }
     for b in &cfg.backends {
@@ -138,7 +137,7 @@ pub fn start_embedder(
     };
     let handle = model.spawn(batch).map_err(err)?;
     tracing::info!(model = %e.name, path = %e.path.display(), dimensions = handle.dimensions(), batching = e.batching, load_ms = started.elapsed().as_millis() as u64, "embedding model loaded");
-    Ok(Some(handle.named(&e.name)))
+    Ok(Some(handle.named(&e.name).truncating(e.truncate)))
 }
 
 /// A route whose models all serve embeddings only: tried in order.

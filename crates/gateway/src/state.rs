@@ -36,8 +36,6 @@ pub struct Shared {
     aliases: BTreeMap<String, String>,
     /// Embedding model (or route over embedding models) → what serves it.
     embedders: BTreeMap<String, Arc<dyn EmbeddingBackend>>,
-    /// Embedding inputs over the model's length are cut (else refused).
-    pub embedding_truncate: bool,
     pub body_limit_bytes: usize,
 }
 
@@ -70,7 +68,6 @@ impl AppState {
             cards: Vec::new(),
             aliases: BTreeMap::new(),
             embedders: BTreeMap::new(),
-            embedding_truncate: false,
             body_limit_bytes,
         }))
     }
@@ -154,11 +151,6 @@ impl AppState {
     pub fn add_embedding_route(&mut self, name: &str, models: Vec<String>, route: Arc<dyn EmbeddingBackend>) {
         self.shared_mut().routes.insert(name.to_string(), models);
         self.add_embedder(name, route);
-    }
-
-    /// Whether embedding inputs over the model's length are cut (else refused).
-    pub fn set_embedding_truncate(&mut self, truncate: bool) {
-        self.shared_mut().embedding_truncate = truncate;
     }
 
     /// The embedding model (or route) a request names, aliases resolved.

@@ -1,7 +1,7 @@
 //! The embedder as the gateway's `EmbeddingBackend`: requests of texts or
 //! token ids, one vector per input, usage in the model's own tokens; an
 //! input over the model's length is a 400 naming it (or cut, when the
-//! request allows).
+//! handle is `truncating`).
 
 use super::{EmbedderHandle, EmbeddingError};
 use backend_api::{BackendError, EmbedInput, EmbedRequest, Embedded, EmbeddingBackend, ModelInfo};
@@ -49,7 +49,7 @@ impl EmbeddingBackend for EmbedderHandle {
                 // [CLS] and [SEP] around the ids.
                 EmbedInput::Tokens(ids) => ids.len() + 2,
             };
-            if tokens > max && !r.truncate {
+            if tokens > max && !self.truncates() {
                 return Err(EmbeddingError::TooLong { index, tokens, max }.into());
             }
             total += tokens.min(max);
@@ -70,7 +70,7 @@ impl EmbeddingBackend for EmbedderHandle {
             })
             .collect();
         let out = match texts {
-            Some(texts) => self.embed(texts, r.truncate).await?,
+            Some(texts) => self.embed(texts, self.truncates()).await?,
             None => {
                 let ids = r
                     .inputs
@@ -80,7 +80,7 @@ impl EmbeddingBackend for EmbedderHandle {
                         EmbedInput::Text(_) => Vec::new(),
                     })
                     .collect();
-                self.embed_ids(ids, r.truncate).await?
+                self.embed_ids(ids, self.truncates()).await?
             }
         };
         let prompt_tokens = out.tokens.iter().sum();

@@ -3,7 +3,7 @@
 //! queues), then hands the rows to the actor thread and awaits the answer.
 
 use super::actor::{self, BatchConfig, Job};
-use super::model::{count_tokens, tokenize};
+use super::model::{count_tokens, fit_length, tokenize};
 use super::{Embedder, EmbeddingError};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -71,8 +71,12 @@ pub struct EmbedderHandle {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     name: String,
+    /// The length rule of requests through `EmbeddingBackend` (callers of
+    /// `embed` and `embed_ids` choose their own).
+    truncate: bool,
     dimensions: usize,
     max_tokens: usize,
     tokenizer: Arc<Tokenizer>,
@@ -93,6 +97,7 @@ impl Embedder {
         let stats = Arc::new(EmbedderStats::default());
         let inner = Inner {
             name: self.model_name().to_string(),
+            truncate: false,
             dimensions: self.dimensions(),
             max_tokens: self.max_tokens(),
             tokenizer: self.tokenizer(),
@@ -130,15 +135,8 @@ impl EmbedderHandle {
             if let Some(&id) = ids.iter().find(|&&id| id >= vocab) {
                 return Err(EmbeddingError::InvalidToken { index, id, vocab });
             }
-            let tokens = ids.len() + 2;
-            if tokens > inner.max_tokens && !truncate {
-                return Err(EmbeddingError::TooLong { index, tokens, max: inner.max_tokens });
-            }
-            let mut row = Vec::with_capacity(tokens.min(inner.max_tokens));
-            row.push(cls);
-            row.extend(ids.into_iter().take(inner.max_tokens.saturating_sub(2)));
-            row.push(sep);
-            rows.push(row);
+            let row: Vec<u32> = std::iter::once(cls).chain(ids).chain(std::iter::once(sep)).collect();
+            rows.push(fit_length(row, index, inner.max_tokens, truncate)?);
         }
         self.run(rows).await
     }
@@ -163,17 +161,21 @@ impl EmbedderHandle {
     }
 
     /// The same embedder, serving under another model name.
-    pub fn named(self, name: &str) -> Self {
-        let i = &self.inner;
-        let inner = Inner {
-            name: name.to_string(),
-            dimensions: i.dimensions,
-            max_tokens: i.max_tokens,
-            tokenizer: i.tokenizer.clone(),
-            queue: i.queue.clone(),
-            stats: i.stats.clone(),
-        };
-        EmbedderHandle { inner: Arc::new(inner) }
+    pub fn named(mut self, name: &str) -> Self {
+        Arc::make_mut(&mut self.inner).name = name.to_string();
+        self
+    }
+
+    /// The same embedder, cutting inputs over `max_tokens` instead of
+    /// refusing them, for requests through `EmbeddingBackend`.
+    pub fn truncating(mut self, truncate: bool) -> Self {
+        Arc::make_mut(&mut self.inner).truncate = truncate;
+        self
+    }
+
+    /// Whether requests through `EmbeddingBackend` cut too-long inputs.
+    pub fn truncates(&self) -> bool {
+        self.inner.truncate
     }
 
     /// Tokens of `text` with [CLS] and [SEP], before any truncation.

@@ -137,19 +137,29 @@ pub(crate) fn tokenize(
         .iter()
         .enumerate()
         .map(|(index, text)| {
-            let mut ids =
-                tokenizer.encode_fast(text.as_str(), true).map_err(EmbeddingError::tokenizer)?.get_ids().to_vec();
-            if ids.len() > max {
-                if !truncate {
-                    return Err(EmbeddingError::TooLong { index, tokens: ids.len(), max });
-                }
-                // Keep [CLS] and the first max-2 word pieces, end with [SEP]
-                // (the post-processor's last token), as sentence-transformers does.
-                let sep = ids[ids.len() - 1];
-                ids.truncate(max - 1);
-                ids.push(sep);
-            }
-            Ok(ids)
+            let ids = tokenizer.encode_fast(text.as_str(), true).map_err(EmbeddingError::tokenizer)?.get_ids().to_vec();
+            fit_length(ids, index, max, truncate)
         })
         .collect()
+}
+
+/// The length rule for one input's row ([CLS] and [SEP] included): at
+/// most `max` tokens; a longer one is refused naming `index`, or, when
+/// `truncate`, keeps [CLS] and the first max-2 word pieces and ends with
+/// [SEP] (the row's last token), as sentence-transformers does.
+pub(crate) fn fit_length(
+    mut ids: Vec<u32>,
+    index: usize,
+    max: usize,
+    truncate: bool,
+) -> Result<Vec<u32>, EmbeddingError> {
+    if ids.len() > max {
+        if !truncate {
+            return Err(EmbeddingError::TooLong { index, tokens: ids.len(), max });
+        }
+        let sep = ids[ids.len() - 1];
+        ids.truncate(max - 1);
+        ids.push(sep);
+    }
+    Ok(ids)
 }

@@ -31,7 +31,6 @@ pub enum Encoding {
 pub fn validate_embeddings(
     req: EmbeddingRequest,
     request_id: &str,
-    truncate: bool,
 ) -> Result<(EmbedRequest, Encoding, Option<u32>), ApiError> {
     let bad = |m: String| ApiError::invalid(m, "input");
     let inputs: Vec<EmbedInput> = match req.input {
@@ -69,7 +68,7 @@ pub fn validate_embeddings(
         Some(d) if d >= 1 && d <= i64::from(u32::MAX) => Some(d as u32),
         Some(d) => return Err(ApiError::invalid(format!("{d} is not valid for 'dimensions'."), "dimensions")),
     };
-    let request = EmbedRequest { request_id: request_id.to_string(), model: req.model, inputs, truncate, dimensions };
+    let request = EmbedRequest { request_id: request_id.to_string(), model: req.model, inputs, dimensions };
     Ok((request, encoding, dimensions))
 }
 
@@ -108,9 +107,8 @@ pub async fn embeddings(
     OpenAiJson(body): OpenAiJson<EmbeddingRequest>,
 ) -> Result<Response, ApiError> {
     let rid = request_id(&headers);
-    let truncate = state.embedding_truncate;
     let ctx = Ctx::new(state, principal, timing, rid.clone())?;
-    let (request, encoding, dimensions) = validate_embeddings(body, &rid, truncate)?;
+    let (request, encoding, dimensions) = validate_embeddings(body, &rid)?;
     let answer = embed::run(ctx, request, dimensions).await?;
     let data = answer
         .embedded
@@ -152,7 +150,7 @@ mod tests {
 
     #[test]
     fn inputs_take_every_shape_and_bad_ones_name_the_field() -> Result<(), ApiError> {
-        let v = |body: &str| validate_embeddings(parse_body(body.as_bytes())?, "r", false);
+        let v = |body: &str| validate_embeddings(parse_body(body.as_bytes())?, "r");
         assert_eq!(v(r#"{"model":"m","input":"hi"}"#)?.0.inputs, [EmbedInput::Text("hi".into())]);
         assert_eq!(v(r#"{"model":"m","input":["a","b"]}"#)?.0.inputs.len(), 2);
         assert_eq!(v(r#"{"model":"m","input":[1,2,3]}"#)?.0.inputs, [EmbedInput::Tokens(vec![1, 2, 3])]);

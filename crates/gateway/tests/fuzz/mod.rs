@@ -64,7 +64,7 @@ fn count_tokens(b: &[u8]) -> Result<(), ApiError> {
 }
 
 fn embeddings(b: &[u8]) -> Result<(), ApiError> {
-    gateway::dialect::embeddings::validate_embeddings(parse_body(b)?, "rid", false).map(drop)
+    gateway::dialect::embeddings::validate_embeddings(parse_body(b)?, "rid").map(drop)
 }
 
 const ANTHROPIC_HEADERS: &[(&str, &str)] = &[("anthropic-version", "2023-06-01")];
