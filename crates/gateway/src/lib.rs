@@ -5,8 +5,10 @@
 //! - `dialect`: one file per wire format (OpenAI chat and completions,
 //!   Anthropic messages, embeddings): parse, render, error shape.
 //! - `pipeline`: the request path every generation endpoint runs, its
-//!   steps in one documented order (resolve, truncate, admit, deadline;
-//!   the seam for guards and the cache), then the backend.
+//!   steps in one documented order (resolve, truncate, admit, deadline,
+//!   cache; the seam for guards), then the backend.
+//! - `cache`: the response cache's tiers (exact in memory and Redis,
+//!   semantic with its wrong-hit guard) and its journal between replicas.
 //! - `validate`: OpenAI wire JSON → `ValidatedRequest`.
 //! - `routes`: model list, health, metrics, admin API.
 //! - `error`: the one mapping from failures to status + error body.
@@ -23,6 +25,7 @@
 
 pub mod app;
 pub mod backends;
+pub mod cache;
 pub mod cascade;
 pub mod config;
 pub mod dialect;

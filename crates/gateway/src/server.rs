@@ -63,10 +63,25 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
     for m in &cfg.models {
         state.add_engine(start_local_model(m, cfg)?);
     }
+    // The cache embeds questions with the in-process model, cut to its
+    // length rather than refused (a long question still gets an exact tier).
+    let mut cache_embedder: Option<(String, Arc<dyn backend_api::EmbeddingBackend>)> = None;
     if let Some(e) = &cfg.embedding {
         if let Some(handle) = start_embedder(e)? {
+            cache_embedder = Some((e.name.clone(), Arc::new(handle.clone().truncating(true))));
             state.add_embedder(&e.name, Arc::new(handle));
         }
+    }
+    if let Some(c) = &cfg.cache {
+        let redis = match (&c.redis_url, &cfg.policy.store) {
+            (Some(url), StoreConfig::Redis { prefix, .. }) => Some((url.clone(), prefix.clone())),
+            (Some(url), _) => Some((url.clone(), "switchyard".to_string())),
+            (None, StoreConfig::Redis { url, prefix }) => Some((url.clone(), prefix.clone())),
+            (None, _) => None,
+        };
+        let cache = crate::cache::Cache::new(c.clone(), cache_embedder, redis).map_err(ServeError::Policy)?;
+        tracing::info!(tiers = ?cache.tiers(), scope = ?c.policy.scope, threshold = c.policy.threshold, guard = c.guard, "response cache");
+        state.set_cache(cache);
     }
     for b in &cfg.backends {
         if let Some(m) = b.models.iter().find(|m| state.name_in_use(&m.name)) {
@@ -266,6 +281,9 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    if let Some(c) = state.cache() {
+        c.start();
+    }
     axum::serve(listener, crate::router(state)).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

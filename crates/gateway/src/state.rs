@@ -36,6 +36,8 @@ pub struct Shared {
     aliases: BTreeMap<String, String>,
     /// Embedding model (or route over embedding models) → what serves it.
     embedders: BTreeMap<String, Arc<dyn EmbeddingBackend>>,
+    /// The response cache, when configured.
+    cache: Option<Arc<crate::cache::Cache>>,
     pub body_limit_bytes: usize,
 }
 
@@ -68,6 +70,7 @@ impl AppState {
             cards: Vec::new(),
             aliases: BTreeMap::new(),
             embedders: BTreeMap::new(),
+            cache: None,
             body_limit_bytes,
         }))
     }
@@ -75,6 +78,14 @@ impl AppState {
     /// For registering models while the server is built (before it is shared).
     fn shared_mut(&mut self) -> &mut Shared {
         Arc::make_mut(&mut self.0)
+    }
+
+    pub fn set_cache(&mut self, cache: Arc<crate::cache::Cache>) {
+        self.shared_mut().cache = Some(cache);
+    }
+
+    pub fn cache(&self) -> Option<&Arc<crate::cache::Cache>> {
+        self.cache.as_ref()
     }
 
     pub fn policy(&self) -> &Arc<Policy> {

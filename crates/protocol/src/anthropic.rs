@@ -21,6 +21,8 @@ pub struct MessagesRequest {
     pub metadata: Option<Metadata>,
     pub tools: Option<Vec<Tool>>,
     pub tool_choice: Option<ToolChoice>,
+    /// Extension: the response cache's controls for this request.
+    pub cache: Option<crate::CacheOptions>,
 }
 
 /// `POST /v1/messages/count_tokens` body.

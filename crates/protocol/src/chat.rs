@@ -108,6 +108,8 @@ pub struct SamplingFields {
     /// Extension: the highest estimated cost in US dollars of a model a
     /// route may choose for this request.
     pub max_cost: Option<f64>,
+    /// Extension: the response cache's controls for this request.
+    pub cache: Option<crate::CacheOptions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -65,3 +65,23 @@ pub struct TokenLogprob {
 pub struct ChoiceLogprobs {
     pub content: Option<Vec<TokenLogprob>>,
 }
+
+/// Extension: the response cache's per-request controls (`"cache": {…}`
+/// in a chat, completions or messages body).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheOptions {
+    /// Do not look the answer up (it may still be stored).
+    #[serde(default)]
+    pub no_cache: bool,
+    /// Do not store the answer.
+    #[serde(default)]
+    pub no_store: bool,
+    /// Seconds the stored answer lives (at most the configured TTL).
+    pub ttl: Option<u64>,
+    /// The similarity a semantic hit needs for this request (0 to 1).
+    pub threshold: Option<f32>,
+    /// An extra partition the client chooses: entries are shared only
+    /// within it.
+    pub namespace: Option<String>,
+}

@@ -17,6 +17,9 @@ pub enum BenchCommand {
     Gateway(crate::bench_gateway::GatewayBench),
     /// The in-process embedding model: inputs/s and latency at several concurrencies, micro-batching on and off.
     Embeddings(crate::bench_embed::EmbeddingsBench),
+    /// The response cache: the semantic tier's precision and recall on labelled pairs (with and
+    /// without the wrong-hit guard), semantic lookup latency and memory, exact hits through the gateway.
+    Cache(crate::bench_cache::CacheBench),
 }
 
 #[derive(Args)]
@@ -51,6 +54,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Engine(args) => engine_bench(&args),
         BenchCommand::Gateway(args) => crate::bench_gateway::run(&args),
         BenchCommand::Embeddings(args) => crate::bench_embed::run(&args),
+        BenchCommand::Cache(args) => crate::bench_cache::run(&args),
     }
 }
 

@@ -38,7 +38,7 @@ const MODEL: &str = "instant";
 const KEY: &str = "sy-bench-gateway-key";
 
 /// Answers every request at once: one token, exact usage.
-struct InstantBackend;
+pub struct InstantBackend;
 
 #[async_trait::async_trait]
 impl Backend for InstantBackend {

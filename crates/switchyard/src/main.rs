@@ -1,6 +1,7 @@
 //! `switchyard`: an OpenAI-compatible LLM server and gateway in one binary.
 
 mod bench;
+mod bench_cache;
 mod bench_embed;
 mod bench_gateway;
 mod mock_provider;

@@ -60,6 +60,7 @@ async fn reservations_settlements_and_keys() {
         limits: Default::default(),
         metadata: Default::default(),
         cache_isolation: Default::default(),
+        cache_scope: None,
         created: 1,
         revoked: false,
     };

@@ -8,6 +8,7 @@
 //! `registry`). Dependencies point one way: config → domain.
 
 pub mod backends;
+pub mod cache;
 pub mod embeddings;
 pub mod policy;
 pub mod routes;
@@ -95,6 +96,8 @@ struct RawConfig {
     routes: Vec<routes::RawRoute>,
     /// The in-process embedding model (absent: the default one, if installed).
     embeddings: Option<embeddings::RawEmbeddings>,
+    /// The response cache (absent: none).
+    cache: Option<cache::RawCache>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +142,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// The in-process embedding model; `None`: none.
     pub embedding: Option<EmbeddingSettings>,
+    /// The response cache, when `[cache]` is present.
+    pub cache: Option<cache::CacheSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -191,6 +196,7 @@ impl Default for Config {
             routes: Vec::new(),
             policy: PolicyConfig::default(),
             embedding: Some(EmbeddingSettings::default()),
+            cache: None,
         }
     }
 }
@@ -299,6 +305,9 @@ impl Config {
             // in-process model of either kind unless `[embeddings]` says so.
             None if cfg.models.is_empty() => cfg.embedding = None,
             None => {}
+        }
+        if let Some(c) = raw.cache {
+            cfg.cache = c.validate()?;
         }
         Ok(cfg)
     }

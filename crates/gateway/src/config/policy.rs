@@ -55,6 +55,8 @@ pub struct RawKey {
     models: Option<Vec<String>>,
     #[serde(default)]
     cache_isolation: crate::policy::keys::CacheIsolation,
+    /// Whose cached answers the key's requests may get (`key`, `user`, `global`).
+    cache_scope: Option<super::cache::CacheScope>,
     #[serde(flatten)]
     limits: RawLimits,
     #[serde(default)]
@@ -236,6 +238,7 @@ impl RawPolicy {
                 limits: limits(&path, k.limits)?,
                 metadata: k.metadata,
                 cache_isolation: k.cache_isolation,
+                cache_scope: k.cache_scope,
                 created: 0,
                 revoked: false,
             });

@@ -9,6 +9,7 @@ use super::anthropic_render::{whole_message, MessageEvents};
 use super::collect::collect;
 use super::request_id;
 use super::sse::sse_response;
+use crate::cache::Directives;
 use crate::error::ApiError;
 use crate::pipeline::{self, Call, Ctx};
 use crate::policy::Principal;
@@ -103,9 +104,12 @@ pub async fn messages(
     let mut ctx = Ctx::new(state, principal, timing, rid.clone())?;
     ctx.end_user = body.metadata.as_ref().and_then(|m| m.user_id.clone()).filter(|u| !u.is_empty());
     let stream = body.stream;
+    let directives = Directives::from_request(&headers, body.cache.as_ref())?;
     let request = validate_messages(body, &rid)?;
     let stops = request.stop.stop.clone();
-    let mut answer = pipeline::run(ctx, Call::new(vec![request])).await?;
+    let mut call = Call::new(vec![request]);
+    call.cache = directives;
+    let mut answer = pipeline::run(ctx, call).await?;
     let id = format!("msg_{rid}");
     if stream {
         let renderer = MessageEvents::new(id, answer.model.clone(), stops);

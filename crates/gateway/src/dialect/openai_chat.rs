@@ -4,6 +4,7 @@ use super::collect::{collect, unix_now};
 use super::extract::OpenAiJson;
 use super::request_id;
 use super::sse::{sse_response, to_json, ChunkRenderer};
+use crate::cache::Directives;
 use crate::error::ApiError;
 use crate::pipeline::{self, Call, Ctx};
 use crate::policy::Principal;
@@ -32,10 +33,12 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let rid = request_id(&headers);
     let ctx = Ctx::new(state, principal, timing, rid.clone())?;
+    let directives = Directives::from_request(&headers, body.sampling.cache.as_ref())?;
     let valid = validate_chat(body, &rid)?;
     let want_logprobs = valid.request.logprobs.is_some();
     let mut call = Call::new(vec![valid.request]);
     call.truncation = valid.truncation;
+    call.cache = directives;
     let mut answer = pipeline::run(ctx, call).await?;
     let id = format!("chatcmpl-{rid}");
     let created = unix_now();

@@ -5,6 +5,7 @@ use super::collect::{collect, unix_now, Collected};
 use super::extract::OpenAiJson;
 use super::request_id;
 use super::sse::{sse_response, to_json, ChunkRenderer};
+use crate::cache::Directives;
 use crate::error::ApiError;
 use crate::pipeline::{self, Call, Ctx};
 use crate::policy::Principal;
@@ -29,9 +30,12 @@ pub async fn completions(
 ) -> Result<Response, ApiError> {
     let rid = request_id(&headers);
     let ctx = Ctx::new(state, principal, timing, rid.clone())?;
+    let directives = Directives::from_request(&headers, body.sampling.cache.as_ref())?;
     let valid = validate_completion(body, &rid)?;
     let want_logprobs = valid.requests.first().is_some_and(|r| r.logprobs.is_some());
-    let mut answer = pipeline::run(ctx, Call::new(valid.requests)).await?;
+    let mut call = Call::new(valid.requests);
+    call.cache = directives;
+    let mut answer = pipeline::run(ctx, call).await?;
     let id = format!("cmpl-{rid}");
     let created = unix_now();
     if valid.common.stream {

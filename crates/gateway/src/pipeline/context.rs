@@ -69,12 +69,25 @@ pub struct Call {
     pub(super) backend: Option<Arc<dyn Backend>>,
     pub(super) is_route: bool,
     pub(super) meter: Option<Arc<Meter>>,
+    /// The client's cache controls.
+    pub cache: crate::cache::Directives,
+    /// A miss the cache stores when its answer ends.
+    pub(super) pending: Option<Arc<super::cache::Pending>>,
 }
 
 impl Call {
     pub fn new(requests: Vec<ValidatedRequest>) -> Self {
         let model = requests.first().map(|r| r.model.clone()).unwrap_or_default();
-        Call { requests, truncation: None, model, backend: None, is_route: false, meter: None }
+        Call {
+            requests,
+            truncation: None,
+            model,
+            backend: None,
+            is_route: false,
+            meter: None,
+            cache: Default::default(),
+            pending: None,
+        }
     }
 
     pub fn backend(&self) -> Result<&Arc<dyn Backend>, ApiError> {

@@ -11,10 +11,13 @@
 //!    the completion capped, the estimate reserved against every rate limit
 //!    and budget of the key and its user; after: the meter settles the
 //!    reservation to the real usage when the answer ends (step 11);
-//! 5. guard in, 6. cache: the seam is here (a step that answers on its
-//!    own returns `Flow::Answer`); not built yet;
 //! - `deadline`: after: the request's wall-clock limit, which ends an
 //!   answer with `length`;
+//! 5. guard in: the seam is here (not built yet);
+//! 6. `cache`: exact and semantic lookup (a hit answers on its own with
+//!    `Flow::Answer`); after: a miss's answer is stored when it ends well.
+//!    Last in the list, so its wrapper is the innermost: an answer the
+//!    deadline cut never reaches it complete;
 //! - 7 to 9, the backend: a route, a queue, the engine or a remote server
 //!   (`Backend` wrappers the pipeline does not see).
 //!
@@ -27,6 +30,7 @@
 //! the stream. Adding a step is one file and one line in `STEPS`.
 
 mod admit;
+mod cache;
 mod context;
 mod deadline;
 pub mod embed;
@@ -65,7 +69,8 @@ pub trait Step: Send + Sync {
 }
 
 /// The steps, in order (see the module docs).
-const STEPS: [&dyn Step; 4] = [&resolve::Resolve, &truncate::Truncate, &admit::Admit, &deadline::Deadline];
+const STEPS: [&dyn Step; 5] =
+    [&resolve::Resolve, &truncate::Truncate, &admit::Admit, &deadline::Deadline, &cache::CacheStep];
 
 /// Runs the call through every step and the backend.
 pub async fn run(mut ctx: Ctx, mut call: Call) -> Result<Answer, ApiError> {

@@ -30,6 +30,10 @@ pub struct KeyRecord {
     /// Whose requests may share prefix-cache blocks with this key's.
     #[serde(default)]
     pub cache_isolation: CacheIsolation,
+    /// Whose cached answers this key's requests may get (the response
+    /// cache); `None`: the route's or the server's setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_scope: Option<crate::config::cache::CacheScope>,
     /// Unix seconds.
     pub created: u64,
     #[serde(default)]
@@ -125,6 +129,7 @@ mod tests {
             limits: Default::default(),
             metadata: Default::default(),
             cache_isolation: isolation,
+            cache_scope: None,
             created: 0,
             revoked: false,
         };

@@ -24,6 +24,8 @@ struct MeterState {
     served_by: Option<String>,
     /// Attempts whose answers were not used (a cascade's), billed too.
     spent: Vec<SpentUsage>,
+    /// Answered from the response cache without charge.
+    free: bool,
 }
 
 /// One choice's counts; reports to the meter when the choice ends, however it ends.
@@ -63,6 +65,7 @@ impl Meter {
             cost_nanos: None,
             served_by: None,
             spent: Vec::new(),
+            free: false,
         };
         Arc::new(Meter { state: Mutex::new(state), timing })
     }
@@ -71,8 +74,10 @@ impl Meter {
     /// it was the last one open.
     fn close_one(&self, input: u64, output: u64) -> Option<(Admission, u64, u64, Vec<SpentUsage>)> {
         let mut s = self.state.lock().ok()?;
-        s.input += input;
-        s.output += output;
+        if !s.free {
+            s.input += input;
+            s.output += output;
+        }
         s.open = s.open.saturating_sub(1);
         if s.open == 0 {
             if let Some(t) = &self.timing {
@@ -82,6 +87,15 @@ impl Meter {
             s.admission.take().map(|a| (a, input, output, spent))
         } else {
             None
+        }
+    }
+
+    /// The answer comes from the response cache: charged its tokens as if
+    /// generated (`charge`), or nothing. The request itself still counts
+    /// against request-rate limits (its reservation's request slot).
+    pub fn cached(&self, charge: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            s.free = !charge;
         }
     }
 

@@ -1,10 +1,12 @@
-//! `/admin/…`: API keys (create, list, show, update, revoke) and spend.
+//! `/admin/…`: API keys (create, list, show, update, revoke), spend, and
+//! the response cache (delete an entry, purge, stats).
 //! Guarded by the admin token (`policy::auth`). A key is shown in full once,
 //! in the answer to its creation; the store keeps only its SHA-256.
 
 use crate::dialect::collect::unix_now;
 use crate::dialect::extract::OpenAiJson;
 use crate::error::ApiError;
+use crate::config::cache::CacheScope;
 use crate::policy::keys::{generate_key, hash_key, hint_of, CacheIsolation, KeyRecord};
 use crate::policy::limits::{budget_period, nanos_to_usd, spend_counter, Limits, Scope};
 use crate::state::AppState;
@@ -29,6 +31,7 @@ pub struct NewKey {
     metadata: BTreeMap<String, Value>,
     #[serde(default)]
     cache_isolation: CacheIsolation,
+    cache_scope: Option<CacheScope>,
 }
 
 /// Fields to change; absent fields stay as they are (`null` clears `user` / `models`).
@@ -42,6 +45,8 @@ pub struct KeyUpdate {
     limits: Option<Limits>,
     metadata: Option<BTreeMap<String, Value>>,
     cache_isolation: Option<CacheIsolation>,
+    #[serde(default, with = "double_option")]
+    cache_scope: Option<Option<CacheScope>>,
 }
 
 mod double_option {
@@ -72,6 +77,7 @@ fn view(k: &KeyRecord, from_config: bool) -> Value {
         "limits": k.limits,
         "metadata": k.metadata,
         "cache_isolation": k.cache_isolation,
+        "cache_scope": k.cache_scope,
         "created": k.created,
         "revoked": k.revoked,
         "source": if from_config { "config" } else { "admin" },
@@ -115,6 +121,7 @@ pub async fn create_key(
         limits: body.limits,
         metadata: body.metadata,
         cache_isolation: body.cache_isolation,
+        cache_scope: body.cache_scope,
         created: unix_now(),
         revoked: false,
     };
@@ -163,6 +170,9 @@ pub async fn update_key(
     }
     if let Some(c) = body.cache_isolation {
         k.cache_isolation = c;
+    }
+    if let Some(c) = body.cache_scope {
+        k.cache_scope = c;
     }
     state.policy().store.put_key(&k).await.map_err(store_error)?;
     state.policy().forget_key(&k.hash);
@@ -257,4 +267,73 @@ pub async fn backends(State(state): State<AppState>) -> Json<Value> {
         })
         .collect();
     Json(json!({"object": "list", "data": data, "circuits": circuits}))
+}
+
+fn the_cache(state: &AppState) -> Result<&std::sync::Arc<crate::cache::Cache>, ApiError> {
+    state.cache().ok_or_else(|| ApiError::RouteNotFound("The response cache is not configured ([cache]).".into()))
+}
+
+/// `DELETE /admin/cache/entries/{id}`: a wrong answer reported by a user
+/// stops being served (on every replica).
+pub async fn delete_cache_entry(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    if !valid_id(&id) {
+        return Err(ApiError::invalid(format!("'{id}' is not a cache entry id."), "id"));
+    }
+    the_cache(&state)?.delete(&id).await?;
+    tracing::info!(entry = %id, "cache entry deleted");
+    Ok(Json(json!({"id": id, "object": "cache.entry", "deleted": true})))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeBody {
+    model: Option<String>,
+    tenant: Option<String>,
+    namespace: Option<String>,
+}
+
+/// `POST /admin/cache/purge` with any of `model`, `tenant` (`key:ID`,
+/// `user:ID`, `global`), `namespace`; an empty body purges everything.
+pub async fn purge_cache(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b: PurgeBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PurgeBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("Invalid purge body: {e}"), None))?
+    };
+    let purge = crate::cache::journal::Purge { model: b.model, tenant: b.tenant, namespace: b.namespace };
+    let shared = the_cache(&state)?.purge(purge.clone()).await?;
+    tracing::info!(?purge, shared_entries = shared, "cache purged");
+    Ok(Json(json!({"object": "cache.purge", "purged": true, "shared_entries_removed": shared})))
+}
+
+/// `GET /admin/cache/stats`: entries and bytes per tier (this replica), hits and misses.
+pub async fn cache_stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let cache = the_cache(&state)?;
+    let tiers: Vec<Value> = cache
+        .sizes()
+        .into_iter()
+        .map(|(tier, entries, bytes)| json!({"tier": tier, "entries": entries, "bytes": bytes}))
+        .collect();
+    let mut metrics = String::new();
+    cache.metrics.render(&mut metrics).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    Ok(Json(json!({
+        "object": "cache.stats",
+        "tiers": cache.tiers(),
+        "sizes": tiers,
+        "hits": counter("llm_cache_hits_total"),
+        "misses": counter("llm_cache_misses_total"),
+        "skips": counter("llm_cache_skips_total"),
+        "stored": counter("llm_cache_stored_total"),
+        "saved_dollars": counter("llm_cache_saved_dollars"),
+    })))
 }

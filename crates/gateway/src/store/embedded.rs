@@ -495,6 +495,7 @@ mod tests {
                 limits: Default::default(),
                 metadata: Default::default(),
                 cache_isolation: Default::default(),
+                cache_scope: None,
                 created: 1,
                 revoked: false,
             };

@@ -1,0 +1,323 @@
+//! L3: questions by meaning. Each partition (model, tenant, namespace,
+//! system prompt, earlier turns and every sampling field: see `key`) holds
+//! the unit-length embeddings of its questions. A small partition is
+//! searched exactly (a dot product per entry, vectorised); one that grows
+//! past `exact_below` entries also gets an HNSW graph (`hnsw_rs`), searched
+//! for the nearest few, which are then re-scored exactly.
+//!
+//! Removal marks a slot dead; `sweep` drops expired entries and compacts a
+//! partition (rebuilding its graph) once half of it is dead.
+
+use super::entry::Entry;
+use hnsw_rs::prelude::{Distance, Hnsw};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+/// Entries a partition holds before it gets a graph (measured: see BENCHMARKS.md).
+pub const DEFAULT_EXACT_BELOW: usize = 4096;
+/// Neighbours fetched from the graph per lookup, and its search breadth.
+const GRAPH_K: usize = 8;
+const GRAPH_EF: usize = 64;
+
+/// One indexed question and the answer it had.
+#[derive(Clone)]
+pub struct Item {
+    pub question: String,
+    pub entry: Arc<Entry>,
+}
+
+/// A nearby question with its cosine similarity.
+pub struct Candidate {
+    pub similarity: f32,
+    pub item: Item,
+}
+
+pub struct SemanticIndex {
+    inner: RwLock<Inner>,
+    exact_below: usize,
+    max_entries: usize,
+    dim: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    partitions: HashMap<String, Partition>,
+    /// The ids of live entries.
+    ids: HashSet<String>,
+    live: usize,
+}
+
+struct Partition {
+    items: Vec<Option<Item>>,
+    vectors: Vec<f32>,
+    graph: Option<Hnsw<'static, f32, Cosine>>,
+    dead: usize,
+}
+
+/// 1 − cosine of unit vectors, never below 0 (rounding).
+#[derive(Clone, Copy, Default)]
+pub struct Cosine;
+
+impl Distance<f32> for Cosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
+/// Dot product in 16 independent lanes, which the compiler vectorises
+/// (one running sum would have to be added in order).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `v` scaled to unit length (a zero vector stays zero).
+pub fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let n = dot(&v, &v).sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v
+}
+
+fn new_graph(capacity: usize) -> Hnsw<'static, f32, Cosine> {
+    Hnsw::new(16, capacity.max(1024), 16, 100, Cosine)
+}
+
+impl Partition {
+    fn vector(&self, slot: usize, dim: usize) -> &[f32] {
+        &self.vectors[slot * dim..(slot + 1) * dim]
+    }
+
+    fn live(&self) -> usize {
+        self.items.len() - self.dead
+    }
+
+    /// Rebuilds without the dead slots (and with a graph when large).
+    fn compact(&mut self, dim: usize, exact_below: usize) {
+        let mut items = Vec::with_capacity(self.live());
+        let mut vectors = Vec::with_capacity(self.live() * dim);
+        for (old, item) in self.items.iter_mut().enumerate() {
+            if let Some(it) = item.take() {
+                items.push(Some(it));
+                vectors.extend_from_slice(&self.vectors[old * dim..(old + 1) * dim]);
+            }
+        }
+        self.items = items;
+        self.vectors = vectors;
+        self.dead = 0;
+        self.graph = None;
+        if self.items.len() >= exact_below {
+            let g = new_graph(self.items.len() * 2);
+            for slot in 0..self.items.len() {
+                g.insert_slice((self.vector(slot, dim), slot));
+            }
+            self.graph = Some(g);
+        }
+    }
+}
+
+impl SemanticIndex {
+    pub fn new(dim: usize, exact_below: usize, max_entries: usize) -> Self {
+        SemanticIndex { inner: RwLock::new(Inner::default()), exact_below: exact_below.max(1), max_entries, dim }
+    }
+
+    /// Adds an entry (a unit vector of the index's size); false when the
+    /// index is full or the vector has the wrong size.
+    pub fn insert(&self, partition: &str, vector: &[f32], item: Item) -> bool {
+        if vector.len() != self.dim {
+            return false;
+        }
+        let Ok(mut inner) = self.inner.write() else { return false };
+        if inner.ids.contains(&item.entry.id) {
+            return true;
+        }
+        if inner.live >= self.max_entries {
+            return false;
+        }
+        let id = item.entry.id.clone();
+        let (dim, exact_below) = (self.dim, self.exact_below);
+        let p = inner.partitions.entry(partition.to_string()).or_insert_with(|| Partition {
+            items: Vec::new(),
+            vectors: Vec::new(),
+            graph: None,
+            dead: 0,
+        });
+        let slot = p.items.len();
+        p.items.push(Some(item));
+        p.vectors.extend_from_slice(vector);
+        match &p.graph {
+            Some(g) => g.insert_slice((p.vector(slot, dim), slot)),
+            None if p.items.len() >= exact_below => p.compact(dim, exact_below),
+            None => {}
+        }
+        inner.ids.insert(id);
+        inner.live += 1;
+        true
+    }
+
+    /// The entries nearest to `vector` in `partition`, most similar first,
+    /// at least `min_similarity`, unexpired.
+    pub fn search(&self, partition: &str, vector: &[f32], min_similarity: f32, limit: usize) -> Vec<Candidate> {
+        let Ok(inner) = self.inner.read() else { return Vec::new() };
+        let Some(p) = inner.partitions.get(partition) else { return Vec::new() };
+        if vector.len() != self.dim {
+            return Vec::new();
+        }
+        let now = crate::store::unix_ms();
+        let mut found: Vec<(f32, usize)> = match &p.graph {
+            Some(g) => g
+                .search(vector, GRAPH_K.max(limit), GRAPH_EF)
+                .into_iter()
+                .map(|n| (dot(vector, p.vector(n.d_id, self.dim)), n.d_id))
+                .collect(),
+            None => (0..p.items.len()).map(|slot| (dot(vector, p.vector(slot, self.dim)), slot)).collect(),
+        };
+        found.retain(|(s, slot)| {
+            *s >= min_similarity && p.items[*slot].as_ref().is_some_and(|it| !it.entry.expired(now))
+        });
+        found.sort_by(|a, b| b.0.total_cmp(&a.0));
+        found.truncate(limit);
+        found
+            .into_iter()
+            .filter_map(|(similarity, slot)| p.items[slot].clone().map(|item| Candidate { similarity, item }))
+            .collect()
+    }
+
+    /// Removes every entry `matches` selects; returns how many.
+    pub fn remove_if(&self, matches: impl Fn(&Entry) -> bool) -> usize {
+        let Ok(mut inner) = self.inner.write() else { return 0 };
+        let mut gone = Vec::new();
+        for p in inner.partitions.values_mut() {
+            for item in p.items.iter_mut() {
+                if item.as_ref().is_some_and(|it| matches(&it.entry)) {
+                    if let Some(it) = item.take() {
+                        gone.push(it.entry.id.clone());
+                    }
+                    p.dead += 1;
+                }
+            }
+        }
+        for id in &gone {
+            inner.ids.remove(id);
+        }
+        inner.live -= gone.len();
+        gone.len()
+    }
+
+    /// Drops expired entries and compacts partitions that are half dead.
+    pub fn sweep(&self) {
+        let now = crate::store::unix_ms();
+        self.remove_if(|e| e.expired(now));
+        let Ok(mut inner) = self.inner.write() else { return };
+        inner.partitions.retain(|_, p| p.live() > 0);
+        for p in inner.partitions.values_mut() {
+            if p.dead * 2 >= p.items.len() {
+                p.compact(self.dim, self.exact_below);
+            }
+        }
+    }
+
+    /// Whether an entry with this id is indexed.
+    pub fn contains(&self, id: &str) -> bool {
+        self.inner.read().is_ok_and(|i| i.ids.contains(id))
+    }
+
+    /// (entries, approximate bytes: vectors, graph links, questions and answers).
+    pub fn size(&self) -> (u64, u64) {
+        let Ok(inner) = self.inner.read() else { return (0, 0) };
+        let mut bytes = 0u64;
+        for p in inner.partitions.values() {
+            bytes += (p.vectors.len() * 4) as u64;
+            if p.graph.is_some() {
+                // A copy of each vector and about 2 × 16 links per point.
+                bytes += (p.items.len() * (self.dim * 4 + 32 * 8 + 64)) as u64;
+            }
+            for it in p.items.iter().flatten() {
+                bytes += (it.question.len() + 64) as u64 + u64::from(it.entry.weight());
+            }
+        }
+        (inner.live as u64, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::entry::Finish;
+
+    fn entry(id: &str, tenant: &str) -> Arc<Entry> {
+        Arc::new(Entry {
+            id: id.into(),
+            model: "m".into(),
+            served_by: None,
+            tenant: tenant.into(),
+            namespace: None,
+            created_ms: 0,
+            expires_ms: u64::MAX,
+            text: format!("answer {id}"),
+            tool_calls: Vec::new(),
+            finish: Finish::Stop,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+        })
+    }
+
+    fn unit(seed: u64, dim: usize) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let v = (0..dim)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+            })
+            .collect();
+        normalize(v)
+    }
+
+    #[test]
+    fn finds_the_nearest_in_its_partition_only() {
+        let idx = SemanticIndex::new(32, 4096, 100);
+        for i in 0..20 {
+            let it = Item { question: format!("q{i}"), entry: entry(&format!("e{i}"), "global") };
+            assert!(idx.insert("p1", &unit(i, 32), it));
+        }
+        let hits = idx.search("p1", &unit(7, 32), 0.99, 3);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].item.entry.id, "e7");
+        assert!(idx.search("p2", &unit(7, 32), 0.0, 3).is_empty());
+        assert_eq!(idx.remove_if(|e| e.id == "e7"), 1);
+        assert!(idx.search("p1", &unit(7, 32), 0.99, 3).is_empty());
+        assert!(!idx.contains("e7") && idx.contains("e8"));
+    }
+
+    #[test]
+    fn a_large_partition_is_searched_through_its_graph_and_compacts() {
+        let idx = SemanticIndex::new(32, 64, 10_000);
+        for i in 0..500 {
+            idx.insert("p", &unit(i, 32), Item { question: String::new(), entry: entry(&format!("e{i}"), "g") });
+        }
+        let mut found = 0;
+        for i in (0..500).step_by(10) {
+            let hits = idx.search("p", &unit(i, 32), 0.99, 1);
+            found += usize::from(hits.first().is_some_and(|c| c.item.entry.id == format!("e{i}")));
+        }
+        assert!(found >= 48, "graph recall {found}/50");
+        assert_eq!(idx.remove_if(|e| e.id.len() == 2 || e.id.ends_with('1')), 10 + 49);
+        idx.sweep();
+        assert_eq!(idx.size().0, 500 - 59);
+        assert!(idx.search("p", &unit(1, 32), 0.99, 1).is_empty());
+        let hits = idx.search("p", &unit(333, 32), 0.99, 1);
+        assert_eq!(hits.first().map(|c| c.item.entry.id.clone()), Some("e333".into()));
+        // A full index takes no more.
+        let small = SemanticIndex::new(32, 64, 1);
+        assert!(small.insert("p", &unit(1, 32), Item { question: String::new(), entry: entry("a", "g") }));
+        assert!(!small.insert("p", &unit(2, 32), Item { question: String::new(), entry: entry("b", "g") }));
+    }
+}
