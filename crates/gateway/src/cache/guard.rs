@@ -33,6 +33,7 @@ pub enum Rejection {
     Negation,
     ContentWords,
     WordOrder,
+    Tense,
 }
 
 impl Rejection {
@@ -42,6 +43,7 @@ impl Rejection {
             Rejection::Negation => "negation",
             Rejection::ContentWords => "content_words",
             Rejection::WordOrder => "word_order",
+            Rejection::Tense => "tense",
         }
     }
 }
@@ -63,8 +65,11 @@ pub fn verify(cached: &str, asked: &str) -> Result<(), Rejection> {
     if a.negated != b.negated {
         return Err(Rejection::Negation);
     }
-    let Some(mapping) = match_words(&a.content, &b.content) else { return Err(Rejection::ContentWords) };
-    if !same_order(&mapping, &b.content) {
+    if a.tenses != b.tenses {
+        return Err(Rejection::Tense);
+    }
+    let Some(mapping) = match_words(&a, &b) else { return Err(Rejection::ContentWords) };
+    if !same_order(&mapping, &a, &b) {
         return Err(Rejection::WordOrder);
     }
     Ok(())
@@ -74,8 +79,23 @@ struct Analysis {
     /// Canonical numbers, in order.
     numbers: Vec<String>,
     negated: bool,
+    /// The tenses of the clauses that carry content words (filler clauses
+    /// such as "I was wondering" say nothing about the question).
+    tenses: Vec<Tense>,
     /// Canonical content words and numbers ("#5"), in order.
     content: Vec<String>,
+    /// Each content word as written (lower-cased), for typos and compounds.
+    raw: Vec<String>,
+    /// Each content word's clause (clauses end at punctuation and before
+    /// "if", "when", "because", …).
+    clause: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Tense {
+    Past,
+    Present,
+    Future,
 }
 
 /// A word or number as written: lower-cased, and whether it was in capitals
@@ -85,8 +105,36 @@ struct Token {
     caps: bool,
 }
 
+/// Marks a clause boundary in the token stream.
+const BOUNDARY: &str = "|";
+
+fn tense_of(tokens: &[String]) -> Tense {
+    let future = tokens.iter().enumerate().any(|(i, t)| {
+        matches!(t.as_str(), "will" | "shall" | "won't" | "gonna")
+            || t.ends_with("'ll")
+            || (t == "going" && tokens.get(i + 1).is_some_and(|n| n == "to") && i > 0 && is_be(&tokens[i - 1]))
+    });
+    if future {
+        return Tense::Future;
+    }
+    let past = tokens
+        .iter()
+        .any(|t| matches!(t.as_str(), "was" | "were" | "did" | "had" | "didn't" | "wasn't" | "weren't" | "hadn't"));
+    if past {
+        Tense::Past
+    } else {
+        Tense::Present
+    }
+}
+
+fn is_be(t: &str) -> bool {
+    matches!(t, "am" | "is" | "are" | "i'm" | "we're" | "you're" | "they're" | "it's" | "he's" | "she's")
+}
+
 impl Analysis {
     fn of(tokens: Vec<Token>) -> Analysis {
+        let caps: std::collections::HashSet<String> =
+            tokens.iter().filter(|t| t.caps).map(|t| t.text.clone()).collect();
         let mut words: Vec<String> = tokens.into_iter().map(|t| t.text).collect();
         // "$5" reads as "5 dollars".
         for i in 0..words.len().saturating_sub(1) {
@@ -95,15 +143,36 @@ impl Analysis {
             }
         }
         let tokens = coordinate(normalize_phrases(&words));
-        let mut numbers = Vec::new();
-        let mut content = Vec::new();
+        let mut a = Analysis {
+            numbers: Vec::new(),
+            negated: false,
+            tenses: Vec::new(),
+            content: Vec::new(),
+            raw: Vec::new(),
+            clause: Vec::new(),
+        };
         let mut negations = 0usize;
+        let mut clause = 0usize;
+        let mut clause_start = 0usize;
         let mut i = 0;
-        while i < tokens.len() {
+        let ends_clause = |t: &str| {
+            t == BOUNDARY
+                || matches!(t, "if" | "when" | "whenever" | "while" | "because" | "since" | "unless" | "although" | "though")
+        };
+        while i <= tokens.len() {
+            if i == tokens.len() || ends_clause(&tokens[i]) {
+                if a.clause.last() == Some(&clause) {
+                    a.tenses.push(tense_of(&tokens[clause_start..i]));
+                }
+                clause += 1;
+                clause_start = i + 1;
+                i += 1;
+                continue;
+            }
             let t = tokens[i].as_str();
             if let Some((value, used)) = number_words(&tokens[i..]) {
-                content.push(format!("#{value}"));
-                numbers.push(value);
+                a.push(format!("#{value}"), tokens[i..i + used].join(" "), clause);
+                a.numbers.push(value);
                 i += used;
                 continue;
             }
@@ -120,17 +189,35 @@ impl Analysis {
                     value = format_number(v * m);
                     i += 1;
                 }
-                content.push(format!("#{value}"));
-                numbers.push(value);
+                a.push(format!("#{value}"), t.to_string(), clause);
+                a.numbers.push(value);
             } else if is_negation(t) {
                 negations += 1;
-            } else if !is_filler(t) {
-                content.push(canonical_word(t));
+            } else if !is_filler(t) && !is_filler_typo(t) {
+                let canon = if caps.contains(t) { t.replace('\'', "") } else { canonical_word(t) };
+                a.push(canon, t.to_string(), clause);
             }
             i += 1;
         }
-        Analysis { numbers, negated: negations % 2 == 1, content }
+        a.negated = negations % 2 == 1;
+        a.tenses.sort_unstable();
+        a.tenses.dedup();
+        a
     }
+
+    fn push(&mut self, canon: String, raw: String, clause: usize) {
+        self.content.push(canon);
+        self.raw.push(raw);
+        self.clause.push(clause);
+    }
+}
+
+/// A misspelt question word or modal ("shoud", "wich", "pleese").
+fn is_filler_typo(t: &str) -> bool {
+    t.len() >= 4
+        && ["should", "would", "could", "where", "which", "please", "whats", "thanks"]
+            .iter()
+            .any(|f| edit_distance(t, f) == 1)
 }
 
 /// Words and numbers, lower-cased; apostrophes kept inside a word
@@ -170,6 +257,13 @@ fn tokenize(text: &str) -> Vec<Token> {
         match c {
             '%' => out.push(Token { text: "%".into(), caps: false }),
             '$' => out.push(Token { text: "usd".into(), caps: false }),
+            ',' | ';' | ':' | '?' | '!' | '.' | '(' | ')' => {
+                out.push(Token { text: BOUNDARY.into(), caps: false })
+            }
+            // A dash between spaces ("please help - what is …").
+            '-' if chars.get(i + 1).is_some_and(|n| n.is_whitespace()) => {
+                out.push(Token { text: BOUNDARY.into(), caps: false })
+            }
             _ => {}
         }
     }
@@ -237,6 +331,17 @@ const POLITE: &[&[&str]] = &[
     &["help", "me", "out"],
     &["thanks", "a", "lot"],
     &["thank", "you", "so", "much"],
+    &["thanks", "a", "bunch"],
+    &["bear", "with", "me"],
+    &["if", "you", "have", "a", "moment"],
+    &["good", "morning"],
+    &["good", "afternoon"],
+    &["good", "evening"],
+    &["isn't", "a", "silly", "question"],
+    &["isn't", "a", "dumb", "question"],
+    &["isn't", "a", "stupid", "question"],
+    &["if", "this", "is", "really", "basic"],
+    &["if", "this", "is", "basic"],
 ];
 
 /// Multi-word names and abbreviations to one token; politeness dropped.
@@ -306,7 +411,7 @@ fn is_filler(t: &str) -> bool {
         "good", "best", "top", "idea", "ideas", "anything", "something", "one", "given", "r", "u", "ur",
         "sorry", "thx", "ty", "tia", "appreciate", "appreciated", "advance", "bother", "wondered", "honestly",
         "um", "uh", "umm", "hmm", "assistant", "dumb", "silly", "stupid", "again", "q", "degrees", "much",
-        "pretty", "anyway", "btw", "currently", "now", "today",
+        "pretty", "anyway", "btw", "currently", "now", "today", "maybe", "cheers", "hope",
     ];
     FILLER.contains(&t)
 }
@@ -382,7 +487,6 @@ fn number_words(tokens: &[String]) -> Option<(String, usize)> {
         }
         match w {
             "dozen" => Some(12.0),
-            "half" => Some(0.5),
             _ => None,
         }
     };
@@ -439,7 +543,13 @@ fn number_words(tokens: &[String]) -> Option<(String, usize)> {
                 current = 0.0;
             }
             _ => match unit(t) {
-                Some(u) if u < 10.0 && current >= 20.0 && current % 10.0 == 0.0 => current += u,
+                // "twenty five", "one hundred forty four".
+                Some(u)
+                    if (u < 10.0 && current >= 20.0 && current % 10.0 == 0.0)
+                        || (u < 100.0 && current >= 100.0 && current % 100.0 == 0.0) =>
+                {
+                    current += u
+                }
                 _ => break,
             },
         }
@@ -448,42 +558,51 @@ fn number_words(tokens: &[String]) -> Option<(String, usize)> {
     Some((format_number(total + current), used))
 }
 
-/// Pairs each content word of `a` with one of `b` (same word, synonym or a
-/// typo of it); `None` when a word of either side is left over. The
-/// result: for each word of `a` in order, the position of its match in `b`.
-fn match_words(a: &[String], b: &[String]) -> Option<Vec<usize>> {
-    let mut taken = vec![false; b.len()];
-    let mut mapping = vec![usize::MAX; a.len()];
-    for (i, w) in a.iter().enumerate() {
-        if let Some(j) = (0..b.len()).find(|&j| !taken[j] && b[j] == *w) {
+/// Pairs each content word of `a` with one of `b` (same word, synonym, a
+/// typo of it, or one word written as two); `None` when a word of either
+/// side is left over. The result: for each word of `a` in order, the
+/// position of its match in `b`.
+fn match_words(a: &Analysis, b: &Analysis) -> Option<Vec<usize>> {
+    let (ca, cb) = (&a.content, &b.content);
+    let mut taken = vec![false; cb.len()];
+    let mut mapping = vec![usize::MAX; ca.len()];
+    for (i, w) in ca.iter().enumerate() {
+        if let Some(j) = (0..cb.len()).find(|&j| !taken[j] && cb[j] == *w) {
             taken[j] = true;
             mapping[i] = j;
         }
     }
-    for (i, w) in a.iter().enumerate() {
+    let typo = |i: usize, j: usize| {
+        !ca[i].starts_with('#') && !cb[j].starts_with('#') && (is_typo(&ca[i], &cb[j]) || is_typo(&a.raw[i], &b.raw[j]))
+    };
+    for i in 0..ca.len() {
         if mapping[i] != usize::MAX {
             continue;
         }
-        if let Some(j) = (0..b.len()).find(|&j| !taken[j] && is_typo(w, &b[j])) {
+        if let Some(j) = (0..cb.len()).find(|&j| !taken[j] && typo(i, j)) {
             taken[j] = true;
             mapping[i] = j;
         }
     }
     // One word written as two ("sourdough" / "sour dough", "nodejs" / "node js").
-    for i in 0..a.len() {
-        for j in 0..b.len() {
+    let joins = |x: &str, y: &str, whole: &str| {
+        let joined = format!("{x}{y}");
+        joined == whole || is_typo(&joined, whole)
+    };
+    for i in 0..ca.len() {
+        for j in 0..cb.len() {
             if mapping[i] != usize::MAX || taken[j] {
                 continue;
             }
-            let joined_a = a.get(i + 1).filter(|_| mapping.get(i + 1) == Some(&usize::MAX)).map(|n| format!("{}{n}", a[i]));
-            if joined_a.is_some_and(|w| w == b[j] || is_typo(&w, &b[j])) {
+            let next_a_free = mapping.get(i + 1) == Some(&usize::MAX);
+            if next_a_free && joins(&a.raw[i], &a.raw[i + 1], &b.raw[j]) {
                 taken[j] = true;
                 mapping[i] = j;
                 mapping[i + 1] = j;
                 continue;
             }
-            let joined_b = b.get(j + 1).filter(|_| !taken[j + 1]).map(|n| format!("{}{n}", b[j]));
-            if joined_b.is_some_and(|w| w == a[i] || is_typo(&w, &a[i])) {
+            let next_b_free = taken.get(j + 1) == Some(&false);
+            if next_b_free && joins(&b.raw[j], &b.raw[j + 1], &a.raw[i]) {
                 taken[j] = true;
                 taken[j + 1] = true;
                 mapping[i] = j;
@@ -529,26 +648,63 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-/// The matched words keep their order, except for one block that moved from
-/// the front of one question to the end of the other (a fronted clause).
-/// Compared as words, so a word said twice may match either place.
-fn same_order(mapping: &[usize], b: &[String]) -> bool {
-    let mut seq: Vec<&str> = Vec::with_capacity(mapping.len());
+/// Within a clause the matched words keep their order; whole clauses may
+/// come in another order ("In Rust, how do I …" / "How do I … in Rust").
+/// Compared as words, so a word said twice may match either place; either
+/// question's clauses may be the ones that moved.
+fn same_order(mapping: &[usize], a: &Analysis, b: &Analysis) -> bool {
+    // a's words in b's words, with a's clauses.
+    let mut seq: Vec<(&str, usize)> = Vec::with_capacity(mapping.len());
     for (i, &j) in mapping.iter().enumerate() {
         if i > 0 && mapping[i - 1] == j {
             continue;
         }
-        seq.push(&b[j]);
+        seq.push((b.content[j].as_str(), a.clause[i]));
     }
     let mut positions: Vec<usize> = mapping.to_vec();
     positions.sort_unstable();
     positions.dedup();
-    let target: Vec<&str> = positions.iter().map(|&j| b[j].as_str()).collect();
+    let target: Vec<(&str, usize)> = positions.iter().map(|&j| (b.content[j].as_str(), b.clause[j])).collect();
     if seq.len() != target.len() {
         return false;
     }
-    // A rotation: [X, Y] against [Y, X].
-    (0..seq.len().max(1)).any(|k| seq[k..].iter().chain(&seq[..k]).eq(target.iter()))
+    let seq_words: Vec<&str> = seq.iter().map(|(w, _)| *w).collect();
+    let target_words: Vec<&str> = target.iter().map(|(w, _)| *w).collect();
+    blocks_reorder_to(&seq, &target_words) || blocks_reorder_to(&target, &seq_words)
+}
+
+/// Whether `seq`'s clause blocks, in some order, spell `target`.
+fn blocks_reorder_to(seq: &[(&str, usize)], target: &[&str]) -> bool {
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for (i, (w, c)) in seq.iter().enumerate() {
+        if i == 0 || seq[i - 1].1 != *c {
+            blocks.push(Vec::new());
+        }
+        if let Some(b) = blocks.last_mut() {
+            b.push(w);
+        }
+    }
+    // Few clauses in a question; past six only the written order counts.
+    if blocks.len() > 6 {
+        return blocks.concat() == target;
+    }
+    fn place(blocks: &[Vec<&str>], used: &mut Vec<bool>, target: &[&str]) -> bool {
+        if target.is_empty() {
+            return used.iter().all(|u| *u);
+        }
+        for k in 0..blocks.len() {
+            if !used[k] && target.starts_with(&blocks[k]) {
+                used[k] = true;
+                if place(blocks, used, &target[blocks[k].len()..]) {
+                    return true;
+                }
+                used[k] = false;
+            }
+        }
+        false
+    }
+    let mut used = vec![false; blocks.len()];
+    place(&blocks, &mut used, target)
 }
 
 /// Phrase tables by length - 1 (one word, two words, …): canonical token.
@@ -661,6 +817,12 @@ const PHRASES: &[(&str, &str)] = &[
     ("litres", "l"),
     ("liter", "l"),
     ("litre", "l"),
+    ("gigabytes", "gb"),
+    ("gigabyte", "gb"),
+    ("megabytes", "mb"),
+    ("megabyte", "mb"),
+    ("terabytes", "tb"),
+    ("terabyte", "tb"),
     ("milligrams", "mg"),
     ("milligram", "mg"),
     ("milliliters", "ml_"),
@@ -839,6 +1001,12 @@ mod tests {
             ("If I miss a card payment, what happens to my score?", "What happens to my score if I miss a card payment?"),
             ("How do I bake sourdough bread?", "How do I bake sour dough bread"),
             ("Is $20k enough?", "is 20,000 dollars enough"),
+            (
+                "If I'm traveling to Japan for two weeks, do I need a visa as a US citizen?",
+                "As a US citizen, do I need a visa if I'm traveling to Japan for two weeks?",
+            ),
+            ("What is the square root of 144?", "What's the square root of one hundred forty-four?"),
+            ("When should a baby start eating solid food?", "when shoud a baby start eating solid food"),
             ("How does castling work in chess?", "Please, if you don't mind, how does castling work in chess?"),
         ] {
             assert_eq!(verify(a, b), Ok(()), "{a} / {b}");
@@ -862,6 +1030,10 @@ mod tests {
             ("Summarize Hamlet in three sentences", "Summarize Hamlet in 5 sentences", Rejection::Numbers),
             ("Can I roll my Roth IRA into a 401k?", "Can I roll my 401k into a Roth IRA?", Rejection::WordOrder),
             ("Pipe the output of grep into sort", "Pipe the output of sort into grep", Rejection::WordOrder),
+            ("Convert Celsius to Fahrenheit", "Convert Fahrenheit to Celsius", Rejection::WordOrder),
+            ("How do I redirect HTTP to HTTPS?", "How do I redirect HTTPS to HTTP?", Rejection::WordOrder),
+            ("Who was the CEO of Twitter?", "Who is the CEO of Twitter?", Rejection::Tense),
+            ("When did my order ship?", "When will my order ship?", Rejection::Tense),
             ("Is C++ faster than Rust?", "Is C# faster than Rust?", Rejection::ContentWords),
         ] {
             assert_eq!(verify(a, b), Err(why), "{a} / {b}");

@@ -12,7 +12,7 @@
 //! [cache.exact]
 //! max_mib = 256          # the in-process tier's size
 //! [cache.semantic]
-//! threshold = 0.80       # cosine similarity a candidate must reach
+//! threshold = 0.75       # cosine similarity a candidate must reach
 //! guard = true           # and the wrong-hit guard it must pass
 //! text = "last_user"     # what is embedded: last_user | conversation
 //! [cache.routes."support-bot"]
@@ -125,7 +125,7 @@ pub struct CachePolicy {
 }
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
-pub const DEFAULT_THRESHOLD: f32 = 0.80;
+pub const DEFAULT_THRESHOLD: f32 = 0.75;
 pub const DEFAULT_L1_MIB: u64 = 256;
 pub const DEFAULT_MAX_SEMANTIC_ENTRIES: usize = 1_000_000;
 

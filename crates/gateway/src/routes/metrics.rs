@@ -25,7 +25,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     scrape.register_collector(Box::new(Queues::read(&state)));
     scrape.register_collector(Box::new(Models(state.health().snapshot())));
     let mut out = String::new();
-    match prometheus_text::encode(&mut out, &scrape).and_then(|()| state.metrics().render(&mut out)) {
+    if let Some(c) = state.cache() {
+        c.sizes();
+    }
+    let cache = |out: &mut String| state.cache().map_or(Ok(()), |c| c.metrics.render(out));
+    match prometheus_text::encode(&mut out, &scrape)
+        .and_then(|()| state.metrics().render(&mut out))
+        .and_then(|()| cache(&mut out))
+    {
         Ok(()) => ([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], out).into_response(),
         Err(fmt::Error) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
