@@ -320,26 +320,36 @@ async fn through_gateway(rate: u32, seconds: u64) -> Result<()> {
             for i in 0..total {
                 let at = start + offset + per_conn * i as u32;
                 tokio::time::sleep_until(at).await;
+                // From the write: the timer wakes up to a millisecond late,
+                // which is the client's lag, not the gateway's latency (the
+                // lag is reported apart, to show the rate was kept).
+                let sent = tokio::time::Instant::now();
                 let (status, head) = exchange(&mut s, &request).await?;
                 anyhow::ensure!(status == 200 && head.contains("hit-exact"), "not a hit: {head}");
-                lat.push((tokio::time::Instant::now() - at).as_secs_f64() * 1e3);
+                lat.push(((tokio::time::Instant::now() - sent).as_secs_f64() * 1e3, (sent - at).as_secs_f64() * 1e3));
             }
             Ok::<_, anyhow::Error>(lat)
         }));
     }
-    let mut lat = Vec::new();
+    let started = std::time::Instant::now();
+    let mut both = Vec::new();
     for t in tasks {
-        lat.extend(t.await??);
+        both.extend(t.await??);
     }
+    let wall = started.elapsed().as_secs_f64();
+    let (mut lat, mut lag): (Vec<f64>, Vec<f64>) = both.into_iter().unzip();
     lat.sort_by(f64::total_cmp);
-    let p = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+    lag.sort_by(f64::total_cmp);
+    let p = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
     println!(
-        "exact L1 hit through the gateway, {rate} requests/s for {seconds} s over {connections} keep-alive connections: {} requests, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+        "exact L1 hit through the gateway, {rate} requests/s for {seconds} s over {connections} keep-alive connections: {} requests in {wall:.1} s, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms (client's lag behind schedule: p50 {:.3} ms, p99 {:.3} ms)",
         lat.len(),
-        p(0.5),
-        p(0.99),
-        p(0.999),
-        p(1.0)
+        p(&lat, 0.5),
+        p(&lat, 0.99),
+        p(&lat, 0.999),
+        p(&lat, 1.0),
+        p(&lag, 0.5),
+        p(&lag, 0.99)
     );
     Ok(())
 }
