@@ -234,7 +234,8 @@ fn tokenize(text: &str) -> Vec<Token> {
         }
         let letters: Vec<char> = cur.chars().filter(|c| c.is_alphabetic()).collect();
         let caps = letters.len() >= 2 && letters.iter().all(|c| c.is_uppercase());
-        let mut text = cur.to_lowercase();
+        // A command-line flag keeps its case ("ls -s" / "ls -S").
+        let mut text = if cur.starts_with('-') { cur.clone() } else { cur.to_lowercase() };
         if let Some(stripped) = text.strip_suffix("'s").filter(|s| !s.is_empty()) {
             text = stripped.to_string();
         }
@@ -248,7 +249,11 @@ fn tokenize(text: &str) -> Vec<Token> {
         let keep = c.is_alphanumeric()
             || (c == '\'' && !cur.is_empty() && chars.get(i + 1).is_some_and(|n| n.is_alphabetic()))
             || ((c == '.' || c == ',') && next_digit && (prev_digit || cur.is_empty()))
-            || ((c == '+' || c == '#') && after_letter);
+            || ((c == '+' || c == '#') && after_letter)
+            || (c == '-'
+                && cur.is_empty()
+                && (i == 0 || chars[i - 1].is_whitespace())
+                && chars.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic()));
         if keep {
             cur.push(c);
             continue;
@@ -612,7 +617,13 @@ fn match_words(a: &Analysis, b: &Analysis) -> Option<Vec<usize>> {
     (mapping.iter().all(|m| *m != usize::MAX) && taken.iter().all(|t| *t)).then_some(mapping)
 }
 
+/// A misspelling keeps its first letter ("captial", "recieve"); a word
+/// that starts otherwise is another word ("including" / "excluding",
+/// "ascending" / "descending", "subscribe" / "unsubscribe").
 fn is_typo(a: &str, b: &str) -> bool {
+    if a.chars().next() != b.chars().next() {
+        return false;
+    }
     let n = a.chars().count().min(b.chars().count());
     let allowed = if n >= 9 {
         2
@@ -1035,6 +1046,9 @@ mod tests {
             ("Who was the CEO of Twitter?", "Who is the CEO of Twitter?", Rejection::Tense),
             ("When did my order ship?", "When will my order ship?", Rejection::Tense),
             ("Is C++ faster than Rust?", "Is C# faster than Rust?", Rejection::ContentWords),
+            ("What does ls -s do?", "What does ls -S do?", Rejection::ContentWords),
+            ("List files including hidden ones", "List files excluding hidden ones", Rejection::ContentWords),
+            ("Sort by date ascending", "Sort by date descending", Rejection::ContentWords),
         ] {
             assert_eq!(verify(a, b), Err(why), "{a} / {b}");
         }
