@@ -58,6 +58,7 @@ pub fn run(args: &CacheBench) -> Result<()> {
         rt.block_on(pairs(args, p))?;
     }
     if args.entries > 0 {
+        rt.block_on(embedding_latency(&args.model))?;
         lookup(args.entries)?;
     }
     if args.rate > 0 {
@@ -189,6 +190,26 @@ async fn pairs(args: &CacheBench, path: &PathBuf) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// The semantic lookup's other half: one question embedded, alone (as a
+/// lookup does), 300 times.
+async fn embedding_latency(dir: &std::path::Path) -> Result<()> {
+    let model = engine::embedding::Embedder::load(dir)
+        .with_context(|| format!("loading {}", dir.display()))?
+        .spawn(engine::embedding::BatchConfig::default())?
+        .truncating(true);
+    let mut lat = Vec::new();
+    for i in 0..300 {
+        let q = format!("How do I renew passport number {i} before my trip to Lisbon next month?");
+        let t = Instant::now();
+        model.embed(vec![q], true).await?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    let p = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+    println!("embedding one question (~17 tokens), alone: p50 {:.2} ms, p99 {:.2} ms", p(0.5), p(0.99));
     Ok(())
 }
 

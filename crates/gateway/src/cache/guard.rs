@@ -580,13 +580,13 @@ fn match_words(a: &Analysis, b: &Analysis) -> Option<Vec<usize>> {
     let typo = |i: usize, j: usize| {
         !ca[i].starts_with('#') && !cb[j].starts_with('#') && (is_typo(&ca[i], &cb[j]) || is_typo(&a.raw[i], &b.raw[j]))
     };
-    for i in 0..ca.len() {
-        if mapping[i] != usize::MAX {
+    for (i, m) in mapping.iter_mut().enumerate() {
+        if *m != usize::MAX {
             continue;
         }
         if let Some(j) = (0..cb.len()).find(|&j| !taken[j] && typo(i, j)) {
             taken[j] = true;
-            mapping[i] = j;
+            *m = j;
         }
     }
     // One word written as two ("sourdough" / "sour dough", "nodejs" / "node js").
@@ -643,8 +643,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

@@ -19,7 +19,7 @@ pub enum Record {
         question: String,
         /// Empty when the entry has no semantic side.
         vector: Vec<f32>,
-        entry: Entry,
+        entry: Box<Entry>,
     },
     Delete {
         id: String,
@@ -148,7 +148,7 @@ mod tests {
             partition: Some("p".into()),
             question: "q".into(),
             vector: vec![0.5, 0.5],
-            entry: entry(id, expires_ms),
+            entry: Box::new(entry(id, expires_ms)),
         }
     }
 

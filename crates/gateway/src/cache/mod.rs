@@ -273,7 +273,7 @@ impl Cache {
             partition: fp.partition.clone(),
             question: fp.text.clone(),
             vector: vector.unwrap_or_default(),
-            entry,
+            entry: Box::new(entry),
         };
         self.apply(record.clone());
         self.metrics.stored();
@@ -301,7 +301,7 @@ impl Cache {
                 if entry.expired(crate::store::unix_ms()) {
                     return;
                 }
-                let entry = Arc::new(entry);
+                let entry: Arc<Entry> = Arc::from(entry);
                 self.memory.put(exact, entry.clone());
                 if let (Some(s), Some(p), false) = (&self.semantic, partition, vector.is_empty()) {
                     if !s.index.insert(&p, &vector, Item { question, entry }) {
