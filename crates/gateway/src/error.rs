@@ -49,6 +49,9 @@ pub enum ApiError {
     Timeout(String),
     #[error("The server had an error while processing your request: {0}")]
     Internal(String),
+    /// An input guardrail refused the request (never echoes the matched text).
+    #[error("The request was blocked by the guardrail '{guard}' ({what}).")]
+    GuardrailBlocked { guard: String, what: &'static str },
 }
 
 impl ApiError {
@@ -58,7 +61,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRequest { .. } | ApiError::GuardrailBlocked { .. } => StatusCode::BAD_REQUEST,
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -89,6 +92,7 @@ impl ApiError {
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
+            ApiError::GuardrailBlocked { .. } => "guardrail_blocked",
         }
     }
 
@@ -122,6 +126,9 @@ impl ApiError {
             ApiError::Overloaded { .. } => ErrorBody::new(message, "server_error", None, Some("overloaded")),
             ApiError::Timeout(_) => ErrorBody::new(message, "server_error", None, Some("timeout")),
             ApiError::Internal(_) => ErrorBody::new(message, "server_error", None, None),
+            ApiError::GuardrailBlocked { .. } => {
+                ErrorBody::new(message, "invalid_request_error", None, Some("guardrail_blocked"))
+            }
         }
     }
 }
@@ -168,6 +175,12 @@ impl ApiError {
                 None
             }
             ApiError::Overloaded { retry_after, .. } => Some(retry_after.map_or(1, retry_after_secs)),
+            ApiError::GuardrailBlocked { guard, .. } => {
+                if let Ok(v) = HeaderValue::try_from(format!("{guard}=block")) {
+                    resp.headers_mut().insert(crate::guardrails::GUARDRAIL_HEADER, v);
+                }
+                None
+            }
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -7,6 +7,8 @@
 //! - `pipeline`: the request path every generation endpoint runs, its
 //!   steps in one documented order (resolve, truncate, admit, deadline,
 //!   cache; the seam for guards), then the backend.
+//! - `guardrails`: input and output checks (PII and secrets with
+//!   checksums, typed placeholders, the hold-back window for streams).
 //! - `cache`: the response cache's tiers (exact in memory and Redis,
 //!   semantic with its wrong-hit guard) and its journal between replicas.
 //! - `validate`: OpenAI wire JSON → `ValidatedRequest`.
@@ -28,6 +30,7 @@ pub mod backends;
 pub mod cache;
 pub mod cascade;
 pub mod config;
+pub mod guardrails;
 pub mod dialect;
 pub mod embed_route;
 pub mod error;

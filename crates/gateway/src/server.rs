@@ -72,6 +72,11 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
             state.add_embedder(&e.name, Arc::new(handle));
         }
     }
+    if !cfg.guardrails.is_empty() {
+        let names: Vec<&str> = cfg.guardrails.iter().map(|g| g.name.as_str()).collect();
+        tracing::info!(guardrails = ?names, "guardrails");
+        state.set_guardrails(Arc::new(crate::guardrails::Guardrails::new(cfg.guardrails.clone())));
+    }
     if let Some(c) = &cfg.cache {
         let redis = match (&c.redis_url, &cfg.policy.store) {
             (Some(url), StoreConfig::Redis { prefix, .. }) => Some((url.clone(), prefix.clone())),

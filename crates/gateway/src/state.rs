@@ -38,6 +38,8 @@ pub struct Shared {
     embedders: BTreeMap<String, Arc<dyn EmbeddingBackend>>,
     /// The response cache, when configured.
     cache: Option<Arc<crate::cache::Cache>>,
+    /// The guardrails, when any is configured.
+    guardrails: Option<Arc<crate::guardrails::Guardrails>>,
     pub body_limit_bytes: usize,
 }
 
@@ -71,6 +73,7 @@ impl AppState {
             aliases: BTreeMap::new(),
             embedders: BTreeMap::new(),
             cache: None,
+            guardrails: None,
             body_limit_bytes,
         }))
     }
@@ -86,6 +89,14 @@ impl AppState {
 
     pub fn cache(&self) -> Option<&Arc<crate::cache::Cache>> {
         self.cache.as_ref()
+    }
+
+    pub fn set_guardrails(&mut self, g: Arc<crate::guardrails::Guardrails>) {
+        self.shared_mut().guardrails = Some(g);
+    }
+
+    pub fn guardrails(&self) -> Option<&Arc<crate::guardrails::Guardrails>> {
+        self.guardrails.as_ref()
     }
 
     pub fn policy(&self) -> &Arc<Policy> {

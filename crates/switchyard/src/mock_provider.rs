@@ -55,6 +55,21 @@ pub struct MockArgs {
     /// Answer with this text (one token per word) instead of "mock word1 word2 …"; `--tokens` is then ignored.
     #[arg(long)]
     reply: Option<String>,
+    /// Answer with the last user message's text, exactly. Header: x-mock-echo: 1.
+    #[arg(long)]
+    echo: bool,
+    /// Stream the answer in chunks of this many bytes (whole characters) instead of one per word.
+    /// Header: x-mock-chunk-bytes; or x-mock-chunk-at: 3,17,40 (cut at these byte offsets).
+    #[arg(long)]
+    chunk_bytes: Option<usize>,
+    /// Request N is cut once, at byte N modulo the answer's length: N requests in a row try
+    /// every boundary (for clients that cannot send x-mock headers, such as a gateway).
+    #[arg(long)]
+    chunk_sweep: bool,
+    /// Cut each answer at random byte offsets (about one in four), from this seed and the
+    /// request's number.
+    #[arg(long)]
+    chunk_random: Option<u64>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -188,6 +203,78 @@ fn words(tokens: u32, reply: Option<&str>) -> Vec<String> {
     }
 }
 
+/// The last user message's text (OpenAI chat, completions' prompt, or Anthropic messages).
+fn last_user_text(body: &Value) -> String {
+    if let Some(p) = body.get("prompt") {
+        return p.as_str().map(str::to_string).unwrap_or_else(|| p.to_string());
+    }
+    let Some(last) = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user")))
+    else {
+        return String::new();
+    };
+    match last.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect(),
+        _ => String::new(),
+    }
+}
+
+/// `text` cut at `offsets` (bytes, moved forward to character boundaries).
+fn cut_at(text: &str, offsets: &[usize]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for &o in offsets {
+        let mut o = o.min(text.len());
+        while !text.is_char_boundary(o) {
+            o += 1;
+        }
+        if o > at {
+            out.push(text[at..o].to_string());
+            at = o;
+        }
+    }
+    if at < text.len() {
+        out.push(text[at..].to_string());
+    }
+    out
+}
+
+/// The answer's streamed pieces: the echo or the words, then re-cut when
+/// the request or the flags ask for chunks.
+fn pieces(mock: &Mock, headers: &HeaderMap, body: &Value, tokens: u32) -> Vec<String> {
+    let echo = mock.args.echo || headers.get("x-mock-echo").is_some_and(|v| v == "1");
+    let base = if echo { split_words(&last_user_text(body)) } else { words(tokens, mock.args.reply.as_deref()) };
+    let text: String = base.concat();
+    if let Some(at) = headers.get("x-mock-chunk-at").and_then(|v| v.to_str().ok()) {
+        let offsets: Vec<usize> = at.split(',').filter_map(|o| o.trim().parse().ok()).collect();
+        return cut_at(&text, &offsets);
+    }
+    let n = mock.requests.load(Ordering::Relaxed);
+    if mock.args.chunk_sweep && !text.is_empty() {
+        return cut_at(&text, &[(n as usize) % text.len()]);
+    }
+    if let Some(seed) = mock.args.chunk_random {
+        let mut x = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let offsets: Vec<usize> = (1..text.len())
+            .filter(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.is_multiple_of(4)
+            })
+            .collect();
+        return cut_at(&text, &offsets);
+    }
+    let size = header_u64(headers, "x-mock-chunk-bytes").map(|n| n as usize).or(mock.args.chunk_bytes);
+    match size {
+        Some(n) if n > 0 => cut_at(&text, &(1..=text.len() / n).map(|k| k * n).collect::<Vec<_>>()),
+        _ => base,
+    }
+}
+
 /// Words with the spaces that follow them, so that they concatenate back to the text.
 fn split_words(text: &str) -> Vec<String> {
     text.split_inclusive(' ').map(str::to_string).collect()
@@ -251,10 +338,11 @@ struct Answer {
 async fn answer(mock: &Mock, headers: &HeaderMap, body: &Value, id_prefix: &str) -> Result<Answer, Response> {
     let plan = begin(mock, headers, body, false).await?;
     let prompt = prompt_tokens(body);
-    let usage = json!({"prompt_tokens": prompt, "completion_tokens": plan.tokens,
-        "total_tokens": prompt + u64::from(plan.tokens)});
+    let words = pieces(mock, headers, body, plan.tokens);
+    let n = words.len() as u64;
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": n, "total_tokens": prompt + n});
     let id = format!("{id_prefix}-mock-{}", mock.requests.load(Ordering::Relaxed));
-    Ok(Answer { model: model_of(body), words: words(plan.tokens, mock.args.reply.as_deref()), usage, id, plan })
+    Ok(Answer { model: model_of(body), words, usage, id, plan })
 }
 
 /// Deterministic unit vectors (8 dimensions unless `dimensions` asks
@@ -439,8 +527,8 @@ async fn messages(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body):
         Ok(p) => p,
         Err(e) => return e,
     };
-    let (model, prompt, words) =
-        (model_of(&body), prompt_tokens(&body), words(plan.tokens, mock.args.reply.as_deref()));
+    let (model, prompt, words) = (model_of(&body), prompt_tokens(&body), pieces(&mock, &headers, &body, plan.tokens));
+    let plan = Plan { tokens: words.len() as u32, ..plan };
     let id = format!("msg_mock_{}", mock.requests.load(Ordering::Relaxed));
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
         return Json(json!({"id": id, "type": "message", "role": "assistant", "model": model,

@@ -9,6 +9,7 @@
 
 pub mod backends;
 pub mod cache;
+pub mod guardrails;
 pub mod embeddings;
 pub mod policy;
 pub mod routes;
@@ -98,6 +99,8 @@ struct RawConfig {
     embeddings: Option<embeddings::RawEmbeddings>,
     /// The response cache (absent: none).
     cache: Option<cache::RawCache>,
+    #[serde(default)]
+    guardrails: Vec<guardrails::RawGuardrail>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,6 +147,8 @@ pub struct Config {
     pub embedding: Option<EmbeddingSettings>,
     /// The response cache, when `[cache]` is present.
     pub cache: Option<cache::CacheSettings>,
+    /// `[[guardrails]]`, in order.
+    pub guardrails: Vec<crate::guardrails::GuardrailConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -197,6 +202,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             embedding: Some(EmbeddingSettings::default()),
             cache: None,
+            guardrails: Vec::new(),
         }
     }
 }
@@ -309,6 +315,7 @@ impl Config {
         if let Some(c) = raw.cache {
             cfg.cache = c.validate()?;
         }
+        cfg.guardrails = guardrails::validate(raw.guardrails)?;
         Ok(cfg)
     }
 }

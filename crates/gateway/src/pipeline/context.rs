@@ -73,6 +73,10 @@ pub struct Call {
     pub cache: crate::cache::Directives,
     /// A miss the cache stores when its answer ends.
     pub(super) pending: Option<Arc<super::cache::Pending>>,
+    /// Placeholders of a reversible input guardrail and the caller's values.
+    pub(super) restore: Option<Arc<Vec<(String, String)>>>,
+    /// The output guardrails that apply.
+    pub(super) output_guards: Option<Arc<Vec<crate::guardrails::GuardrailConfig>>>,
 }
 
 impl Call {
@@ -87,6 +91,8 @@ impl Call {
             meter: None,
             cache: Default::default(),
             pending: None,
+            restore: None,
+            output_guards: None,
         }
     }
 

@@ -2,24 +2,30 @@
 //! for every endpoint. Auth (step 1) is a middleware (`policy::auth`); the
 //! dialect parses and validates (step 2); then, in this order:
 //!
-//! 2. `resolve`: the model asked for (alias → model, or a route), that the
-//!    key may use it, and that a model asked for directly can do what the
-//!    request needs (tools, JSON, images, streaming, …);
+//! - `resolve` (2): the model asked for (alias → model, or a route), that
+//!   the key may use it, and that a model asked for directly can do what
+//!   the request needs (tools, JSON, images, streaming, …);
 //! - `truncate`: a chat that does not fit the context loses its oldest
 //!   turns, when asked to;
-//! 3. and 4. `admit`: the prompt counted with the backend's own tokenizer,
-//!    the completion capped, the estimate reserved against every rate limit
-//!    and budget of the key and its user; after: the meter settles the
-//!    reservation to the real usage when the answer ends (step 11);
+//! - `guard_in` (5): the input guardrails (block, redact, warn, log) over
+//!   user turns, tool results and prompts, before anything counts, caches
+//!   or sees them; after: a reversible guardrail's values restored;
+//! - `admit` (3, 4): the prompt counted with the backend's own tokenizer,
+//!   the completion capped, the estimate reserved against every rate limit
+//!   and budget of the key and its user; after: the meter settles the
+//!   reservation to the real usage when the answer ends (11);
 //! - `deadline`: after: the request's wall-clock limit, which ends an
 //!   answer with `length`;
-//! 5. guard in: the seam is here (not built yet);
-//! 6. `cache`: exact and semantic lookup (a hit answers on its own with
-//!    `Flow::Answer`); after: a miss's answer is stored when it ends well.
-//!    Last in the list, so its wrapper is the innermost: an answer the
-//!    deadline cut never reaches it complete;
-//! - 7 to 9, the backend: a route, a queue, the engine or a remote server
-//!   (`Backend` wrappers the pipeline does not see).
+//! - `cache` (6): exact and semantic lookup (a hit answers on its own with
+//!   `Flow::Answer`); after: a miss's answer is stored when it ends well.
+//!   After the deadline in the list, so its wrapper is inside it: an
+//!   answer the deadline cut never reaches it complete; a hit skips the
+//!   steps after it (it was guarded when stored);
+//! - `guard_out` (10): after: the output guardrails over the answer as it
+//!   streams (a hold-back window); the innermost wrapper, so the cache
+//!   stores the guarded answer;
+//! - then the backend (7 to 9): a route, a queue, the engine or a remote
+//!   server (`Backend` wrappers the pipeline does not see).
 //!
 //! Embeddings (`embed`) take the same steps in the same order without the
 //! stream wrappers: their answer is one value, settled when it is known.
@@ -33,6 +39,8 @@ mod admit;
 mod cache;
 mod context;
 mod deadline;
+mod guard_in;
+mod guard_out;
 pub mod embed;
 mod resolve;
 mod truncate;
@@ -69,8 +77,15 @@ pub trait Step: Send + Sync {
 }
 
 /// The steps, in order (see the module docs).
-const STEPS: [&dyn Step; 5] =
-    [&resolve::Resolve, &truncate::Truncate, &admit::Admit, &deadline::Deadline, &cache::CacheStep];
+const STEPS: [&dyn Step; 7] = [
+    &resolve::Resolve,
+    &truncate::Truncate,
+    &guard_in::GuardIn,
+    &admit::Admit,
+    &deadline::Deadline,
+    &cache::CacheStep,
+    &guard_out::GuardOut,
+];
 
 /// Runs the call through every step and the backend.
 pub async fn run(mut ctx: Ctx, mut call: Call) -> Result<Answer, ApiError> {

@@ -1,0 +1,160 @@
+//! Step 5, guard in: the input guardrails of the route and key, in order,
+//! over the text of user turns, tool results (the indirect path) and raw
+//! prompts; system prompts and the assistant's own turns are not checked.
+//! `block` answers 400 (`guardrail_blocked`, the guard's name, never the
+//! matched text); `redact` replaces values by typed placeholders before
+//! anything else sees the request (the cache included); `warn` adds
+//! `x-switchyard-guardrail: NAME=warn`; `log` logs. A reversible
+//! guardrail's values are put back into the answer (after: a hold-back
+//! window, so a placeholder split across chunks is restored whole).
+
+use super::{Call, Ctx, Flow, Step};
+use crate::error::ApiError;
+use crate::guardrails::pii::{find, Finding};
+use crate::guardrails::redact::{longest, restore, Redactor};
+use crate::guardrails::stream::{HoldBack, Release, Scan};
+use crate::guardrails::{key_id, GuardrailConfig, Mode, Stage, GUARDRAIL_HEADER};
+use axum::http::HeaderValue;
+use backend_api::{ContentPart, GenerationEvent, GenerationStream, Prompt, Role};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct GuardIn;
+
+/// What the input guardrails did to one text.
+struct Outcome {
+    warned: Vec<String>,
+}
+
+/// Runs `guards` over `text` (rewritten in place when redacted).
+fn check(
+    ctx: &Ctx,
+    guards: &[GuardrailConfig],
+    text: &mut String,
+    redactor: &mut Redactor,
+    out: &mut Outcome,
+) -> Result<(), ApiError> {
+    let Some(rails) = ctx.state.guardrails() else { return Ok(()) };
+    for g in guards {
+        let t = Instant::now();
+        let findings = find(text, &g.entities);
+        rails.metrics.timed(&g.name, t.elapsed().as_secs_f64());
+        if findings.is_empty() {
+            continue;
+        }
+        if let Some(f) = findings.iter().find(|f| g.mode_of(f.entity) == Mode::Block) {
+            rails.metrics.found(Stage::Input, Mode::Block, 1);
+            return Err(ApiError::GuardrailBlocked { guard: g.name.clone(), what: f.entity.name() });
+        }
+        let redact: Vec<Finding> = findings.iter().copied().filter(|f| g.mode_of(f.entity) == Mode::Redact).collect();
+        for f in findings.iter().filter(|f| g.mode_of(f.entity) < Mode::Redact) {
+            let mode = g.mode_of(f.entity);
+            rails.metrics.found(Stage::Input, mode, 1);
+            tracing::info!(guard = %g.name, entity = f.entity.name(), mode = mode.as_str(), "input guardrail finding");
+            if mode == Mode::Warn && !out.warned.contains(&g.name) {
+                out.warned.push(g.name.clone());
+            }
+        }
+        if !redact.is_empty() {
+            rails.metrics.found(Stage::Input, Mode::Redact, redact.len() as u64);
+            *text = redactor.redact(text, &redact);
+        }
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Step for GuardIn {
+    async fn before(&self, ctx: &mut Ctx, call: &mut Call) -> Result<Flow, ApiError> {
+        let Some(rails) = ctx.state.guardrails().cloned() else { return Ok(Flow::Continue) };
+        let guards = rails.applicable(Stage::Input, &call.model, key_id(&ctx.principal));
+        if guards.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let mut redactor = Redactor::default();
+        let mut out = Outcome { warned: Vec::new() };
+        for r in call.requests.iter_mut() {
+            match &mut r.prompt {
+                Prompt::Text(t) => check(ctx, &guards, t, &mut redactor, &mut out)?,
+                Prompt::Chat(turns) => {
+                    for turn in turns.iter_mut().filter(|t| matches!(t.role, Role::User | Role::Tool)) {
+                        for part in turn.content.iter_mut() {
+                            if let ContentPart::Text(t) = part {
+                                check(ctx, &guards, t, &mut redactor, &mut out)?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !out.warned.is_empty() {
+            let v = out.warned.iter().map(|n| format!("{n}=warn")).collect::<Vec<_>>().join(", ");
+            if let Ok(v) = HeaderValue::try_from(v) {
+                ctx.headers.insert(GUARDRAIL_HEADER, v);
+            }
+        }
+        if guards.iter().any(|g| g.reversible) && !redactor.originals.is_empty() {
+            ctx.needs_text = true;
+            call.restore = Some(Arc::new(redactor.originals));
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn after(&self, _ctx: &Ctx, call: &Call, stream: GenerationStream) -> GenerationStream {
+        match &call.restore {
+            Some(originals) => restoring(originals.clone(), stream),
+            None => stream,
+        }
+    }
+}
+
+/// Puts placeholders back as the caller's values.
+struct Restorer {
+    originals: Arc<Vec<(String, String)>>,
+}
+
+impl Scan for Restorer {
+    fn scan(&mut self, text: &str) -> Result<Vec<(usize, usize)>, String> {
+        let mut spans = Vec::new();
+        for (p, _) in self.originals.iter() {
+            spans.extend(text.match_indices(p.as_str()).map(|(i, m)| (i, i + m.len())));
+        }
+        Ok(spans)
+    }
+
+    fn rewrite(&mut self, text: &str, _spans: &[(usize, usize)]) -> String {
+        restore(text, &self.originals)
+    }
+}
+
+fn restoring(originals: Arc<Vec<(String, String)>>, stream: GenerationStream) -> GenerationStream {
+    let mut hold = HoldBack::new(longest(&originals).max(1));
+    let mut r = Restorer { originals };
+    super::guard_out::rewrite(stream, move |event| {
+            match event {
+                Ok(GenerationEvent::Delta { text, tokens }) => match hold.feed(&text, false, &mut r) {
+                    Release::Text(t) => vec![delta(t, tokens)],
+                    Release::Blocked(_) => Vec::new(),
+                },
+                Ok(GenerationEvent::ToolCall(mut d)) => {
+                    d.arguments = restore(&d.arguments, &r.originals);
+                    vec![Ok(GenerationEvent::ToolCall(d))]
+                }
+                Ok(finished @ GenerationEvent::Finished { .. }) => match hold.feed("", true, &mut r) {
+                    Release::Text(t) => vec![delta(t, Vec::new()), Ok(finished)],
+                    Release::Blocked(_) => vec![Ok(finished)],
+                },
+                // The text is rewritten: an upstream's own bytes cannot go out.
+                Ok(GenerationEvent::Upstream { .. }) => Vec::new(),
+                other => vec![other],
+            }
+    })
+}
+
+pub(super) fn delta(text: String, tokens: Vec<backend_api::GeneratedToken>) -> Result<GenerationEvent, backend_api::BackendError> {
+    Ok(GenerationEvent::Delta { text, tokens })
+}
+
+pub(super) fn is_empty_delta(e: &Result<GenerationEvent, backend_api::BackendError>) -> bool {
+    matches!(e, Ok(GenerationEvent::Delta { text, tokens }) if text.is_empty() && tokens.is_empty())
+}

@@ -1,0 +1,244 @@
+//! Step 10, guard out: the output guardrails of the route and key over
+//! the answer as it streams (and tool-call arguments once complete).
+//! Last in the list, so its wrapper is the innermost: the cache records
+//! the guarded answer, never the raw one. Text passes a hold-back window
+//! (`guardrails::stream`): a value split across any number of chunks is
+//! redacted whole; `block` ends the answer with `content_filter` (after
+//! the text released before the value), the stream closing normally.
+//! `warn` and `log` are logged and counted (a stream's headers are gone by
+//! then). Log-probs keep their count but not their text (it could hold
+//! what was redacted).
+
+use super::guard_in::{delta, is_empty_delta};
+use super::{Call, Ctx, Flow, Step};
+use crate::error::ApiError;
+use crate::guardrails::pii::{find, Finding};
+use crate::guardrails::redact::Redactor;
+use crate::guardrails::stream::{HoldBack, Release, Scan};
+use crate::guardrails::{key_id, GuardrailConfig, Guardrails, Mode, Stage};
+use backend_api::{FinishReason, GenerationEvent, GenerationStream, ToolCallDelta};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct GuardOut;
+
+#[async_trait::async_trait]
+impl Step for GuardOut {
+    async fn before(&self, ctx: &mut Ctx, call: &mut Call) -> Result<Flow, ApiError> {
+        let Some(rails) = ctx.state.guardrails() else { return Ok(Flow::Continue) };
+        let guards = rails.applicable(Stage::Output, &call.model, key_id(&ctx.principal));
+        if !guards.is_empty() {
+            // The text is checked and rewritten: no byte-for-byte relay.
+            ctx.needs_text = true;
+            call.output_guards = Some(Arc::new(guards));
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn after(&self, ctx: &Ctx, call: &Call, stream: GenerationStream) -> GenerationStream {
+        match (&call.output_guards, ctx.state.guardrails()) {
+            (Some(g), Some(rails)) => guarded(g.clone(), rails.clone(), stream),
+            _ => stream,
+        }
+    }
+}
+
+/// The output guardrails as one scan of the held text.
+struct OutputScan {
+    guards: Arc<Vec<GuardrailConfig>>,
+    rails: Arc<Guardrails>,
+    redactor: Redactor,
+    /// Findings of the last scan to redact.
+    last: Vec<Finding>,
+    /// Values already counted as warnings (a held value is scanned again
+    /// with each chunk).
+    warned: Vec<String>,
+}
+
+impl OutputScan {
+    /// Findings to redact, or the guard that blocks.
+    fn findings(&mut self, text: &str) -> Result<Vec<Finding>, String> {
+        let mut redact: Vec<Finding> = Vec::new();
+        for g in self.guards.iter() {
+            let t = Instant::now();
+            let found = find(text, &g.entities);
+            self.rails.metrics.timed(&g.name, t.elapsed().as_secs_f64());
+            for f in found {
+                match g.mode_of(f.entity) {
+                    Mode::Block => {
+                        self.rails.metrics.found(Stage::Output, Mode::Block, 1);
+                        tracing::info!(guard = %g.name, entity = f.entity.name(), "output guardrail blocked the answer");
+                        return Err(g.name.clone());
+                    }
+                    Mode::Redact => redact.push(f),
+                    mode @ (Mode::Warn | Mode::Log) => {
+                        let value = format!("{}:{}", g.name, &text[f.start..f.end]);
+                        if !self.warned.contains(&value) {
+                            self.warned.push(value);
+                            self.rails.metrics.found(Stage::Output, mode, 1);
+                            tracing::info!(guard = %g.name, entity = f.entity.name(), mode = mode.as_str(), "output guardrail finding");
+                        }
+                    }
+                }
+            }
+        }
+        redact.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut kept: Vec<Finding> = Vec::with_capacity(redact.len());
+        for f in redact {
+            if kept.last().is_none_or(|k| f.start >= k.end) {
+                kept.push(f);
+            }
+        }
+        Ok(kept)
+    }
+}
+
+impl Scan for OutputScan {
+    fn scan(&mut self, text: &str) -> Result<Vec<(usize, usize)>, String> {
+        self.last = self.findings(text)?;
+        Ok(self.last.iter().map(|f| (f.start, f.end)).collect())
+    }
+
+    fn rewrite(&mut self, text: &str, spans: &[(usize, usize)]) -> String {
+        let chosen: Vec<Finding> = self.last.iter().copied().filter(|f| spans.contains(&(f.start, f.end))).collect();
+        if !chosen.is_empty() {
+            self.rails.metrics.found(Stage::Output, Mode::Redact, chosen.len() as u64);
+        }
+        self.redactor.redact(text, &chosen)
+    }
+}
+
+struct Guarded {
+    hold: HoldBack,
+    scan: OutputScan,
+    /// Tool calls gathered whole: (id, name, arguments).
+    calls: Vec<(Option<String>, Option<String>, String)>,
+    prompt_tokens: u32,
+    cached_tokens: u32,
+    generated: u32,
+    blocked: bool,
+}
+
+impl Guarded {
+    /// The gathered tool calls, arguments checked; `Err` when one blocks.
+    fn calls(&mut self) -> Result<Vec<Result<GenerationEvent, backend_api::BackendError>>, String> {
+        let mut out = Vec::new();
+        for (i, (id, name, args)) in std::mem::take(&mut self.calls).into_iter().enumerate() {
+            let found = self.scan.findings(&args)?;
+            if !found.is_empty() {
+                self.scan.rails.metrics.found(Stage::Output, Mode::Redact, found.len() as u64);
+            }
+            let arguments = self.scan.redactor.redact(&args, &found);
+            out.push(Ok(GenerationEvent::ToolCall(ToolCallDelta { index: i as u32, id, name, arguments })));
+        }
+        Ok(out)
+    }
+
+    fn content_filter(&self) -> Result<GenerationEvent, backend_api::BackendError> {
+        Ok(GenerationEvent::Finished {
+            reason: FinishReason::ContentFilter,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.generated,
+            cached_tokens: self.cached_tokens,
+        })
+    }
+
+    fn on(&mut self, event: Result<GenerationEvent, backend_api::BackendError>) -> Vec<Result<GenerationEvent, backend_api::BackendError>> {
+        if self.blocked {
+            return Vec::new();
+        }
+        match event {
+            Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, model, verbatim: _ }) => {
+                self.prompt_tokens = prompt_tokens;
+                self.cached_tokens = cached_tokens;
+                vec![Ok(GenerationEvent::Started { prompt_tokens, cached_tokens, model, verbatim: false })]
+            }
+            Ok(GenerationEvent::Delta { text, mut tokens }) => {
+                self.generated += (tokens.len() as u32).max(u32::from(!text.is_empty()));
+                for t in tokens.iter_mut() {
+                    t.text.clear();
+                    t.bytes.clear();
+                    t.top_logprobs.clear();
+                }
+                match self.hold.feed(&text, false, &mut self.scan) {
+                    Release::Text(t) => vec![delta(t, tokens)],
+                    Release::Blocked(_) => {
+                        self.blocked = true;
+                        vec![self.content_filter()]
+                    }
+                }
+            }
+            Ok(GenerationEvent::ToolCall(d)) => {
+                let i = d.index as usize;
+                while self.calls.len() <= i {
+                    self.calls.push((None, None, String::new()));
+                }
+                let c = &mut self.calls[i];
+                c.0 = d.id.or(c.0.take());
+                c.1 = d.name.or(c.1.take());
+                c.2.push_str(&d.arguments);
+                Vec::new()
+            }
+            Ok(finished @ GenerationEvent::Finished { .. }) => {
+                let rest = self.hold.feed("", true, &mut self.scan);
+                let calls = self.calls();
+                match (rest, calls) {
+                    (Release::Text(t), Ok(calls)) => {
+                        let mut out = vec![delta(t, Vec::new())];
+                        out.extend(calls);
+                        out.push(Ok(finished));
+                        out
+                    }
+                    _ => {
+                        self.blocked = true;
+                        vec![self.content_filter()]
+                    }
+                }
+            }
+            // Re-rendered from the checked text, never relayed.
+            Ok(GenerationEvent::Upstream { .. }) => Vec::new(),
+            other => vec![other],
+        }
+    }
+}
+
+fn guarded(guards: Arc<Vec<GuardrailConfig>>, rails: Arc<Guardrails>, stream: GenerationStream) -> GenerationStream {
+    let window = guards.iter().map(|g| g.window).max().unwrap_or(crate::guardrails::pii::MAX_SPAN);
+    let mut g = Guarded {
+        hold: HoldBack::new(window),
+        scan: OutputScan { guards, rails, redactor: Redactor::default(), last: Vec::new(), warned: Vec::new() },
+        calls: Vec::new(),
+        prompt_tokens: 0,
+        cached_tokens: 0,
+        generated: 0,
+        blocked: false,
+    };
+    rewrite(stream, move |event| g.on(event))
+}
+
+type Event = Result<GenerationEvent, backend_api::BackendError>;
+
+/// Maps each event of `stream` to any number of events; the stream ends
+/// after the first `Finished` that comes out (the backend's stream is then
+/// dropped, which cancels a generation a guard blocked).
+pub(super) fn rewrite(stream: GenerationStream, f: impl FnMut(Event) -> Vec<Event> + Send + 'static) -> GenerationStream {
+    let state = (Some(stream), std::collections::VecDeque::new(), f);
+    futures::stream::unfold(state, |(mut inner, mut queue, mut f)| async move {
+        loop {
+            if let Some(e) = queue.pop_front() {
+                if matches!(e, Ok(GenerationEvent::Finished { .. })) {
+                    inner = None;
+                    queue.clear();
+                }
+                return Some((e, (inner, queue, f)));
+            }
+            let next = inner.as_mut()?.next().await;
+            match next {
+                Some(e) => queue.extend(f(e).into_iter().filter(|e| !is_empty_delta(e))),
+                None => return None,
+            }
+        }
+    })
+    .boxed()
+}
