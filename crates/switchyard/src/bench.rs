@@ -20,6 +20,8 @@ pub enum BenchCommand {
     /// The response cache: the semantic tier's precision and recall on labelled pairs (with and
     /// without the wrong-hit guard), semantic lookup latency and memory, exact hits through the gateway.
     Cache(crate::bench_cache::CacheBench),
+    /// The PII guardrail: recall and precision per type on labelled texts, scan time per KB.
+    Guardrails(crate::bench_guard::GuardBench),
 }
 
 #[derive(Args)]
@@ -55,6 +57,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Gateway(args) => crate::bench_gateway::run(&args),
         BenchCommand::Embeddings(args) => crate::bench_embed::run(&args),
         BenchCommand::Cache(args) => crate::bench_cache::run(&args),
+        BenchCommand::Guardrails(args) => crate::bench_guard::run(&args),
     }
 }
 

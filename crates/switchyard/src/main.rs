@@ -4,6 +4,7 @@ mod bench;
 mod bench_cache;
 mod bench_embed;
 mod bench_gateway;
+mod bench_guard;
 mod mock_provider;
 
 use anyhow::{Context, Result};

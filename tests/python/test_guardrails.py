@@ -1,0 +1,83 @@
+"""Guardrails as the official `openai` and `anthropic` packages see them:
+a streamed answer holding an e-mail address, a card number and an API key,
+chunked three bytes at a time by the mock provider, reassembled redacted by
+each SDK; an input block is the SDK's own BadRequestError."""
+
+import anthropic
+import openai
+import pytest
+
+from conftest import run_mock_provider, run_server
+
+PLANTED = "Reach me at jane.doe@example.com, card 4111-1111-1111-1111, key sk-proj-0123456789abcdefghijKLMN now."
+REDACTED = "Reach me at [EMAIL_1], card [CREDIT_CARD_1], key [SECRET_1] now."
+
+
+@pytest.fixture(scope="module")
+def mock():
+    yield from run_mock_provider("--echo", "--chunk-bytes", "3")
+
+
+@pytest.fixture(scope="module")
+def gateway(mock, tmp_path_factory):
+    d = tmp_path_factory.mktemp("guardrails")
+    cfg = d / "config.toml"
+    cfg.write_text(
+        f"""
+models = []
+[embeddings]
+enabled = false
+[[backends]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:{mock}/v1"
+[[backends.models]]
+name = "echo"
+upstream = "mock-small"
+[[backends]]
+name = "mock-anthropic"
+kind = "anthropic"
+base_url = "http://127.0.0.1:{mock}/v1"
+[[backends.models]]
+name = "echo-an"
+upstream = "mock-large"
+[[guardrails]]
+name = "pii-out"
+type = "pii"
+stage = "output"
+mode = "redact"
+[[guardrails]]
+name = "no-cards-in"
+type = "pii"
+stage = "input"
+mode = "log"
+entity_modes = {{ credit_card = "block" }}
+models = ["echo-an"]
+"""
+    )
+    yield from run_server("guardrails", ["--config", str(cfg)])
+
+
+def test_openai_stream_is_redacted(gateway):
+    c = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0, timeout=60)
+    stream = c.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": PLANTED}], max_tokens=200, stream=True
+    )
+    text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+    assert text == REDACTED
+    whole = c.chat.completions.create(model="echo", messages=[{"role": "user", "content": PLANTED}], max_tokens=200)
+    assert whole.choices[0].message.content == REDACTED
+
+
+def test_anthropic_stream_is_redacted_and_an_input_block_is_a_bad_request(gateway):
+    c = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0, timeout=60)
+    # The input guardrail of echo-an blocks cards: ask without one first.
+    planted = PLANTED.replace("card 4111-1111-1111-1111, ", "")
+    with c.messages.stream(model="echo-an", max_tokens=200, messages=[{"role": "user", "content": planted}]) as s:
+        text = s.get_final_text()
+    assert text == REDACTED.replace("card [CREDIT_CARD_1], ", "")
+    with pytest.raises(anthropic.BadRequestError) as e:
+        c.messages.create(model="echo-an", max_tokens=50, messages=[{"role": "user", "content": PLANTED}])
+    assert "no-cards-in" in str(e.value)
+    assert "4111" not in str(e.value)
+    assert e.value.response.headers["x-switchyard-guardrail"] == "no-cards-in=block"
