@@ -212,3 +212,33 @@ async fn input_blocks_in_each_dialect_and_reversible_redaction_round_trips() {
     let upstream = http(mock.port, "GET", "/mock/last", &[], None).await.body;
     assert!(upstream.contains("[EMAIL_1]") && !upstream.contains("bob.smith"), "{upstream}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_never_stores_what_a_guardrail_took_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_provider(dir.path(), &["--echo"]);
+    let journal = dir.path().join("cache.journal");
+    let cfg = format!(
+        "{}\n[cache]\njournal = \"{}\"\nsampled = true\n[cache.semantic]\nenabled = false\n",
+        config(mock.port),
+        journal.display()
+    );
+    let mut gw = switchyard(dir.path(), &tiny_model(dir.path()), &cfg, &[]);
+    // Input redacted (reversible) on echo-in; output redacted on echo.
+    let r = openai(gw.port, "echo-in", "Write to carol@secret.org please", false).await;
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "Write to carol@secret.org please");
+    let r = openai(gw.port, "echo", "Card 4111 1111 1111 1111 ok", false).await;
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "Card [CREDIT_CARD_1] ok");
+    // Another address is the same redacted request: a hit, given back with its own value.
+    let r = openai(gw.port, "echo-in", "Write to dave@other.org please", false).await;
+    assert_eq!(r.header("x-switchyard-cache"), Some("hit-exact"));
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "Write to dave@other.org please");
+    gw.kill();
+    let (_j, records) = gateway::cache::journal::FileJournal::open(&journal, |_| true).unwrap();
+    assert_eq!(records.len(), 2);
+    let stored = format!("{records:?}");
+    for secret in ["carol@secret.org", "dave@other.org", "4111"] {
+        assert!(!stored.contains(secret), "{secret} stored: {stored}");
+    }
+    assert!(stored.contains("[EMAIL_1]") && stored.contains("[CREDIT_CARD_1]"), "{stored}");
+}

@@ -268,10 +268,13 @@ impl Cache {
 
     /// Stores an answer: L1 and L3 now, L2 and the journal in the background.
     pub fn store(self: &Arc<Self>, fp: &Fingerprint, vector: Option<Vec<f32>>, entry: Entry) {
+        // Without a vector the entry has no semantic side: its question
+        // (the user's words) is not kept either.
+        let question = if vector.is_some() { fp.text.clone() } else { String::new() };
         let record = Record::Put {
             exact: fp.exact.clone(),
             partition: fp.partition.clone(),
-            question: fp.text.clone(),
+            question,
             vector: vector.unwrap_or_default(),
             entry: Box::new(entry),
         };
