@@ -75,7 +75,8 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
     if !cfg.guardrails.is_empty() {
         let names: Vec<&str> = cfg.guardrails.iter().map(|g| g.name.as_str()).collect();
         tracing::info!(guardrails = ?names, "guardrails");
-        state.set_guardrails(Arc::new(crate::guardrails::Guardrails::new(cfg.guardrails.clone())));
+        let rails = crate::guardrails::Guardrails::new(cfg.guardrails.clone(), cache_embedder.clone());
+        state.set_guardrails(Arc::new(rails));
     }
     if let Some(c) = &cfg.cache {
         let redis = match (&c.redis_url, &cfg.policy.store) {

@@ -17,8 +17,8 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use gateway::cache::entry::{Entry, Finish};
-use gateway::cache::semantic::{normalize, Item, SemanticIndex};
 use gateway::cache::guard;
+use gateway::cache::semantic::{normalize, Item, SemanticIndex};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -152,7 +152,10 @@ async fn pairs(args: &CacheBench, path: &PathBuf) -> Result<()> {
         println!("| {th:.2} | {} | {} |", plain.line(dups), guarded.line(dups));
     }
     println!();
-    println!("per kind at threshold {:.2} (served with the guard / pairs; a look-alike served is a wrong hit):", args.kind_threshold);
+    println!(
+        "per kind at threshold {:.2} (served with the guard / pairs; a look-alike served is a wrong hit):",
+        args.kind_threshold
+    );
     println!();
     println!("| kind | duplicate | pairs | median similarity | served without guard | served with guard | guard's reasons (rejections) |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
@@ -216,7 +219,9 @@ async fn embedding_latency(dir: &std::path::Path) -> Result<()> {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -275,7 +280,8 @@ fn lookup(n: usize) -> Result<()> {
         let t = Instant::now();
         let hits = index.search("p", &q, 0.8, 4);
         lat.push(t.elapsed().as_secs_f64() * 1e3);
-        found += usize::from(hits.first().is_some_and(|c| c.item.entry.id == format!("ce-{:032}", i * (n / 1000).max(1))));
+        found +=
+            usize::from(hits.first().is_some_and(|c| c.item.entry.id == format!("ce-{:032}", i * (n / 1000).max(1))));
         let miss = random_unit(&mut seed, DIM);
         let t = Instant::now();
         let _ = index.search("p", &miss, 0.8, 4);

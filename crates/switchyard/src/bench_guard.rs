@@ -9,6 +9,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use gateway::guardrails::injection;
 use gateway::guardrails::pii::{find, Entity, ALL};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,13 +26,177 @@ pub struct GuardBench {
     /// Scans per size in the latency measurement.
     #[arg(long, default_value_t = 3000)]
     runs: usize,
+    /// Train the injection head on these labelled texts (JSON lines: text, label 1 = attack)…
+    #[arg(long, value_name = "FILE")]
+    train_injection: Option<PathBuf>,
+    /// …and write it here (the gateway ships crates/gateway/src/guardrails/injection_head.json).
+    #[arg(long, value_name = "FILE", requires = "train_injection")]
+    write: Option<PathBuf>,
+    /// Measure the injection detector on these labelled texts (with the shipped head).
+    #[arg(long, value_name = "FILE")]
+    injection: Option<PathBuf>,
+    /// The sentence-transformers folder (default: the installed all-MiniLM-L6-v2).
+    #[arg(long, value_name = "DIR", default_value_os_t = gateway::config::default_model_path(gateway::config::DEFAULT_EMBEDDING_DIR))]
+    model: PathBuf,
 }
 
 pub fn run(args: &GuardBench) -> Result<()> {
     if let Some(p) = &args.pii {
         quality(p, args.show)?;
     }
+    let rt = tokio::runtime::Handle::current();
+    if let Some(p) = &args.train_injection {
+        rt.block_on(train(args, p))?;
+    }
+    if let Some(p) = &args.injection {
+        rt.block_on(injection(args, p))?;
+    }
     latency(args.runs);
+    Ok(())
+}
+
+fn labelled(path: &PathBuf) -> Result<Vec<(String, bool, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {} (scripts/injection-dataset.sh)", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("line {}", i + 1))?;
+        let t = v["text"].as_str().with_context(|| format!("line {}: text", i + 1))?;
+        let label = v["label"].as_u64().with_context(|| format!("line {}: label", i + 1))? == 1;
+        out.push((t.to_string(), label, v["source"].as_str().unwrap_or("").to_string()));
+    }
+    Ok(out)
+}
+
+async fn embed_all(args: &GuardBench, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+    let model = engine::embedding::Embedder::load(&args.model)
+        .with_context(|| format!("loading {}", args.model.display()))?
+        .spawn(engine::embedding::BatchConfig::default())?;
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(16) {
+        let normalized: Vec<String> = chunk.iter().map(|t| injection::normalize(t)).collect();
+        out.extend(model.embed(normalized, true).await?.vectors);
+    }
+    Ok(out)
+}
+
+/// Logistic regression, full-batch gradient descent, classes weighted to
+/// balance, a little L2.
+async fn train(args: &GuardBench, path: &PathBuf) -> Result<()> {
+    let rows = labelled(path)?;
+    let texts: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let t = Instant::now();
+    let x = embed_all(args, &texts).await?;
+    let y: Vec<f32> = rows.iter().map(|r| if r.1 { 1.0 } else { 0.0 }).collect();
+    let dim = x.first().map_or(0, Vec::len);
+    let pos = y.iter().filter(|v| **v > 0.5).count().max(1) as f32;
+    let neg = (y.len() as f32 - pos).max(1.0);
+    let weight = |label: f32| if label > 0.5 { y.len() as f32 / (2.0 * pos) } else { y.len() as f32 / (2.0 * neg) };
+    let mut head = injection::Head { w: vec![0.0; dim], b: 0.0 };
+    let (rate, l2) = (2.0f32, 1e-4f32);
+    for _ in 0..3000 {
+        let mut gw = vec![0.0f32; dim];
+        let mut gb = 0.0f32;
+        for (xi, yi) in x.iter().zip(&y) {
+            let err = (head.score(xi) - yi) * weight(*yi);
+            for (g, v) in gw.iter_mut().zip(xi) {
+                *g += err * v;
+            }
+            gb += err;
+        }
+        let n = x.len() as f32;
+        for (w, g) in head.w.iter_mut().zip(&gw) {
+            *w -= rate * (g / n + l2 * *w);
+        }
+        head.b -= rate * gb / n;
+    }
+    let correct = x.iter().zip(&y).filter(|(xi, yi)| (head.score(xi) >= 0.5) == (**yi > 0.5)).count();
+    println!(
+        "trained on {} texts ({} attacks) in {:.1} s: training accuracy {:.3}",
+        x.len(),
+        pos,
+        t.elapsed().as_secs_f64(),
+        correct as f64 / x.len() as f64
+    );
+    if let Some(out) = &args.write {
+        std::fs::write(out, serde_json::to_string(&head)?)?;
+        println!("head written to {}", out.display());
+    }
+    Ok(())
+}
+
+async fn injection(args: &GuardBench, path: &PathBuf) -> Result<()> {
+    let rows = labelled(path)?;
+    let head = injection::Head::shipped().context("no injection head shipped")?;
+    let texts: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let x = embed_all(args, &texts).await?;
+    let scores: Vec<f32> = x.iter().map(|v| head.score(v)).collect();
+    let t = Instant::now();
+    let patterns: Vec<bool> = texts.iter().map(|t| injection::pattern_hit(t).is_some()).collect();
+    let pattern_us = t.elapsed().as_secs_f64() * 1e6 / texts.len() as f64;
+    let attacks = rows.iter().filter(|r| r.1).count();
+    let benign = rows.len() - attacks;
+    println!(
+        "{} texts from {} ({attacks} attacks, {benign} benign); patterns {:.0} µs per text",
+        rows.len(),
+        path.display(),
+        pattern_us
+    );
+    println!();
+    println!("| detector | threshold | recall (attacks) | false positives (benign) |");
+    println!("| --- | --- | --- | --- |");
+    let report = |name: &str, th: String, flag: &dyn Fn(usize) -> bool| {
+        let tp = (0..rows.len()).filter(|&i| rows[i].1 && flag(i)).count();
+        let fp = (0..rows.len()).filter(|&i| !rows[i].1 && flag(i)).count();
+        println!(
+            "| {name} | {th} | {:.1}% ({tp}/{attacks}) | {:.2}% ({fp}/{benign}) |",
+            tp as f64 * 100.0 / attacks.max(1) as f64,
+            fp as f64 * 100.0 / benign.max(1) as f64
+        );
+    };
+    report("patterns", "–".into(), &|i| patterns[i]);
+    for th in [0.5f32, 0.7, 0.8, 0.9, 0.95] {
+        report("learned head", format!("{th}"), &|i| scores[i] >= th);
+        report("patterns or head", format!("{th}"), &|i| patterns[i] || scores[i] >= th);
+    }
+    println!();
+    println!("false positives by source (patterns or head at 0.5):");
+    let mut by: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let e = by.entry(r.2.as_str()).or_default();
+        e.0 += 1;
+        e.1 += usize::from(patterns[i] || scores[i] >= 0.5);
+    }
+    for (src, (n, flagged)) in by {
+        println!("- {src}: {flagged} flagged of {n}");
+    }
+    if args.show {
+        for (i, r) in rows.iter().enumerate() {
+            let flagged = patterns[i] || scores[i] >= 0.5;
+            if flagged != r.1 {
+                let what = if r.1 { "MISSED" } else { "FALSE" };
+                println!("{what} {:.2} [{}] {}", scores[i], r.2, r.0.chars().take(160).collect::<String>());
+            }
+        }
+    }
+    // The whole detector on a 512-token message (patterns, normalisation, embedding, head).
+    let model = engine::embedding::Embedder::load(&args.model)?.spawn(engine::embedding::BatchConfig::default())?;
+    let long = "Please ignore none of this: it is an ordinary long message about planning a garden,                 with beds of tomatoes, beans and herbs, a compost corner and a small pond. "
+        .repeat(20);
+    let mut lat = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let _ = injection::pattern_hit(&long);
+        let v = model.embed(vec![injection::normalize(&long)], true).await?;
+        std::hint::black_box(head.score(&v.vectors[0]));
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "\ndetector on a ~512-token message (the model reads its first 256 tokens): p50 {:.1} ms, p95 {:.1} ms",
+        lat[lat.len() / 2],
+        lat[(lat.len() - 1) * 95 / 100]
+    );
     Ok(())
 }
 
@@ -94,7 +259,13 @@ fn quality(path: &PathBuf, show: bool) -> Result<()> {
     println!("| --- | --- | --- | --- | --- |");
     for (name, c) in &counts {
         let ratio = |a: usize, b: usize| if b == 0 { "–".to_string() } else { format!("{:.3}", a as f64 / b as f64) };
-        println!("| {name} | {} | {} | {} | {} |", c.labelled, ratio(c.recalled, c.labelled), c.found, ratio(c.correct, c.found));
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            c.labelled,
+            ratio(c.recalled, c.labelled),
+            c.found,
+            ratio(c.correct, c.found)
+        );
     }
     Ok(())
 }

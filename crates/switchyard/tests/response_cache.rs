@@ -42,7 +42,10 @@ async fn ask(port: u16, key: &str, question: &str, extra: &[(&str, &str)]) -> Re
 }
 
 fn cache_of(r: &Response) -> (String, String) {
-    (r.header("x-switchyard-cache").unwrap_or("").to_string(), r.header("x-switchyard-cache-entry").unwrap_or("").to_string())
+    (
+        r.header("x-switchyard-cache").unwrap_or("").to_string(),
+        r.header("x-switchyard-cache-entry").unwrap_or("").to_string(),
+    )
 }
 
 /// Asks until the answer is `want` (another replica's entry arrives through
@@ -89,7 +92,9 @@ async fn two_replicas_share_exact_and_semantic_entries_through_redis() {
     assert_eq!(on_b.json()["usage"]["completion_tokens"], first.json()["usage"]["completion_tokens"]);
 
     // Semantic: reworded, on both replicas (B has it from the journal).
-    for (port, reworded) in [(a.port, "what is the capital of france"), (b.port, "Hi! What's the capital of France, please?")] {
+    for (port, reworded) in
+        [(a.port, "what is the capital of france"), (b.port, "Hi! What's the capital of France, please?")]
+    {
         let r = ask_until(port, KEY_A, reworded, "hit-semantic").await;
         assert_eq!(cache_of(&r).1, id);
         let sim: f32 = r.header("x-switchyard-cache-similarity").unwrap().parse().unwrap();
@@ -110,7 +115,14 @@ async fn two_replicas_share_exact_and_semantic_entries_through_redis() {
     assert_eq!(cache_of(&r).1, id);
 
     // Deleted by id through replica A: a miss on both.
-    let del = http(a.port, "DELETE", &format!("/admin/cache/entries/{id}"), &[("authorization", &format!("Bearer {ADMIN}"))], None).await;
+    let del = http(
+        a.port,
+        "DELETE",
+        &format!("/admin/cache/entries/{id}"),
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+        None,
+    )
+    .await;
     assert_eq!(del.status, 200, "{}", del.body);
     for port in [a.port, b.port] {
         let r = ask_until(port, KEY_A, q, "miss").await;
@@ -169,15 +181,19 @@ async fn controls_accounting_and_the_file_journal() {
     let r = http(s.port, "POST", "/v1/chat/completions", &[("authorization", &auth)], Some(&ns)).await;
     assert_eq!(cache_of(&r).0, "miss");
     // Sampled without a seed: not cached; with a seed: cached.
-    for (sampling, want) in [(serde_json::json!({"temperature": 0.8}), "skip"), (serde_json::json!({"temperature": 0.8, "seed": 7}), "miss")] {
+    for (sampling, want) in [
+        (serde_json::json!({"temperature": 0.8}), "skip"),
+        (serde_json::json!({"temperature": 0.8, "seed": 7}), "miss"),
+    ] {
         let mut b = serde_json::json!({"model": "tiny", "messages": [{"role": "user", "content": q}], "max_tokens": 6});
         b.as_object_mut().unwrap().extend(sampling.as_object().unwrap().clone());
         let r = http(s.port, "POST", "/v1/chat/completions", &[("authorization", &auth)], Some(&b.to_string())).await;
         assert_eq!(cache_of(&r).0, want, "{b}");
     }
     // A bad control is a 400 naming it.
-    let bad = serde_json::json!({"model": "tiny", "messages": [{"role": "user", "content": q}], "cache": {"threshold": 2}})
-        .to_string();
+    let bad =
+        serde_json::json!({"model": "tiny", "messages": [{"role": "user", "content": q}], "cache": {"threshold": 2}})
+            .to_string();
     let r = http(s.port, "POST", "/v1/chat/completions", &[("authorization", &auth)], Some(&bad)).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["param"], "cache.threshold");
@@ -200,7 +216,8 @@ async fn controls_accounting_and_the_file_journal() {
     assert_eq!(cache_of(&r).0, "hit-semantic");
 
     // Purge by tenant: key a's entries are gone.
-    let p = http(s.port, "POST", "/admin/cache/purge", &[("authorization", &admin)], Some("{\"tenant\": \"key:a\"}")).await;
+    let p =
+        http(s.port, "POST", "/admin/cache/purge", &[("authorization", &admin)], Some("{\"tenant\": \"key:a\"}")).await;
     assert_eq!(p.status, 200, "{}", p.body);
     let r = ask(s.port, KEY_A, q, &[("cache-control", "no-store")]).await;
     assert_eq!(cache_of(&r).0, "miss");

@@ -71,13 +71,21 @@ fn settings(w: &mut Writer, model: &str, tenant: &Tenant, r: &ValidatedRequest) 
     w.tag(b'M').str(model);
     w.tag(b'T').str(tenant.scope).opt(tenant.namespace);
     let s = &r.sampling;
-    w.tag(b'S').f32(s.temperature).f32(s.top_p).u64(u64::from(s.top_k)).f32(s.presence_penalty).f32(s.frequency_penalty);
+    w.tag(b'S')
+        .f32(s.temperature)
+        .f32(s.top_p)
+        .u64(u64::from(s.top_k))
+        .f32(s.presence_penalty)
+        .f32(s.frequency_penalty);
     match s.seed {
         Some(seed) => w.tag(1).u64(seed),
         None => w.tag(0),
     };
     let st = &r.stop;
-    w.tag(b'L').u64(st.max_tokens.map_or(u64::MAX, u64::from)).u64(u64::from(st.min_tokens)).u64(u64::from(st.ignore_eos));
+    w.tag(b'L')
+        .u64(st.max_tokens.map_or(u64::MAX, u64::from))
+        .u64(u64::from(st.min_tokens))
+        .u64(u64::from(st.ignore_eos));
     w.u64(st.stop.len() as u64);
     for s in &st.stop {
         w.str(s);
@@ -171,9 +179,7 @@ pub fn fingerprint(model: &str, tenant: &Tenant, r: &ValidatedRequest, mode: Sem
 #[cfg(test)]
 mod tests {
     use super::*;
-    use backend_api::{
-        ChatTurn, Demands, SamplingParams, StopParams, ToolCall, ToolDef, Tools, ValidatedRequest,
-    };
+    use backend_api::{ChatTurn, Demands, SamplingParams, StopParams, ToolCall, ToolDef, Tools, ValidatedRequest};
     use serde_json::json;
 
     fn base() -> ValidatedRequest {
@@ -283,7 +289,10 @@ mod tests {
         };
         assert_ne!(other("key:b", None), b.exact, "tenant");
         assert_ne!(other("key:a", Some("n")), b.exact, "namespace");
-        assert_ne!(fingerprint("m2", &Tenant { scope: "key:a", namespace: None }, &base(), SemanticText::LastUser).exact, b.exact);
+        assert_ne!(
+            fingerprint("m2", &Tenant { scope: "key:a", namespace: None }, &base(), SemanticText::LastUser).exact,
+            b.exact
+        );
     }
 
     #[test]

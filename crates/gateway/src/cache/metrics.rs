@@ -72,9 +72,17 @@ impl Default for CacheMetrics {
         let r = &mut m.registry;
         r.register("llm_cache_hits", "Requests answered from the cache, by tier", m.hits.clone());
         r.register("llm_cache_misses", "Cacheable requests the cache could not answer", m.misses.clone());
-        r.register("llm_cache_skips", "Requests the cache did not look up (not cacheable, or asked not to)", m.skips.clone());
+        r.register(
+            "llm_cache_skips",
+            "Requests the cache did not look up (not cacheable, or asked not to)",
+            m.skips.clone(),
+        );
         r.register("llm_cache_stored", "Answers stored", m.stored.clone());
-        r.register("llm_cache_lookup_seconds", "Time of one lookup, by tier (embedding: the question's)", m.lookup.clone());
+        r.register(
+            "llm_cache_lookup_seconds",
+            "Time of one lookup, by tier (embedding: the question's)",
+            m.lookup.clone(),
+        );
         r.register(
             "llm_cache_guard_rejections",
             "Semantic candidates above the threshold that the wrong-hit guard refused, by reason",

@@ -74,7 +74,11 @@ impl RedisTier {
         let now = crate::store::unix_ms();
         let prev = self.down_until.swap(now + BACKOFF.as_millis() as u64, Ordering::Relaxed);
         if prev < now {
-            tracing::warn!(error = why, backoff_ms = BACKOFF.as_millis() as u64, "cache: Redis unavailable, serving uncached");
+            tracing::warn!(
+                error = why,
+                backoff_ms = BACKOFF.as_millis() as u64,
+                "cache: Redis unavailable, serving uncached"
+            );
         }
         Unavailable
     }

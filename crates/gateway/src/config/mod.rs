@@ -9,8 +9,8 @@
 
 pub mod backends;
 pub mod cache;
-pub mod guardrails;
 pub mod embeddings;
+pub mod guardrails;
 pub mod policy;
 pub mod routes;
 

@@ -10,6 +10,7 @@
 //! - `redact`: typed placeholders, and restoring the caller's own values;
 //! - `stream`: the hold-back window that checks text arriving in pieces.
 
+pub mod injection;
 pub mod pii;
 pub mod redact;
 pub mod stream;
@@ -60,10 +61,29 @@ impl Mode {
     }
 }
 
+/// What a guardrail looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardKind {
+    Pii,
+    Injection,
+}
+
+impl GuardKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardKind::Pii => "pii",
+            GuardKind::Injection => "injection",
+        }
+    }
+}
+
 /// One validated guardrail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuardrailConfig {
     pub name: String,
+    pub kind: GuardKind,
+    /// Injection: the learned detector's score that counts as an attack.
+    pub threshold: f32,
     pub stage: Stage,
     pub mode: Mode,
     /// Routes or models it applies to; `None`: all.
@@ -75,7 +95,6 @@ pub struct GuardrailConfig {
     pub reversible: bool,
     pub window: usize,
 }
-
 
 impl GuardrailConfig {
     /// The mode for one entity type (its own, or the guardrail's).
@@ -98,15 +117,20 @@ pub fn key_id(p: &crate::policy::Principal) -> Option<&str> {
     }
 }
 
-/// The configured guardrails and their metrics.
+/// The configured guardrails, the embedding model the learned injection
+/// detector reads with, and their metrics.
 pub struct Guardrails {
     list: Vec<GuardrailConfig>,
+    pub embedder: Option<(String, std::sync::Arc<dyn backend_api::EmbeddingBackend>)>,
     pub metrics: GuardMetrics,
 }
 
 impl Guardrails {
-    pub fn new(list: Vec<GuardrailConfig>) -> Self {
-        Guardrails { list, metrics: GuardMetrics::default() }
+    pub fn new(
+        list: Vec<GuardrailConfig>,
+        embedder: Option<(String, std::sync::Arc<dyn backend_api::EmbeddingBackend>)>,
+    ) -> Self {
+        Guardrails { list, embedder, metrics: GuardMetrics::default() }
     }
 
     /// The guardrails of `stage` for a request to `model` by key `key`, in order.
@@ -164,8 +188,8 @@ fn stage_label(s: Stage) -> &'static str {
 }
 
 impl GuardMetrics {
-    pub fn found(&self, stage: Stage, mode: Mode, n: u64) {
-        let l = TypeStage { guard_type: "pii", stage: stage_label(stage) };
+    pub fn found(&self, kind: GuardKind, stage: Stage, mode: Mode, n: u64) {
+        let l = TypeStage { guard_type: kind.as_str(), stage: stage_label(stage) };
         match mode {
             Mode::Block => self.blocks.get_or_create(&l).inc_by(n.min(1)),
             Mode::Redact => self.redactions.get_or_create(&l).inc_by(n),

@@ -82,6 +82,7 @@ pub const MAX_SPAN: usize = 96;
 struct Patterns {
     email: Regex,
     phone: Regex,
+    phone_context: Regex,
     ssn: Regex,
     card: Regex,
     iban: Regex,
@@ -98,7 +99,16 @@ fn patterns() -> &'static Patterns {
         let re = |p: &str| Regex::new(p).unwrap_or_else(|e| bad_pattern(p, &e));
         Patterns {
             email: re(r"[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}"),
-            phone: re(r"\+[1-9](?:[ .\-]?\(?\d\)?){7,14}|\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}|\b\d{3}[.\-]\d{3}[.\-]\d{4}\b|\b0\d{2,4}[ \-]\d{3,4}[ \-]\d{3,4}\b"),
+            phone: re(concat!(
+                r"\+[1-9](?:[ .\-]?\(?\d\)?){7,14}|\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}|\b\d{3}[.\-]\d{3}[.\-]\d{4}\b",
+                r"|\b0\d{2,4}[ \-]\d{3,4}[ \-]\d{3,4}\b|\(0\d{1,4}\)[ .\-]?\d{2,4}[ .\-]?\d{3,7}\b|\b0\d{2,4}[ \-]\d{5,8}\b"
+            )),
+            // A bare number right after a word that says it is one ("Tel.:", "call", "angerufen").
+            phone_context: re(concat!(
+                r"(?i)(?:\b(?:tel|t\u{e9}l|phone|mobile|cell|call|called|callback|rufnummer|telefon|telefoon|",
+                r"tel\u{e9}fono|t\u{e9}l\u{e9}phone|whatsapp|fax|appel\u{e9}|angerufen|chiamato|chiamare|belde)\b|\bT\s*:)",
+                r"[^\d\n+(]{0,24}(\+?\d[\d \-]{6,16}\d)"
+            )),
             ssn: re(r"\b(\d{3})[- ](\d{2})[- ](\d{4})\b"),
             card: re(r"\b\d(?:[ \-]?\d){12,18}\b"),
             iban: re(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b"),
@@ -110,7 +120,8 @@ fn patterns() -> &'static Patterns {
                 r"|AIza[0-9A-Za-z_\-]{35}|(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|glpat-[A-Za-z0-9_\-]{20}",
                 r"|sy-[0-9a-f]{32,})|-----BEGIN [A-Z ]*PRIVATE KEY-----"
             )),
-            secret_generic: re(r"[A-Za-z0-9_\-+/=]{32,}"),
+            // A key=value pair is two tokens: '=' only as base64 padding.
+            secret_generic: re(r"[A-Za-z0-9_\-+/]{32,}={0,2}"),
         }
     })
 }
@@ -132,7 +143,9 @@ pub fn find(text: &str, wanted: &[Entity]) -> Vec<Finding> {
             add(m.start(), m.end(), Entity::Secret);
         }
         for m in p.secret_generic.find_iter(text) {
-            if looks_random(m.as_str()) {
+            // Subresource-integrity digests are public.
+            let digest = ["sha256-", "sha384-", "sha512-"].iter().any(|d| m.as_str().starts_with(d));
+            if !digest && looks_random(m.as_str()) {
                 add(m.start(), m.end(), Entity::Secret);
             }
         }
@@ -166,10 +179,21 @@ pub fn find(text: &str, wanted: &[Entity]) -> Vec<Finding> {
         }
     }
     if on(Entity::Phone) {
+        let ok = |start: usize, end: usize| {
+            let digits = text[start..end].bytes().filter(u8::is_ascii_digit).count();
+            (8..=15).contains(&digits) && !glued(text, start, end) && !in_group_run(text, start, end)
+        };
         for m in p.phone.find_iter(text) {
-            let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
-            if (8..=15).contains(&digits) && !glued(text, m.start(), m.end()) {
+            if ok(m.start(), m.end()) {
                 add(m.start(), m.end(), Entity::Phone);
+            }
+        }
+        for c in p.phone_context.captures_iter(text) {
+            if let Some(m) = c.get(1) {
+                let end = text[..m.end()].trim_end_matches([' ', '.', '-']).len();
+                if ok(m.start(), end) && !date_like(&text[m.start()..end]) {
+                    add(m.start(), end, Entity::Phone);
+                }
             }
         }
     }
@@ -214,6 +238,30 @@ fn glued(text: &str, start: usize, end: usize) -> bool {
     let after = text[end..].chars().next();
     let sticky = |c: char| c.is_ascii_alphanumeric() || c == '_';
     before.is_some_and(sticky) || after.is_some_and(sticky)
+}
+
+/// "2024-08-14", "20240814": a date, not a number to call.
+fn date_like(s: &str) -> bool {
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    let shape = s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-';
+    (shape || (s.len() == 8 && digits.len() == 8)) && (digits.starts_with("19") || digits.starts_with("20"))
+}
+
+/// Digits that are part of a longer run of groups (an account number, a
+/// UUID): a group of letters or digits just before, or more digits or a
+/// dash-joined group just after.
+fn in_group_run(text: &str, start: usize, end: usize) -> bool {
+    if text[..start].ends_with('-') || text[end..].starts_with('-') {
+        return true;
+    }
+    let before = text[..start].strip_suffix(' ').and_then(|b| b.rsplit(' ').next());
+    let grouped_before = before.is_some_and(|t| {
+        (1..=4).contains(&t.len())
+            && t.chars().all(|c| c.is_ascii_alphanumeric())
+            && t.chars().any(|c| c.is_ascii_digit())
+    });
+    let digits_after = text[end..].strip_prefix(' ').is_some_and(|a| a.starts_with(|c: char| c.is_ascii_digit()));
+    grouped_before || digits_after
 }
 
 pub fn luhn(digits: &[u8]) -> bool {
@@ -272,7 +320,10 @@ fn looks_random(s: &str) -> bool {
     let upper = s.bytes().filter(u8::is_ascii_uppercase).count();
     let lower = s.bytes().filter(u8::is_ascii_lowercase).count();
     let classes = usize::from(digits > 0) + usize::from(upper > 0) + usize::from(lower > 0);
-    digits * 20 >= s.len() && letters * 4 >= s.len() && classes >= 2 && entropy(s) >= 4.0
+    // Random text of this length spreads over most of its alphabet; words,
+    // identifiers and hex digests do not.
+    let spread = 0.85 * (s.len().min(64) as f64).log2();
+    digits > 0 && letters * 4 >= s.len() && classes >= 2 && entropy(s) >= spread.min(4.5)
 }
 
 #[cfg(test)]
@@ -306,11 +357,11 @@ mod tests {
     #[test]
     fn hard_negatives_are_not_pii() {
         for text in [
-            "Order 4111 1111 1111 1112 shipped",      // fails Luhn
+            "Order 4111 1111 1111 1112 shipped", // fails Luhn
             "SSN-like 000-12-3456 and 666-12-3456 and 900-12-3456 and 123-00-4567 and 123-45-0000",
             "IBAN GB82 WEST 1234 5698 7654 33",       // fails mod 97
-            "version 1.2.3.4.5 and build 10.0.19045",  // not an address
-            "on 2024-01-15 at 10:30:00",               // a date and a time
+            "version 1.2.3.4.5 and build 10.0.19045", // not an address
+            "on 2024-01-15 at 10:30:00",              // a date and a time
             "order ORD-2024-000123 and invoice INV-20931",
             "the sha is da39a3ee5e6b4b0d3255bfef95601890afd80709", // hex only: one class
             "call me at 12 o'clock about ticket 123456789",

@@ -112,8 +112,16 @@ impl Step for CacheStep {
             let id = format!("ce-{}", uuid::Uuid::new_v4().simple());
             header(ctx, ENTRY_HEADER, &id);
             let ttl = d.ttl.map_or(policy.ttl, |t| t.min(policy.ttl));
-            call.pending =
-                Some(Arc::new(Pending { cache, fp, vector, id, model: call.model.clone(), tenant, namespace: d.namespace, ttl }));
+            call.pending = Some(Arc::new(Pending {
+                cache,
+                fp,
+                vector,
+                id,
+                model: call.model.clone(),
+                tenant,
+                namespace: d.namespace,
+                ttl,
+            }));
         }
         Ok(Flow::Continue)
     }

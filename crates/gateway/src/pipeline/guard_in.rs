@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::guardrails::pii::{find, Finding};
 use crate::guardrails::redact::{longest, restore, Redactor};
 use crate::guardrails::stream::{HoldBack, Release, Scan};
-use crate::guardrails::{key_id, GuardrailConfig, Mode, Stage, GUARDRAIL_HEADER};
+use crate::guardrails::{key_id, GuardKind, GuardrailConfig, Guardrails, Mode, Stage, GUARDRAIL_HEADER};
 use axum::http::HeaderValue;
 use backend_api::{ContentPart, GenerationEvent, GenerationStream, Prompt, Role};
 use std::sync::Arc;
@@ -27,40 +27,81 @@ struct Outcome {
 }
 
 /// Runs `guards` over `text` (rewritten in place when redacted).
-fn check(
-    ctx: &Ctx,
+async fn check(
+    rails: &Guardrails,
     guards: &[GuardrailConfig],
     text: &mut String,
     redactor: &mut Redactor,
     out: &mut Outcome,
+    request_id: &str,
 ) -> Result<(), ApiError> {
-    let Some(rails) = ctx.state.guardrails() else { return Ok(()) };
     for g in guards {
         let t = Instant::now();
+        if g.kind == GuardKind::Injection {
+            let found = injection(rails, g, text, request_id).await;
+            rails.metrics.timed(&g.name, t.elapsed().as_secs_f64());
+            if let Some(how) = found {
+                note(rails, g, g.mode, how, out)?;
+            }
+            continue;
+        }
         let findings = find(text, &g.entities);
         rails.metrics.timed(&g.name, t.elapsed().as_secs_f64());
         if findings.is_empty() {
             continue;
         }
         if let Some(f) = findings.iter().find(|f| g.mode_of(f.entity) == Mode::Block) {
-            rails.metrics.found(Stage::Input, Mode::Block, 1);
-            return Err(ApiError::GuardrailBlocked { guard: g.name.clone(), what: f.entity.name() });
+            note(rails, g, Mode::Block, f.entity.name(), out)?;
         }
         let redact: Vec<Finding> = findings.iter().copied().filter(|f| g.mode_of(f.entity) == Mode::Redact).collect();
         for f in findings.iter().filter(|f| g.mode_of(f.entity) < Mode::Redact) {
-            let mode = g.mode_of(f.entity);
-            rails.metrics.found(Stage::Input, mode, 1);
-            tracing::info!(guard = %g.name, entity = f.entity.name(), mode = mode.as_str(), "input guardrail finding");
-            if mode == Mode::Warn && !out.warned.contains(&g.name) {
-                out.warned.push(g.name.clone());
-            }
+            note(rails, g, g.mode_of(f.entity), f.entity.name(), out)?;
         }
         if !redact.is_empty() {
-            rails.metrics.found(Stage::Input, Mode::Redact, redact.len() as u64);
+            rails.metrics.found(g.kind, Stage::Input, Mode::Redact, redact.len() as u64);
             *text = redactor.redact(text, &redact);
         }
     }
     Ok(())
+}
+
+/// A finding of `mode` (other than redact): blocks, warns or logs.
+fn note(
+    rails: &Guardrails,
+    g: &GuardrailConfig,
+    mode: Mode,
+    what: &'static str,
+    out: &mut Outcome,
+) -> Result<(), ApiError> {
+    rails.metrics.found(g.kind, Stage::Input, mode, 1);
+    tracing::info!(guard = %g.name, what, mode = mode.as_str(), "input guardrail finding");
+    match mode {
+        Mode::Block => Err(ApiError::GuardrailBlocked { guard: g.name.clone(), what }),
+        Mode::Warn if !out.warned.contains(&g.name) => {
+            out.warned.push(g.name.clone());
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `text` attempts an injection: the patterns (over the normalised
+/// and decoded text), then the learned head over its embedding.
+async fn injection(rails: &Guardrails, g: &GuardrailConfig, text: &str, request_id: &str) -> Option<&'static str> {
+    if crate::guardrails::injection::pattern_hit(text).is_some() {
+        return Some("injection pattern");
+    }
+    let (model, embedder) = rails.embedder.as_ref()?;
+    let head = crate::guardrails::injection::Head::shipped()?;
+    let req = backend_api::EmbedRequest {
+        request_id: request_id.to_string(),
+        model: model.clone(),
+        inputs: vec![backend_api::EmbedInput::Text(crate::guardrails::injection::normalize(text))],
+        dimensions: None,
+    };
+    let e = embedder.embed(req).await.ok()?;
+    let v = e.vectors.first()?;
+    (head.score(v) >= g.threshold).then_some("injection (learned detector)")
 }
 
 #[async_trait::async_trait]
@@ -75,12 +116,12 @@ impl Step for GuardIn {
         let mut out = Outcome { warned: Vec::new() };
         for r in call.requests.iter_mut() {
             match &mut r.prompt {
-                Prompt::Text(t) => check(ctx, &guards, t, &mut redactor, &mut out)?,
+                Prompt::Text(t) => check(&rails, &guards, t, &mut redactor, &mut out, &ctx.request_id).await?,
                 Prompt::Chat(turns) => {
                     for turn in turns.iter_mut().filter(|t| matches!(t.role, Role::User | Role::Tool)) {
                         for part in turn.content.iter_mut() {
                             if let ContentPart::Text(t) = part {
-                                check(ctx, &guards, t, &mut redactor, &mut out)?;
+                                check(&rails, &guards, t, &mut redactor, &mut out, &ctx.request_id).await?;
                             }
                         }
                     }
@@ -131,27 +172,30 @@ fn restoring(originals: Arc<Vec<(String, String)>>, stream: GenerationStream) ->
     let mut hold = HoldBack::new(longest(&originals).max(1));
     let mut r = Restorer { originals };
     super::guard_out::rewrite(stream, move |event| {
-            match event {
-                Ok(GenerationEvent::Delta { text, tokens }) => match hold.feed(&text, false, &mut r) {
-                    Release::Text(t) => vec![delta(t, tokens)],
-                    Release::Blocked(_) => Vec::new(),
-                },
-                Ok(GenerationEvent::ToolCall(mut d)) => {
-                    d.arguments = restore(&d.arguments, &r.originals);
-                    vec![Ok(GenerationEvent::ToolCall(d))]
-                }
-                Ok(finished @ GenerationEvent::Finished { .. }) => match hold.feed("", true, &mut r) {
-                    Release::Text(t) => vec![delta(t, Vec::new()), Ok(finished)],
-                    Release::Blocked(_) => vec![Ok(finished)],
-                },
-                // The text is rewritten: an upstream's own bytes cannot go out.
-                Ok(GenerationEvent::Upstream { .. }) => Vec::new(),
-                other => vec![other],
+        match event {
+            Ok(GenerationEvent::Delta { text, tokens }) => match hold.feed(&text, false, &mut r) {
+                Release::Text(t) => vec![delta(t, tokens)],
+                Release::Blocked(_) => Vec::new(),
+            },
+            Ok(GenerationEvent::ToolCall(mut d)) => {
+                d.arguments = restore(&d.arguments, &r.originals);
+                vec![Ok(GenerationEvent::ToolCall(d))]
             }
+            Ok(finished @ GenerationEvent::Finished { .. }) => match hold.feed("", true, &mut r) {
+                Release::Text(t) => vec![delta(t, Vec::new()), Ok(finished)],
+                Release::Blocked(_) => vec![Ok(finished)],
+            },
+            // The text is rewritten: an upstream's own bytes cannot go out.
+            Ok(GenerationEvent::Upstream { .. }) => Vec::new(),
+            other => vec![other],
+        }
     })
 }
 
-pub(super) fn delta(text: String, tokens: Vec<backend_api::GeneratedToken>) -> Result<GenerationEvent, backend_api::BackendError> {
+pub(super) fn delta(
+    text: String,
+    tokens: Vec<backend_api::GeneratedToken>,
+) -> Result<GenerationEvent, backend_api::BackendError> {
     Ok(GenerationEvent::Delta { text, tokens })
 }
 

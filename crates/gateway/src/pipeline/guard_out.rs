@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::guardrails::pii::{find, Finding};
 use crate::guardrails::redact::Redactor;
 use crate::guardrails::stream::{HoldBack, Release, Scan};
-use crate::guardrails::{key_id, GuardrailConfig, Guardrails, Mode, Stage};
+use crate::guardrails::{key_id, GuardKind, GuardrailConfig, Guardrails, Mode, Stage};
 use backend_api::{FinishReason, GenerationEvent, GenerationStream, ToolCallDelta};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ impl OutputScan {
             for f in found {
                 match g.mode_of(f.entity) {
                     Mode::Block => {
-                        self.rails.metrics.found(Stage::Output, Mode::Block, 1);
+                        self.rails.metrics.found(GuardKind::Pii, Stage::Output, Mode::Block, 1);
                         tracing::info!(guard = %g.name, entity = f.entity.name(), "output guardrail blocked the answer");
                         return Err(g.name.clone());
                     }
@@ -76,7 +76,7 @@ impl OutputScan {
                         let value = format!("{}:{}", g.name, &text[f.start..f.end]);
                         if !self.warned.contains(&value) {
                             self.warned.push(value);
-                            self.rails.metrics.found(Stage::Output, mode, 1);
+                            self.rails.metrics.found(GuardKind::Pii, Stage::Output, mode, 1);
                             tracing::info!(guard = %g.name, entity = f.entity.name(), mode = mode.as_str(), "output guardrail finding");
                         }
                     }
@@ -103,7 +103,7 @@ impl Scan for OutputScan {
     fn rewrite(&mut self, text: &str, spans: &[(usize, usize)]) -> String {
         let chosen: Vec<Finding> = self.last.iter().copied().filter(|f| spans.contains(&(f.start, f.end))).collect();
         if !chosen.is_empty() {
-            self.rails.metrics.found(Stage::Output, Mode::Redact, chosen.len() as u64);
+            self.rails.metrics.found(GuardKind::Pii, Stage::Output, Mode::Redact, chosen.len() as u64);
         }
         self.redactor.redact(text, &chosen)
     }
@@ -127,7 +127,7 @@ impl Guarded {
         for (i, (id, name, args)) in std::mem::take(&mut self.calls).into_iter().enumerate() {
             let found = self.scan.findings(&args)?;
             if !found.is_empty() {
-                self.scan.rails.metrics.found(Stage::Output, Mode::Redact, found.len() as u64);
+                self.scan.rails.metrics.found(GuardKind::Pii, Stage::Output, Mode::Redact, found.len() as u64);
             }
             let arguments = self.scan.redactor.redact(&args, &found);
             out.push(Ok(GenerationEvent::ToolCall(ToolCallDelta { index: i as u32, id, name, arguments })));
@@ -144,7 +144,10 @@ impl Guarded {
         })
     }
 
-    fn on(&mut self, event: Result<GenerationEvent, backend_api::BackendError>) -> Vec<Result<GenerationEvent, backend_api::BackendError>> {
+    fn on(
+        &mut self,
+        event: Result<GenerationEvent, backend_api::BackendError>,
+    ) -> Vec<Result<GenerationEvent, backend_api::BackendError>> {
         if self.blocked {
             return Vec::new();
         }
@@ -222,7 +225,10 @@ type Event = Result<GenerationEvent, backend_api::BackendError>;
 /// Maps each event of `stream` to any number of events; the stream ends
 /// after the first `Finished` that comes out (the backend's stream is then
 /// dropped, which cancels a generation a guard blocked).
-pub(super) fn rewrite(stream: GenerationStream, f: impl FnMut(Event) -> Vec<Event> + Send + 'static) -> GenerationStream {
+pub(super) fn rewrite(
+    stream: GenerationStream,
+    f: impl FnMut(Event) -> Vec<Event> + Send + 'static,
+) -> GenerationStream {
     let state = (Some(stream), std::collections::VecDeque::new(), f);
     futures::stream::unfold(state, |(mut inner, mut queue, mut f)| async move {
         loop {

@@ -39,9 +39,9 @@ mod admit;
 mod cache;
 mod context;
 mod deadline;
+pub mod embed;
 mod guard_in;
 mod guard_out;
-pub mod embed;
 mod resolve;
 mod truncate;
 

@@ -3,10 +3,10 @@
 //! Guarded by the admin token (`policy::auth`). A key is shown in full once,
 //! in the answer to its creation; the store keeps only its SHA-256.
 
+use crate::config::cache::CacheScope;
 use crate::dialect::collect::unix_now;
 use crate::dialect::extract::OpenAiJson;
 use crate::error::ApiError;
-use crate::config::cache::CacheScope;
 use crate::policy::keys::{generate_key, hash_key, hint_of, CacheIsolation, KeyRecord};
 use crate::policy::limits::{budget_period, nanos_to_usd, spend_counter, Limits, Scope};
 use crate::state::AppState;
@@ -275,7 +275,10 @@ fn the_cache(state: &AppState) -> Result<&std::sync::Arc<crate::cache::Cache>, A
 
 /// `DELETE /admin/cache/entries/{id}`: a wrong answer reported by a user
 /// stops being served (on every replica).
-pub async fn delete_cache_entry(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn delete_cache_entry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     if !valid_id(&id) {
         return Err(ApiError::invalid(format!("'{id}' is not a cache entry id."), "id"));
     }
@@ -294,10 +297,7 @@ pub struct PurgeBody {
 
 /// `POST /admin/cache/purge` with any of `model`, `tenant` (`key:ID`,
 /// `user:ID`, `global`), `namespace`; an empty body purges everything.
-pub async fn purge_cache(
-    State(state): State<AppState>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+pub async fn purge_cache(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
     let b: PurgeBody = if body.iter().all(u8::is_ascii_whitespace) {
         PurgeBody::default()
     } else {
