@@ -34,6 +34,10 @@ base_url = "http://127.0.0.1:{mock}/v1"
 [[backends.models]]
 name = "echo"
 upstream = "mock-small"
+[[backends.models]]
+name = "mod"
+upstream = "omni-moderation-latest"
+capabilities = ["moderation"]
 [[backends]]
 name = "mock-anthropic"
 kind = "anthropic"
@@ -81,3 +85,12 @@ def test_anthropic_stream_is_redacted_and_an_input_block_is_a_bad_request(gatewa
     assert "no-cards-in" in str(e.value)
     assert "4111" not in str(e.value)
     assert e.value.response.headers["x-switchyard-guardrail"] == "no-cards-in=block"
+
+
+def test_moderations_through_the_openai_sdk(gateway):
+    c = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0, timeout=60)
+    r = c.moderations.create(model="mod", input=["I will attack you", "Have a nice day"])
+    assert r.model == "mod"
+    assert r.results[0].flagged and r.results[0].categories.violence
+    assert r.results[0].category_scores.violence > 0.5
+    assert not r.results[1].flagged

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(dialect::openai_chat::chat_completions))
         .route("/v1/completions", post(dialect::openai_completions::completions))
         .route("/v1/embeddings", post(dialect::embeddings::embeddings))
+        .route("/v1/moderations", post(dialect::moderations::moderations))
         .route("/v1/messages", post(dialect::anthropic_messages::messages))
         .route("/v1/messages/count_tokens", post(dialect::anthropic_messages::count_tokens))
         .route("/v1/models", get(routes::models::list_models))

@@ -20,10 +20,12 @@ pub struct Capabilities {
     pub vision: bool,
     /// `/v1/embeddings`.
     pub embeddings: bool,
+    /// `/v1/moderations` (and `moderation` guardrails).
+    pub moderation: bool,
 }
 
-pub const CAPABILITY_NAMES: [&str; 8] =
-    ["chat", "completions", "streaming", "json_mode", "logprobs", "tools", "vision", "embeddings"];
+pub const CAPABILITY_NAMES: [&str; 9] =
+    ["chat", "completions", "streaming", "json_mode", "logprobs", "tools", "vision", "embeddings", "moderation"];
 
 impl Capabilities {
     /// The embedded engine: no JSON mode and no tools (no constrained decoding yet), text only.
@@ -36,6 +38,7 @@ impl Capabilities {
         tools: false,
         vision: false,
         embeddings: false,
+        moderation: false,
     };
     /// An OpenAI-compatible server, unless its config says otherwise
     /// (images only when listed: most such servers serve text models).
@@ -48,6 +51,7 @@ impl Capabilities {
         tools: true,
         vision: false,
         embeddings: false,
+        moderation: false,
     };
     /// The Messages API has no JSON mode and no log-probabilities.
     pub const ANTHROPIC: Capabilities = Capabilities {
@@ -59,6 +63,7 @@ impl Capabilities {
         tools: true,
         vision: false,
         embeddings: false,
+        moderation: false,
     };
 
     /// The names of what it can do, as the config lists them.
@@ -72,6 +77,7 @@ impl Capabilities {
             self.tools,
             self.vision,
             self.embeddings,
+            self.moderation,
         ];
         CAPABILITY_NAMES.into_iter().zip(on).filter_map(|(n, on)| on.then_some(n)).collect()
     }

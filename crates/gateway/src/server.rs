@@ -72,12 +72,6 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
             state.add_embedder(&e.name, Arc::new(handle));
         }
     }
-    if !cfg.guardrails.is_empty() {
-        let names: Vec<&str> = cfg.guardrails.iter().map(|g| g.name.as_str()).collect();
-        tracing::info!(guardrails = ?names, "guardrails");
-        let rails = crate::guardrails::Guardrails::new(cfg.guardrails.clone(), cache_embedder.clone());
-        state.set_guardrails(Arc::new(rails));
-    }
     if let Some(c) = &cfg.cache {
         let redis = match (&c.redis_url, &cfg.policy.store) {
             (Some(url), StoreConfig::Redis { prefix, .. }) => Some((url.clone(), prefix.clone())),
@@ -85,7 +79,7 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
             (None, StoreConfig::Redis { url, prefix }) => Some((url.clone(), prefix.clone())),
             (None, _) => None,
         };
-        let cache = crate::cache::Cache::new(c.clone(), cache_embedder, redis).map_err(ServeError::Policy)?;
+        let cache = crate::cache::Cache::new(c.clone(), cache_embedder.clone(), redis).map_err(ServeError::Policy)?;
         tracing::info!(tiers = ?cache.tiers(), scope = ?c.policy.scope, threshold = c.policy.threshold, guard = c.guard, "response cache");
         state.set_cache(cache);
     }
@@ -101,6 +95,10 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
         let embeds: Arc<dyn backend_api::EmbeddingBackend> = remote.clone();
         for m in b.models.iter().filter(|m| m.card.capabilities.embeddings) {
             state.add_embedder(&m.name, embeds.clone());
+        }
+        let moderates: Arc<dyn crate::guardrails::moderation::Moderator> = remote.clone();
+        for m in b.models.iter().filter(|m| m.card.capabilities.moderation) {
+            state.add_moderator(&m.name, moderates.clone());
         }
         let remote: Arc<dyn backend_api::Backend> = remote;
         match b.queue {
@@ -130,6 +128,21 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
         tracing::info!(route = %r.name, models = ?r.models, strategy = ?r.strategy, cascade = r.cascade.is_some(), "route");
         let models = r.models.iter().map(|m| state.resolve(m).to_string()).collect();
         state.add_route(&r.name, models, route);
+    }
+    for g in cfg.guardrails.iter().filter(|g| g.kind == crate::guardrails::GuardKind::Moderation) {
+        let model = g.model.as_deref().unwrap_or_default();
+        if state.moderator(Some(model)).is_none() {
+            return Err(ServeError::Policy(format!(
+                "guardrail '{}': no model '{model}' with the moderation capability",
+                g.name
+            )));
+        }
+    }
+    if !cfg.guardrails.is_empty() {
+        let names: Vec<&str> = cfg.guardrails.iter().map(|g| g.name.as_str()).collect();
+        tracing::info!(guardrails = ?names, "guardrails");
+        let rails = crate::guardrails::Guardrails::new(cfg.guardrails.clone(), cache_embedder.clone());
+        state.set_guardrails(Arc::new(rails));
     }
     Ok(state)
 }

@@ -40,6 +40,8 @@ pub struct Shared {
     cache: Option<Arc<crate::cache::Cache>>,
     /// The guardrails, when any is configured.
     guardrails: Option<Arc<crate::guardrails::Guardrails>>,
+    /// Moderation model → what classifies with it.
+    moderators: BTreeMap<String, Arc<dyn crate::guardrails::moderation::Moderator>>,
     pub body_limit_bytes: usize,
 }
 
@@ -74,6 +76,7 @@ impl AppState {
             embedders: BTreeMap::new(),
             cache: None,
             guardrails: None,
+            moderators: BTreeMap::new(),
             body_limit_bytes,
         }))
     }
@@ -89,6 +92,21 @@ impl AppState {
 
     pub fn cache(&self) -> Option<&Arc<crate::cache::Cache>> {
         self.cache.as_ref()
+    }
+
+    pub fn add_moderator(&mut self, name: &str, m: Arc<dyn crate::guardrails::moderation::Moderator>) {
+        self.shared_mut().moderators.insert(name.to_string(), m);
+    }
+
+    /// The moderation model `name` (aliases resolved), or the first one when `None`.
+    pub fn moderator(&self, name: Option<&str>) -> Option<(String, Arc<dyn crate::guardrails::moderation::Moderator>)> {
+        match name {
+            Some(n) => {
+                let n = self.resolve(n);
+                self.moderators.get(n).map(|m| (n.to_string(), m.clone()))
+            }
+            None => self.moderators.iter().next().map(|(n, m)| (n.clone(), m.clone())),
+        }
     }
 
     pub fn set_guardrails(&mut self, g: Arc<crate::guardrails::Guardrails>) {

@@ -144,6 +144,7 @@ pub fn router(args: MockArgs) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/messages", post(messages))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/moderations", post(moderations))
         .route("/mock/stats", get(stats))
         .route("/mock/last", get(last))
         .with_state(mock)
@@ -373,6 +374,40 @@ async fn embeddings(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body
     Json(json!({"object": "list", "data": data, "model": model_of(&body),
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
     .into_response()
+}
+
+/// OpenAI's moderation shape from keywords: "kill", "attack", "bomb" are
+/// violence; "hate" is hate; "idiot" is harassment; "hurt myself" is
+/// self-harm. Scores 0.9 when flagged, 0.01 otherwise.
+async fn moderations(State(mock): State<Arc<Mock>>, Json(body): Json<Value>) -> Response {
+    mock.requests.fetch_add(1, Ordering::Relaxed);
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect(),
+        _ => return error(StatusCode::BAD_REQUEST, false, 0),
+    };
+    const RULES: [(&str, &[&str]); 4] = [
+        ("violence", &["kill", "attack", "bomb"]),
+        ("hate", &["hate"]),
+        ("harassment", &["idiot"]),
+        ("self-harm", &["hurt myself"]),
+    ];
+    let results: Vec<Value> = inputs
+        .iter()
+        .map(|text| {
+            let t = text.to_lowercase();
+            let mut categories = serde_json::Map::new();
+            let mut scores = serde_json::Map::new();
+            for (cat, words) in RULES {
+                let hit = words.iter().any(|w| t.contains(w));
+                categories.insert(cat.into(), json!(hit));
+                scores.insert(cat.into(), json!(if hit { 0.9 } else { 0.01 }));
+            }
+            let flagged = categories.values().any(|v| v == &json!(true));
+            json!({"flagged": flagged, "categories": categories, "category_scores": scores})
+        })
+        .collect();
+    Json(json!({"id": "modr-mock", "model": model_of(&body), "results": results})).into_response()
 }
 
 fn model_of(body: &Value) -> String {

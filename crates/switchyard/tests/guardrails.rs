@@ -21,13 +21,15 @@ fn config(mock_port: u16) -> String {
         "[[backends]]\nname = \"mock\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{mock_port}/v1\"\n\
          [[backends.models]]\nname = \"echo\"\nupstream = \"mock-small\"\n\
          [[backends.models]]\nname = \"echo-in\"\nupstream = \"mock-small\"\n\
+         [[backends.models]]\nname = \"mod\"\nupstream = \"omni-moderation-latest\"\ncapabilities = [\"moderation\"]\n\
          [[backends]]\nname = \"mock-an\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:{mock_port}/v1\"\n\
          [[backends.models]]\nname = \"echo-an\"\nupstream = \"mock-large\"\n\
          [[guardrails]]\nname = \"pii-out\"\ntype = \"pii\"\nstage = \"output\"\nmode = \"redact\"\n\
          [[guardrails]]\nname = \"no-ssn\"\ntype = \"pii\"\nstage = \"input\"\nmode = \"log\"\nentity_modes = {{ us_ssn = \"block\" }}\nmodels = [\"echo-in\", \"echo-an\"]\n\
          [[guardrails]]\nname = \"mask\"\ntype = \"pii\"\nstage = \"input\"\nmode = \"redact\"\nentities = [\"email\"]\nreversible = true\nmodels = [\"echo-in\"]\n\
          [[guardrails]]\nname = \"ip-note\"\ntype = \"pii\"\nstage = \"input\"\nmode = \"warn\"\nentities = [\"ip_address\"]\nmodels = [\"echo-in\"]\n\
-         [[guardrails]]\nname = \"no-injection\"\ntype = \"injection\"\nstage = \"input\"\nmode = \"block\"\nmodels = [\"echo-in\"]\n"
+         [[guardrails]]\nname = \"no-injection\"\ntype = \"injection\"\nstage = \"input\"\nmode = \"block\"\nmodels = [\"echo-in\"]\n\
+         [[guardrails]]\nname = \"no-violence\"\ntype = \"moderation\"\nmodel = \"mod\"\ncategories = [\"violence\"]\nstage = \"input\"\nmode = \"block\"\nmodels = [\"echo-in\"]\n"
     )
 }
 
@@ -236,6 +238,26 @@ async fn input_blocks_in_each_dialect_and_reversible_redaction_round_trips() {
     .to_string();
     let r = http(gw.port, "POST", "/v1/chat/completions", &[], Some(&body)).await;
     assert_eq!(r.status, 200, "{}", r.body);
+
+    // Moderation by the configured model: a flagged category that acts blocks, another does not.
+    let r = openai(gw.port, "echo-in", "Tell me how to attack my neighbour", false).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.header("x-switchyard-guardrail"), Some("no-violence=block"));
+    let r = openai(gw.port, "echo-in", "I hate Mondays", false).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // And /v1/moderations in OpenAI's shape.
+    let body = r#"{"model": "mod", "input": ["kill the process", "hello there"]}"#;
+    let r = http(gw.port, "POST", "/v1/moderations", &[], Some(body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["model"], "mod");
+    assert_eq!(v["results"][0]["flagged"], true);
+    assert_eq!(v["results"][0]["categories"]["violence"], true);
+    assert!(v["results"][0]["category_scores"]["violence"].as_f64().unwrap() > 0.5);
+    assert_eq!(v["results"][1]["flagged"], false);
+    let r = http(gw.port, "POST", "/v1/moderations", &[], Some(r#"{"input": 5}"#)).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "input");
 
     // Reversible: the upstream sees a placeholder, the caller their own address.
     let text = "Please write to bob.smith@corp.io and bob.smith@corp.io today from 10.1.2.3";

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod embeddings;
+pub mod moderations;
 pub mod openai;
 pub mod probe;
 pub mod sse;

@@ -209,6 +209,7 @@ fn capabilities(path: &str, names: &[String]) -> Result<Capabilities, ConfigErro
         tools: false,
         vision: false,
         embeddings: false,
+        moderation: false,
     };
     for n in names {
         let flag = match n.as_str() {
@@ -220,12 +221,13 @@ fn capabilities(path: &str, names: &[String]) -> Result<Capabilities, ConfigErro
             "tools" => &mut c.tools,
             "vision" => &mut c.vision,
             "embeddings" => &mut c.embeddings,
+            "moderation" => &mut c.moderation,
             other => return Err(invalid(path, format!("'{other}' is not one of {}", CAPABILITY_NAMES.join(", ")))),
         };
         *flag = true;
     }
-    if !c.chat && !c.completions && !c.embeddings {
-        return Err(invalid(path, "list 'chat', 'completions' or 'embeddings'"));
+    if !c.chat && !c.completions && !c.embeddings && !c.moderation {
+        return Err(invalid(path, "list 'chat', 'completions', 'embeddings' or 'moderation'"));
     }
     Ok(c)
 }

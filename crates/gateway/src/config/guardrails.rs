@@ -38,6 +38,10 @@ pub struct RawGuardrail {
     window: Option<usize>,
     /// Injection: the learned detector's score that counts (0 to 1, default 0.7).
     threshold: Option<f32>,
+    /// Moderation: a model with the `moderation` capability.
+    model: Option<String>,
+    /// Moderation: the categories that act (default: any flagged).
+    categories: Option<Vec<String>>,
 }
 
 /// Measured on held-out attacks (BENCHMARKS.md): with the patterns, 90.5 %
@@ -57,10 +61,11 @@ pub fn validate(raw: Vec<RawGuardrail>) -> Result<Vec<GuardrailConfig>, ConfigEr
         let kind = match g.kind.as_str() {
             "pii" => GuardKind::Pii,
             "injection" => GuardKind::Injection,
+            "moderation" => GuardKind::Moderation,
             other => {
                 return Err(invalid(
                     &path("type"),
-                    format!("'{other}' is not a guardrail type (known: pii, injection)"),
+                    format!("'{other}' is not a guardrail type (known: pii, injection, moderation)"),
                 ))
             }
         };
@@ -74,13 +79,19 @@ pub fn validate(raw: Vec<RawGuardrail>) -> Result<Vec<GuardrailConfig>, ConfigEr
                 .ok_or_else(|| invalid(&path(f), format!("'{s}' is not one of 'block', 'redact', 'warn', 'log'")))
         };
         let mode = mode_of(&g.mode, "mode")?;
-        if kind == GuardKind::Injection {
+        if kind != GuardKind::Pii {
             if stage != Stage::Input {
-                return Err(invalid(&path("stage"), "an injection guardrail reads the input"));
+                return Err(invalid(&path("stage"), format!("a {} guardrail reads the input", g.kind)));
             }
             if mode == Mode::Redact {
-                return Err(invalid(&path("mode"), "an injection cannot be redacted: block, warn or log"));
+                return Err(invalid(
+                    &path("mode"),
+                    format!("a {} finding cannot be redacted: block, warn or log", g.kind),
+                ));
             }
+        }
+        if kind == GuardKind::Moderation && g.model.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid(&path("model"), "a moderation guardrail names the model that classifies"));
         }
         let threshold = g.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD);
         if !(0.0..=1.0).contains(&threshold) {
@@ -114,6 +125,8 @@ pub fn validate(raw: Vec<RawGuardrail>) -> Result<Vec<GuardrailConfig>, ConfigEr
             name: g.name,
             kind,
             threshold,
+            model: g.model,
+            categories: g.categories.unwrap_or_default(),
             stage,
             mode,
             models: g.models,

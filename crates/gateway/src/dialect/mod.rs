@@ -15,6 +15,7 @@ mod anthropic_render;
 pub mod collect;
 pub mod embeddings;
 pub mod extract;
+pub mod moderations;
 pub mod openai_chat;
 pub mod openai_completions;
 pub mod sse;

@@ -11,6 +11,7 @@
 //! - `stream`: the hold-back window that checks text arriving in pieces.
 
 pub mod injection;
+pub mod moderation;
 pub mod pii;
 pub mod redact;
 pub mod stream;
@@ -66,6 +67,7 @@ impl Mode {
 pub enum GuardKind {
     Pii,
     Injection,
+    Moderation,
 }
 
 impl GuardKind {
@@ -73,6 +75,7 @@ impl GuardKind {
         match self {
             GuardKind::Pii => "pii",
             GuardKind::Injection => "injection",
+            GuardKind::Moderation => "moderation",
         }
     }
 }
@@ -84,6 +87,10 @@ pub struct GuardrailConfig {
     pub kind: GuardKind,
     /// Injection: the learned detector's score that counts as an attack.
     pub threshold: f32,
+    /// Moderation: the model that classifies, and the categories that act
+    /// (empty: any flagged one).
+    pub model: Option<String>,
+    pub categories: Vec<String>,
     pub stage: Stage,
     pub mode: Mode,
     /// Routes or models it applies to; `None`: all.

@@ -28,6 +28,7 @@ struct Outcome {
 
 /// Runs `guards` over `text` (rewritten in place when redacted).
 async fn check(
+    state: &crate::state::AppState,
     rails: &Guardrails,
     guards: &[GuardrailConfig],
     text: &mut String,
@@ -37,6 +38,15 @@ async fn check(
 ) -> Result<(), ApiError> {
     for g in guards {
         let t = Instant::now();
+        if g.kind == GuardKind::Moderation {
+            let hits = moderation(state, g, text).await;
+            rails.metrics.timed(&g.name, t.elapsed().as_secs_f64());
+            if !hits.is_empty() {
+                tracing::info!(guard = %g.name, categories = ?hits, "moderation flagged the input");
+                note(rails, g, g.mode, "moderation", out)?;
+            }
+            continue;
+        }
         if g.kind == GuardKind::Injection {
             let found = injection(rails, g, text, request_id).await;
             rails.metrics.timed(&g.name, t.elapsed().as_secs_f64());
@@ -85,6 +95,23 @@ fn note(
     }
 }
 
+/// The categories of `g` the moderation model flags in `text`. A model
+/// that cannot be reached lets the request through (logged and counted:
+/// an outage of the classifier must not take the gateway down).
+async fn moderation(state: &crate::state::AppState, g: &GuardrailConfig, text: &str) -> Vec<String> {
+    let Some((model, m)) = state.moderator(g.model.as_deref()) else { return Vec::new() };
+    match m.moderate(&model, vec![text.to_string()]).await {
+        Ok(v) => v.first().map(|v| v.hits(&g.categories).into_iter().map(str::to_string).collect()).unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(guard = %g.name, error = %e, "moderation model unavailable: input not moderated");
+            if let Some(r) = state.guardrails() {
+                r.metrics.found(GuardKind::Moderation, Stage::Input, Mode::Log, 1);
+            }
+            Vec::new()
+        }
+    }
+}
+
 /// Whether `text` attempts an injection: the patterns (over the normalised
 /// and decoded text), then the learned head over its embedding.
 async fn injection(rails: &Guardrails, g: &GuardrailConfig, text: &str, request_id: &str) -> Option<&'static str> {
@@ -116,12 +143,14 @@ impl Step for GuardIn {
         let mut out = Outcome { warned: Vec::new() };
         for r in call.requests.iter_mut() {
             match &mut r.prompt {
-                Prompt::Text(t) => check(&rails, &guards, t, &mut redactor, &mut out, &ctx.request_id).await?,
+                Prompt::Text(t) => {
+                    check(&ctx.state, &rails, &guards, t, &mut redactor, &mut out, &ctx.request_id).await?
+                }
                 Prompt::Chat(turns) => {
                     for turn in turns.iter_mut().filter(|t| matches!(t.role, Role::User | Role::Tool)) {
                         for part in turn.content.iter_mut() {
                             if let ContentPart::Text(t) = part {
-                                check(&rails, &guards, t, &mut redactor, &mut out, &ctx.request_id).await?;
+                                check(&ctx.state, &rails, &guards, t, &mut redactor, &mut out, &ctx.request_id).await?;
                             }
                         }
                     }
