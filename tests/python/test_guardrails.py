@@ -7,7 +7,7 @@ import anthropic
 import openai
 import pytest
 
-from conftest import run_mock_provider, run_server
+from conftest import MODEL, run_mock_provider, run_server
 
 PLANTED = "Reach me at jane.doe@example.com, card 4111-1111-1111-1111, key sk-proj-0123456789abcdefghijKLMN now."
 REDACTED = "Reach me at [EMAIL_1], card [CREDIT_CARD_1], key [SECRET_1] now."
@@ -94,3 +94,22 @@ def test_moderations_through_the_openai_sdk(gateway):
     assert r.results[0].flagged and r.results[0].categories.violence
     assert r.results[0].category_scores.violence > 0.5
     assert not r.results[1].flagged
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    d = tmp_path_factory.mktemp("guardrails-local")
+    cfg = d / "config.toml"
+    cfg.write_text('[[guardrails]]\nname = "pii-out"\ntype = "pii"\nstage = "output"\nmode = "redact"\n')
+    yield from run_server("guardrails-local", ["--config", str(cfg)])
+
+
+def test_the_embedded_models_stream_is_redacted(local):
+    # Greedy decoding continues the directory with the next address: the
+    # client receives a placeholder, never the address.
+    c = openai.OpenAI(base_url=local + "/v1", api_key="unused", max_retries=0, timeout=120)
+    prompt = "Staff directory\nAlice Brown, alice.brown@example.com\nBob Green, bob.green@example.com\nCarol White,"
+    stream = c.completions.create(model=MODEL, prompt=prompt, max_tokens=40, temperature=0, stream=True)
+    text = "".join(ch.choices[0].text for ch in stream if ch.choices)
+    assert "[EMAIL_1]" in text
+    assert "@" not in text
