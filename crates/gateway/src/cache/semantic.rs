@@ -1,9 +1,10 @@
 //! L3: questions by meaning. Each partition (model, tenant, namespace,
 //! system prompt, earlier turns and every sampling field: see `key`) holds
 //! the unit-length embeddings of its questions. A small partition is
-//! searched exactly (a dot product per entry, vectorised); one that grows
-//! past `exact_below` entries also gets an HNSW graph (`hnsw_rs`), searched
-//! for the nearest few, which are then re-scored exactly.
+//! searched exactly (a dot product per entry, vectorised, over a flat
+//! array); one that grows past `exact_below` entries moves its vectors into
+//! an HNSW graph (`hnsw_rs`, whose distance is the exact 1 − cosine), which
+//! then holds the only copy.
 //!
 //! Removal marks a slot dead; `sweep` drops expired entries and compacts a
 //! partition (rebuilding its graph) once half of it is dead.
@@ -49,6 +50,7 @@ struct Inner {
 
 struct Partition {
     items: Vec<Option<Item>>,
+    /// The vectors, slot after slot, while the partition has no graph.
     vectors: Vec<f32>,
     graph: Option<Hnsw<'static, f32, Cosine>>,
     dead: usize,
@@ -100,26 +102,46 @@ impl Partition {
         self.items.len() - self.dead
     }
 
-    /// Rebuilds without the dead slots (and with a graph when large).
+    /// Each slot's vector, from the flat array or the graph.
+    fn all_vectors(&self, dim: usize) -> Vec<Option<Vec<f32>>> {
+        match &self.graph {
+            None => (0..self.items.len()).map(|slot| Some(self.vector(slot, dim).to_vec())).collect(),
+            Some(g) => {
+                let mut out = vec![None; self.items.len()];
+                for point in g.get_point_indexation() {
+                    if let Some(v) = out.get_mut(point.get_origin_id()) {
+                        *v = Some(point.get_v().to_vec());
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Rebuilds without the dead slots; a large partition gets a graph
+    /// (and gives up its flat array).
     fn compact(&mut self, dim: usize, exact_below: usize) {
+        let old_vectors = self.all_vectors(dim);
         let mut items = Vec::with_capacity(self.live());
-        let mut vectors = Vec::with_capacity(self.live() * dim);
-        for (old, item) in self.items.iter_mut().enumerate() {
-            if let Some(it) = item.take() {
+        let mut vectors: Vec<f32> = Vec::with_capacity(self.live() * dim);
+        for (item, v) in self.items.iter_mut().zip(old_vectors) {
+            if let (Some(it), Some(v)) = (item.take(), v) {
                 items.push(Some(it));
-                vectors.extend_from_slice(&self.vectors[old * dim..(old + 1) * dim]);
+                vectors.extend_from_slice(&v);
             }
         }
         self.items = items;
-        self.vectors = vectors;
         self.dead = 0;
         self.graph = None;
         if self.items.len() >= exact_below {
             let g = new_graph(self.items.len() * 2);
             for slot in 0..self.items.len() {
-                g.insert_slice((self.vector(slot, dim), slot));
+                g.insert_slice((&vectors[slot * dim..(slot + 1) * dim], slot));
             }
             self.graph = Some(g);
+            self.vectors = Vec::new();
+        } else {
+            self.vectors = vectors;
         }
     }
 }
@@ -152,11 +174,14 @@ impl SemanticIndex {
         });
         let slot = p.items.len();
         p.items.push(Some(item));
-        p.vectors.extend_from_slice(vector);
         match &p.graph {
-            Some(g) => g.insert_slice((p.vector(slot, dim), slot)),
-            None if p.items.len() >= exact_below => p.compact(dim, exact_below),
-            None => {}
+            Some(g) => g.insert_slice((vector, slot)),
+            None => {
+                p.vectors.extend_from_slice(vector);
+                if p.items.len() >= exact_below {
+                    p.compact(dim, exact_below);
+                }
+            }
         }
         inner.ids.insert(id);
         inner.live += 1;
@@ -173,10 +198,12 @@ impl SemanticIndex {
         }
         let now = crate::store::unix_ms();
         let mut found: Vec<(f32, usize)> = match &p.graph {
+            // The graph's distance is 1 − cosine, computed exactly.
             Some(g) => g
                 .search(vector, GRAPH_K.max(limit), GRAPH_EF)
                 .into_iter()
-                .map(|n| (dot(vector, p.vector(n.d_id, self.dim)), n.d_id))
+                .filter(|n| n.d_id < p.items.len())
+                .map(|n| (1.0 - n.distance, n.d_id))
                 .collect(),
             None => (0..p.items.len()).map(|slot| (dot(vector, p.vector(slot, self.dim)), slot)).collect(),
         };
@@ -237,7 +264,7 @@ impl SemanticIndex {
         for p in inner.partitions.values() {
             bytes += (p.vectors.len() * 4) as u64;
             if p.graph.is_some() {
-                // A copy of each vector and about 2 × 16 links per point.
+                // Each vector and about 2 × 16 links per point.
                 bytes += (p.items.len() * (self.dim * 4 + 32 * 8 + 64)) as u64;
             }
             for it in p.items.iter().flatten() {
@@ -315,6 +342,15 @@ mod tests {
         assert!(idx.search("p", &unit(1, 32), 0.99, 1).is_empty());
         let hits = idx.search("p", &unit(333, 32), 0.99, 1);
         assert_eq!(hits.first().map(|c| c.item.entry.id.clone()), Some("e333".into()));
+        // Over half dead: the sweep rebuilds the graph from its own vectors.
+        let even = |e: &Entry| e.id[1..].parse::<u32>().is_ok_and(|n| n % 2 == 0);
+        idx.remove_if(even);
+        idx.sweep();
+        let left = idx.size().0;
+        assert!(left < 250, "{left}");
+        let hits = idx.search("p", &unit(333, 32), 0.99, 1);
+        assert_eq!(hits.first().map(|c| c.item.entry.id.clone()), Some("e333".into()));
+        assert!(idx.search("p", &unit(334, 32), 0.99, 1).is_empty());
         // A full index takes no more.
         let small = SemanticIndex::new(32, 64, 1);
         assert!(small.insert("p", &unit(1, 32), Item { question: String::new(), entry: entry("a", "g") }));
