@@ -32,6 +32,9 @@ pub struct GuardBench {
     /// …and write it here (the gateway ships crates/gateway/src/guardrails/injection_head.json).
     #[arg(long, value_name = "FILE", requires = "train_injection")]
     write: Option<PathBuf>,
+    /// …and the n-gram head here (crates/gateway/src/guardrails/injection_ngrams.json).
+    #[arg(long, value_name = "FILE", requires = "train_injection")]
+    write_ngrams: Option<PathBuf>,
     /// Measure the injection detector on these labelled texts (with the shipped head).
     #[arg(long, value_name = "FILE")]
     injection: Option<PathBuf>,
@@ -122,6 +125,33 @@ async fn train(args: &GuardBench, path: &PathBuf) -> Result<()> {
         std::fs::write(out, serde_json::to_string(&head)?)?;
         println!("head written to {}", out.display());
     }
+    // The n-gram head: the same loss over sparse hashed features.
+    let feats: Vec<Vec<(usize, f32)>> = rows.iter().map(|r| injection::ngram_features(&r.0)).collect();
+    let mut ng = injection::NgramHead { w: vec![0.0; injection::NGRAM_BUCKETS], b: 0.0 };
+    let (rate, l2) = (4.0f32, 1e-5f32);
+    for _ in 0..400 {
+        let mut gw = vec![0.0f32; injection::NGRAM_BUCKETS];
+        let mut gb = 0.0f32;
+        for (f, yi) in feats.iter().zip(&y) {
+            let err = (ng.score_features(f) - yi) * weight(*yi);
+            for (i, v) in f {
+                gw[*i] += err * v;
+            }
+            gb += err;
+        }
+        let n = feats.len() as f32;
+        for (w, g) in ng.w.iter_mut().zip(&gw) {
+            *w -= rate * (g / n + l2 * *w);
+        }
+        ng.b -= rate * gb / n;
+    }
+    let correct = feats.iter().zip(&y).filter(|(f, yi)| (ng.score_features(f) >= 0.5) == (**yi > 0.5)).count();
+    println!("n-gram head: training accuracy {:.3}", correct as f64 / feats.len() as f64);
+    if let Some(out) = &args.write_ngrams {
+        let rounded: Vec<f32> = ng.w.iter().map(|w| (w * 1e4).round() / 1e4).collect();
+        std::fs::write(out, serde_json::to_string(&injection::NgramHead { w: rounded, b: ng.b })?)?;
+        println!("n-gram head written to {}", out.display());
+    }
     Ok(())
 }
 
@@ -155,6 +185,15 @@ async fn injection(args: &GuardBench, path: &PathBuf) -> Result<()> {
         );
     };
     report("patterns", "–".into(), &|i| patterns[i]);
+    let ng = injection::NgramHead::shipped().context("no n-gram head shipped")?;
+    let t = Instant::now();
+    let ng_scores: Vec<f32> = texts.iter().map(|t| ng.score(t)).collect();
+    let ng_us = t.elapsed().as_secs_f64() * 1e6 / texts.len() as f64;
+    for th in [0.5f32, 0.7, 0.8, 0.9] {
+        report("n-gram head", format!("{th}"), &|i| ng_scores[i] >= th);
+        report("patterns or n-gram head", format!("{th}"), &|i| patterns[i] || ng_scores[i] >= th);
+    }
+    println!("(n-gram head: {ng_us:.0} µs per text)");
     for th in [0.5f32, 0.7, 0.8, 0.9, 0.95] {
         report("learned head", format!("{th}"), &|i| scores[i] >= th);
         report("patterns or head", format!("{th}"), &|i| patterns[i] || scores[i] >= th);
@@ -179,6 +218,23 @@ async fn injection(args: &GuardBench, path: &PathBuf) -> Result<()> {
             }
         }
     }
+    // The fast detector on a 512-token message (patterns, normalisation, decoding, n-gram head).
+    let long_text = "Please ignore none of this: it is an ordinary long message about planning a garden, \
+                with beds of tomatoes, beans and herbs, a compost corner and a small pond. "
+        .repeat(20);
+    let mut fast = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let hit = injection::pattern_hit(&long_text).is_some() || ng.score(&long_text) >= 0.5;
+        fast.push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(hit);
+    }
+    fast.sort_by(f64::total_cmp);
+    println!(
+        "\npatterns + n-gram head on a ~512-token message: p50 {:.3} ms, p95 {:.3} ms",
+        fast[fast.len() / 2],
+        fast[(fast.len() - 1) * 95 / 100]
+    );
     // The whole detector on a 512-token message (patterns, normalisation, embedding, head).
     let model = engine::embedding::Embedder::load(&args.model)?.spawn(engine::embedding::BatchConfig::default())?;
     let long = "Please ignore none of this: it is an ordinary long message about planning a garden,                 with beds of tomatoes, beans and herbs, a compost corner and a small pond. "

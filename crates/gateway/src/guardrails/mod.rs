@@ -62,6 +62,16 @@ impl Mode {
     }
 }
 
+/// The learned injection detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detector {
+    /// Hashed word n-grams, logistic regression: well under a millisecond.
+    Ngrams,
+    /// The in-process MiniLM embedding of the first 256 tokens, logistic
+    /// regression: tens of milliseconds on this machine.
+    Embedding,
+}
+
 /// What a guardrail looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuardKind {
@@ -85,7 +95,9 @@ impl GuardKind {
 pub struct GuardrailConfig {
     pub name: String,
     pub kind: GuardKind,
-    /// Injection: the learned detector's score that counts as an attack.
+    /// Injection: which learned detector reads the text, and its score
+    /// that counts as an attack.
+    pub detector: Detector,
     pub threshold: f32,
     /// Moderation: the model that classifies, and the categories that act
     /// (empty: any flagged one).

@@ -113,10 +113,16 @@ async fn moderation(state: &crate::state::AppState, g: &GuardrailConfig, text: &
 }
 
 /// Whether `text` attempts an injection: the patterns (over the normalised
-/// and decoded text), then the learned head over its embedding.
+/// and decoded text), then the learned detector (hashed n-grams, or a head
+/// over the text's embedding).
 async fn injection(rails: &Guardrails, g: &GuardrailConfig, text: &str, request_id: &str) -> Option<&'static str> {
-    if crate::guardrails::injection::pattern_hit(text).is_some() {
+    use crate::guardrails::injection::{pattern_hit, NgramHead};
+    if pattern_hit(text).is_some() {
         return Some("injection pattern");
+    }
+    if g.detector == crate::guardrails::Detector::Ngrams {
+        let head = NgramHead::shipped()?;
+        return (head.score(text) >= g.threshold).then_some("injection (learned detector)");
     }
     let (model, embedder) = rails.embedder.as_ref()?;
     let head = crate::guardrails::injection::Head::shipped()?;
