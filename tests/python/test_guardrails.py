@@ -113,3 +113,53 @@ def test_the_embedded_models_stream_is_redacted(local):
     text = "".join(ch.choices[0].text for ch in stream if ch.choices)
     assert "[EMAIL_1]" in text
     assert "@" not in text
+
+
+@pytest.fixture(scope="module")
+def sweep_gateway(tmp_path_factory):
+    # The mock cuts request N at byte N of the answer: consecutive requests
+    # try every boundary (the gateway does not pass x-mock headers on).
+    for port in run_mock_provider("--echo", "--chunk-sweep"):
+        d = tmp_path_factory.mktemp("guardrails-sweep")
+        cfg = d / "config.toml"
+        cfg.write_text(
+            f"""
+models = []
+[embeddings]
+enabled = false
+[[backends]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:{port}/v1"
+[[backends.models]]
+name = "echo"
+upstream = "mock-small"
+[[backends]]
+name = "mock-anthropic"
+kind = "anthropic"
+base_url = "http://127.0.0.1:{port}/v1"
+[[backends.models]]
+name = "echo-an"
+upstream = "mock-large"
+[[guardrails]]
+name = "pii-out"
+type = "pii"
+stage = "output"
+mode = "redact"
+"""
+        )
+        yield from run_server("guardrails-sweep", ["--config", str(cfg)])
+
+
+def test_every_chunk_boundary_through_both_sdks(sweep_gateway):
+    o = openai.OpenAI(base_url=sweep_gateway + "/v1", api_key="unused", max_retries=0, timeout=60)
+    a = anthropic.Anthropic(base_url=sweep_gateway, api_key="unused", max_retries=0, timeout=60)
+    n = len(PLANTED.encode()) + 1
+    for _ in range(n):
+        stream = o.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": PLANTED}], max_tokens=200, stream=True
+        )
+        assert "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices) == REDACTED
+    for _ in range(n):
+        with a.messages.stream(model="echo-an", max_tokens=200, messages=[{"role": "user", "content": PLANTED}]) as s:
+            assert s.get_final_text() == REDACTED

@@ -248,3 +248,70 @@ pub(super) fn rewrite(
     })
     .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guardrails::pii::ALL;
+    use crate::guardrails::{Detector, GuardKind};
+
+    fn rails(mode: Mode) -> (Arc<Vec<GuardrailConfig>>, Arc<Guardrails>) {
+        let g = GuardrailConfig {
+            name: "pii-out".into(),
+            kind: GuardKind::Pii,
+            detector: Detector::Ngrams,
+            threshold: 0.5,
+            model: None,
+            categories: Vec::new(),
+            stage: Stage::Output,
+            mode,
+            models: None,
+            keys: None,
+            entities: ALL.to_vec(),
+            entity_modes: Default::default(),
+            reversible: false,
+            window: crate::guardrails::pii::MAX_SPAN,
+        };
+        (Arc::new(vec![g.clone()]), Arc::new(Guardrails::new(vec![g], None)))
+    }
+
+    fn call(index: u32, id: Option<&str>, args: &str) -> Event {
+        Ok(GenerationEvent::ToolCall(ToolCallDelta {
+            index,
+            id: id.map(str::to_string),
+            name: id.map(|_| "send_mail".to_string()),
+            arguments: args.into(),
+        }))
+    }
+
+    fn finished(reason: FinishReason) -> Event {
+        Ok(GenerationEvent::Finished { reason, prompt_tokens: 5, completion_tokens: 9, cached_tokens: 0 })
+    }
+
+    #[tokio::test]
+    async fn tool_call_arguments_are_checked_once_complete() {
+        let events = vec![
+            Ok(GenerationEvent::Started { prompt_tokens: 5, cached_tokens: 0, model: None, verbatim: false }),
+            call(0, Some("c1"), "{\"to\": \"jane.do"),
+            call(0, None, "e@example.com\", \"body\": \"hi\"}"),
+            finished(FinishReason::ToolCalls),
+        ];
+        let (guards, r) = rails(Mode::Redact);
+        let out: Vec<Event> = guarded(guards, r, futures::stream::iter(events).boxed()).collect().await;
+        let args: String = out
+            .iter()
+            .filter_map(|e| match e {
+                Ok(GenerationEvent::ToolCall(d)) => Some(d.arguments.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(args, "{\"to\": \"[EMAIL_1]\", \"body\": \"hi\"}");
+        assert!(matches!(out.last(), Some(Ok(GenerationEvent::Finished { reason: FinishReason::ToolCalls, .. }))));
+        // A block ends the answer with content_filter instead.
+        let (guards, r) = rails(Mode::Block);
+        let events =
+            vec![call(0, Some("c1"), "{\"card\": \"4111 1111 1111 1111\"}"), finished(FinishReason::ToolCalls)];
+        let out: Vec<Event> = guarded(guards, r, futures::stream::iter(events).boxed()).collect().await;
+        assert!(matches!(out.as_slice(), [Ok(GenerationEvent::Finished { reason: FinishReason::ContentFilter, .. })]));
+    }
+}
