@@ -153,7 +153,13 @@ async fn a_full_queue_refuses_and_a_gone_caller_is_skipped() {
         let h = h.clone();
         tokio::spawn(async move { h.embed((0..32).map(|i| long_text(200, i)).collect(), false).await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Until the actor is serving it (a fixed sleep raced a loaded machine:
+    // "gone" could join busy's window and be answered at once).
+    let waiting = std::time::Instant::now();
+    while h.stats().requests < 2 {
+        assert!(waiting.elapsed() < Duration::from_secs(10), "the long pass never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let gone = tokio::time::timeout(Duration::from_millis(5), h.embed(vec!["gone".into()], false)).await;
     assert!(gone.is_err());
     busy.await.unwrap().unwrap();
