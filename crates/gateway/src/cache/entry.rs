@@ -140,6 +140,8 @@ pub struct Recording {
     pub text: String,
     pub calls: Vec<CachedCall>,
     pub served_by: Option<String>,
+    /// A tool call came out of order: the answer is not stored.
+    broken: bool,
 }
 
 impl Recording {
@@ -152,6 +154,7 @@ impl Recording {
             GenerationEvent::ToolCall(d) => {
                 let i = d.index as usize;
                 if i > self.calls.len() {
+                    self.broken = true;
                     return None;
                 }
                 if i == self.calls.len() {
@@ -167,7 +170,7 @@ impl Recording {
                 c.arguments.push_str(&d.arguments);
             }
             GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, .. } => {
-                return Finish::of(*reason).map(|f| (f, *prompt_tokens, *completion_tokens))
+                return Finish::of(*reason).filter(|_| !self.broken).map(|f| (f, *prompt_tokens, *completion_tokens))
             }
             GenerationEvent::Upstream { .. } | GenerationEvent::Spent { .. } => {}
         }

@@ -29,6 +29,8 @@ pub struct Fingerprint {
 pub struct Tenant<'a> {
     pub scope: &'a str,
     pub namespace: Option<&'a str>,
+    /// The output guardrails that apply (they shape what is stored).
+    pub guards: Option<&'a str>,
 }
 
 struct Writer(Sha256);
@@ -69,7 +71,7 @@ impl Writer {
 /// Everything about the request except its prompt.
 fn settings(w: &mut Writer, model: &str, tenant: &Tenant, r: &ValidatedRequest) {
     w.tag(b'M').str(model);
-    w.tag(b'T').str(tenant.scope).opt(tenant.namespace);
+    w.tag(b'T').str(tenant.scope).opt(tenant.namespace).opt(tenant.guards);
     let s = &r.sampling;
     w.tag(b'S')
         .f32(s.temperature)
@@ -197,7 +199,7 @@ mod tests {
     }
 
     fn key(r: &ValidatedRequest) -> Fingerprint {
-        fingerprint("m", &Tenant { scope: "key:a", namespace: None }, r, SemanticText::LastUser)
+        fingerprint("m", &Tenant { scope: "key:a", namespace: None, guards: None }, r, SemanticText::LastUser)
     }
 
     fn chat(r: &mut ValidatedRequest) -> &mut Vec<ChatTurn> {
@@ -285,12 +287,20 @@ mod tests {
             assert_ne!(key(&c).exact, with_tools);
         }
         let other = |scope: &str, ns: Option<&str>| {
-            fingerprint("m", &Tenant { scope, namespace: ns }, &base(), SemanticText::LastUser).exact
+            fingerprint("m", &Tenant { scope, namespace: ns, guards: None }, &base(), SemanticText::LastUser).exact
         };
         assert_ne!(other("key:b", None), b.exact, "tenant");
         assert_ne!(other("key:a", Some("n")), b.exact, "namespace");
+        let guarded = Tenant { scope: "key:a", namespace: None, guards: Some("[pii-out]") };
+        assert_ne!(fingerprint("m", &guarded, &base(), SemanticText::LastUser).exact, b.exact, "output guardrails");
         assert_ne!(
-            fingerprint("m2", &Tenant { scope: "key:a", namespace: None }, &base(), SemanticText::LastUser).exact,
+            fingerprint(
+                "m2",
+                &Tenant { scope: "key:a", namespace: None, guards: None },
+                &base(),
+                SemanticText::LastUser
+            )
+            .exact,
             b.exact
         );
     }

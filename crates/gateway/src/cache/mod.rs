@@ -116,6 +116,11 @@ pub struct Cache {
 /// The embedding model's vectors (all-MiniLM-L6-v2).
 const DIMENSIONS: usize = 384;
 
+/// Questions longer than this have no semantic side: the embedder reads
+/// only their start (two long texts that share it would look identical),
+/// and the guard's word matching grows with the product of the lengths.
+pub const MAX_SEMANTIC_QUESTION_BYTES: usize = 2048;
+
 impl Cache {
     /// The tiers the settings ask for. `embedder`: the in-process model
     /// (name, backend) for the semantic tier; without it there is none.
@@ -215,6 +220,9 @@ impl Cache {
         let (Some(s), Some(partition), Some(threshold)) = (&self.semantic, &fp.partition, threshold) else {
             return Found::Nothing(None);
         };
+        if fp.text.len() > MAX_SEMANTIC_QUESTION_BYTES {
+            return Found::Nothing(None);
+        }
         let Some(vector) = self.embed(s, &fp.text, request_id).await else { return Found::Nothing(None) };
         let t = Instant::now();
         let candidates = s.index.search(partition, &vector, threshold, 4);

@@ -115,13 +115,15 @@ fn patterns() -> &'static Patterns {
             ipv4: re(r"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b"),
             ipv6: re(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%[0-9A-Za-z]+)?"),
             secret_prefixed: re(concat!(
-                r"\b(?:sk-ant-[A-Za-z0-9_\-]{20,}|sk-(?:proj-)?[A-Za-z0-9_\-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}",
-                r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abposr]-[A-Za-z0-9\-]{10,}",
-                r"|AIza[0-9A-Za-z_\-]{35}|(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|glpat-[A-Za-z0-9_\-]{20}",
-                r"|sy-[0-9a-f]{32,})|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+                r"\b(?:sk-ant-[A-Za-z0-9_\-]{20,256}|sk-(?:proj-)?[A-Za-z0-9_\-]{20,256}|(?:AKIA|ASIA)[0-9A-Z]{16}",
+                r"|gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}|xox[abposr]-[A-Za-z0-9\-]{10,255}",
+                r"|AIza[0-9A-Za-z_\-]{35}|(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,255}|glpat-[A-Za-z0-9_\-]{20}",
+                r"|sy-[0-9a-f]{32,128})|-----BEGIN [A-Z ]*PRIVATE KEY-----"
             )),
-            // A key=value pair is two tokens: '=' only as base64 padding.
-            secret_generic: re(r"[A-Za-z0-9_\-+/]{32,}={0,2}"),
+            // A key=value pair is two tokens: '=' only as base64 padding. Bounded
+            // length: a huge blob is several findings, so a stream's hold-back
+            // (and each rescan of it) stays bounded too.
+            secret_generic: re(r"[A-Za-z0-9_\-+/]{32,512}={0,2}"),
         }
     })
 }

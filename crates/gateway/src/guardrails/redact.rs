@@ -15,6 +15,26 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// A redactor that goes on from `originals` (an input redaction of the
+    /// same request): the same value keeps its placeholder, a new one gets
+    /// the next number, so restoring the caller's values never puts one of
+    /// them in place of another value.
+    pub fn seeded(originals: &[(String, String)]) -> Self {
+        let mut r = Redactor::default();
+        for (p, v) in originals {
+            let inner = p.trim_start_matches('[').trim_end_matches(']');
+            let Some((tag, n)) = inner.rsplit_once('_') else { continue };
+            let (Some(entity), Ok(n)) = (super::pii::ALL.into_iter().find(|e| e.tag() == tag), n.parse::<usize>())
+            else {
+                continue;
+            };
+            r.numbers.insert((entity, v.clone()), n);
+            let c = r.counts.entry(entity).or_insert(0);
+            *c = (*c).max(n);
+        }
+        r
+    }
+
     pub fn placeholder(&mut self, entity: Entity, value: &str) -> String {
         let key = (entity, value.to_string());
         let n = match self.numbers.get(&key) {
@@ -77,5 +97,10 @@ mod tests {
         assert_eq!(red, "[EMAIL_1], [EMAIL_2], [EMAIL_1] and [CREDIT_CARD_1]");
         assert_eq!(restore(&red, &r.originals), text);
         assert_eq!(longest(&r.originals), "[CREDIT_CARD_1]".len());
+        // Going on from an input redaction: the caller's value keeps its
+        // placeholder, another address gets the next number.
+        let mut out = Redactor::seeded(&r.originals);
+        let answer = "write to billing@corp.com or a@x.io";
+        assert_eq!(out.redact(answer, &find(answer, &ALL)), "write to [EMAIL_3] or [EMAIL_1]");
     }
 }

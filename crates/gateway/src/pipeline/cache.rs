@@ -42,11 +42,13 @@ fn header(ctx: &mut Ctx, name: &'static str, value: &str) {
     }
 }
 
-/// Whose answers a request may share (see `CacheScope`).
+/// Whose answers a request may share (see `CacheScope`). Only a user the
+/// server bound to the key counts: a user id the client names in its body
+/// (Anthropic's `metadata.user_id`) could be anyone's.
 fn tenant(ctx: &Ctx, scope: CacheScope) -> String {
     let (key_scope, user) = match &ctx.principal {
-        Principal::Key(k) => (k.cache_scope.unwrap_or(scope), k.user.clone().or_else(|| ctx.end_user.clone())),
-        _ => (scope, ctx.end_user.clone()),
+        Principal::Key(k) => (k.cache_scope.unwrap_or(scope), k.user.clone()),
+        _ => (scope, None),
     };
     let key_id = match &ctx.principal {
         Principal::Key(k) => format!("key:{}", k.id),
@@ -87,15 +89,22 @@ impl Step for CacheStep {
             return Ok(Flow::Continue);
         };
         let tenant = tenant(ctx, policy.scope);
+        // The output guardrails that apply shape the stored answer: a request
+        // under other guardrails must not get it.
+        let guards = ctx.state.guardrails().map(|r| {
+            let key = crate::guardrails::key_id(&ctx.principal);
+            format!("{:?}", r.applicable(crate::guardrails::Stage::Output, &call.model, key))
+        });
         let fp = fingerprint(
             &call.model,
-            &Tenant { scope: &tenant, namespace: d.namespace.as_deref() },
+            &Tenant { scope: &tenant, namespace: d.namespace.as_deref(), guards: guards.as_deref() },
             request,
             cache.settings.text,
         );
         let mut vector = None;
         if !d.no_cache {
-            let threshold = policy.semantic.then(|| d.threshold.unwrap_or(policy.threshold));
+            // A request may ask for a stricter match, never a looser one.
+            let threshold = policy.semantic.then(|| d.threshold.map_or(policy.threshold, |t| t.max(policy.threshold)));
             match cache.lookup(&fp, threshold, &ctx.request_id).await {
                 Found::Exact(e, tier) => return Ok(hit(ctx, call, &cache, e, tier, None)),
                 Found::Semantic(e, similarity) => {

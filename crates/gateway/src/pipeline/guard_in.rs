@@ -190,7 +190,7 @@ struct Restorer {
 }
 
 impl Scan for Restorer {
-    fn scan(&mut self, text: &str) -> Result<Vec<(usize, usize)>, String> {
+    fn scan(&mut self, text: &str, _last: bool) -> Result<Vec<(usize, usize)>, String> {
         let mut spans = Vec::new();
         for (p, _) in self.originals.iter() {
             spans.extend(text.match_indices(p.as_str()).map(|(i, m)| (i, i + m.len())));

@@ -23,6 +23,10 @@ use std::time::Instant;
 
 pub struct GuardOut;
 
+/// Tool calls one answer may carry (an upstream's index is not trusted
+/// with an allocation).
+const MAX_TOOL_CALLS: usize = 128;
+
 #[async_trait::async_trait]
 impl Step for GuardOut {
     async fn before(&self, ctx: &mut Ctx, call: &mut Call) -> Result<Flow, ApiError> {
@@ -38,7 +42,10 @@ impl Step for GuardOut {
 
     fn after(&self, ctx: &Ctx, call: &Call, stream: GenerationStream) -> GenerationStream {
         match (&call.output_guards, ctx.state.guardrails()) {
-            (Some(g), Some(rails)) => guarded(g.clone(), rails.clone(), stream),
+            (Some(g), Some(rails)) => {
+                let seed = call.restore.as_deref().map(Vec::as_slice).unwrap_or_default();
+                guarded(g.clone(), rails.clone(), Redactor::seeded(seed), stream)
+            }
             _ => stream,
         }
     }
@@ -57,14 +64,21 @@ struct OutputScan {
 }
 
 impl OutputScan {
-    /// Findings to redact, or the guard that blocks.
-    fn findings(&mut self, text: &str) -> Result<Vec<Finding>, String> {
+    /// Findings to redact (and to hold), or the guard that blocks. `last`:
+    /// the text is complete; until then a finding that touches its end may
+    /// still grow into something else (a longer number that fails Luhn), so
+    /// it is held, not acted on.
+    fn findings(&mut self, text: &str, last: bool) -> Result<Vec<Finding>, String> {
         let mut redact: Vec<Finding> = Vec::new();
         for g in self.guards.iter() {
             let t = Instant::now();
             let found = find(text, &g.entities);
             self.rails.metrics.timed(&g.name, t.elapsed().as_secs_f64());
             for f in found {
+                if !last && f.end == text.len() {
+                    redact.push(f);
+                    continue;
+                }
                 match g.mode_of(f.entity) {
                     Mode::Block => {
                         self.rails.metrics.found(GuardKind::Pii, Stage::Output, Mode::Block, 1);
@@ -95,8 +109,8 @@ impl OutputScan {
 }
 
 impl Scan for OutputScan {
-    fn scan(&mut self, text: &str) -> Result<Vec<(usize, usize)>, String> {
-        self.last = self.findings(text)?;
+    fn scan(&mut self, text: &str, last: bool) -> Result<Vec<(usize, usize)>, String> {
+        self.last = self.findings(text, last)?;
         Ok(self.last.iter().map(|f| (f.start, f.end)).collect())
     }
 
@@ -125,7 +139,7 @@ impl Guarded {
     fn calls(&mut self) -> Result<Vec<Result<GenerationEvent, backend_api::BackendError>>, String> {
         let mut out = Vec::new();
         for (i, (id, name, args)) in std::mem::take(&mut self.calls).into_iter().enumerate() {
-            let found = self.scan.findings(&args)?;
+            let found = self.scan.findings(&args, true)?;
             if !found.is_empty() {
                 self.scan.rails.metrics.found(GuardKind::Pii, Stage::Output, Mode::Redact, found.len() as u64);
             }
@@ -174,6 +188,10 @@ impl Guarded {
             }
             Ok(GenerationEvent::ToolCall(d)) => {
                 let i = d.index as usize;
+                if i >= MAX_TOOL_CALLS {
+                    tracing::warn!(index = i, "a tool call index past {MAX_TOOL_CALLS}: dropped");
+                    return Vec::new();
+                }
                 while self.calls.len() <= i {
                     self.calls.push((None, None, String::new()));
                 }
@@ -201,16 +219,28 @@ impl Guarded {
             }
             // Re-rendered from the checked text, never relayed.
             Ok(GenerationEvent::Upstream { .. }) => Vec::new(),
+            // An upstream's error message may quote what it generated.
+            Err(e) => {
+                tracing::warn!(error = %e, "the backend failed mid-answer");
+                vec![Err(backend_api::BackendError::Unavailable(
+                    "the backend failed mid-answer (details withheld: output guardrails apply)".into(),
+                ))]
+            }
             other => vec![other],
         }
     }
 }
 
-fn guarded(guards: Arc<Vec<GuardrailConfig>>, rails: Arc<Guardrails>, stream: GenerationStream) -> GenerationStream {
+fn guarded(
+    guards: Arc<Vec<GuardrailConfig>>,
+    rails: Arc<Guardrails>,
+    redactor: Redactor,
+    stream: GenerationStream,
+) -> GenerationStream {
     let window = guards.iter().map(|g| g.window).max().unwrap_or(crate::guardrails::pii::MAX_SPAN);
     let mut g = Guarded {
         hold: HoldBack::new(window),
-        scan: OutputScan { guards, rails, redactor: Redactor::default(), last: Vec::new(), warned: Vec::new() },
+        scan: OutputScan { guards, rails, redactor, last: Vec::new(), warned: Vec::new() },
         calls: Vec::new(),
         prompt_tokens: 0,
         cached_tokens: 0,
@@ -297,7 +327,8 @@ mod tests {
             finished(FinishReason::ToolCalls),
         ];
         let (guards, r) = rails(Mode::Redact);
-        let out: Vec<Event> = guarded(guards, r, futures::stream::iter(events).boxed()).collect().await;
+        let out: Vec<Event> =
+            guarded(guards, r, Redactor::default(), futures::stream::iter(events).boxed()).collect().await;
         let args: String = out
             .iter()
             .filter_map(|e| match e {
@@ -311,7 +342,8 @@ mod tests {
         let (guards, r) = rails(Mode::Block);
         let events =
             vec![call(0, Some("c1"), "{\"card\": \"4111 1111 1111 1111\"}"), finished(FinishReason::ToolCalls)];
-        let out: Vec<Event> = guarded(guards, r, futures::stream::iter(events).boxed()).collect().await;
+        let out: Vec<Event> =
+            guarded(guards, r, Redactor::default(), futures::stream::iter(events).boxed()).collect().await;
         assert!(matches!(out.as_slice(), [Ok(GenerationEvent::Finished { reason: FinishReason::ContentFilter, .. })]));
     }
 }
