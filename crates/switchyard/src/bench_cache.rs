@@ -268,7 +268,13 @@ fn lookup(n: usize) -> Result<()> {
             stored.push(v.clone());
         }
         index.insert("p", &v, Item { question: format!("question number {i} asked by someone"), entry: entry(i) });
+        // As the server's maintenance would: the graph is built once the
+        // partition outgrows the exact scan, later entries go straight in.
+        if i + 1 == gateway::cache::semantic::DEFAULT_EXACT_BELOW {
+            index.maintain();
+        }
     }
+    index.maintain();
     let build = t.elapsed();
     let after = rss_kib();
     // Queries: a stored vector plus noise (a paraphrase-like neighbour at ~0.9), and fresh ones (misses).

@@ -173,7 +173,7 @@ impl Cache {
     }
 
     /// Starts the background work: following the Redis journal (from its
-    /// start) and sweeping expired semantic entries.
+    /// start) and maintaining the semantic index (expiry, graphs) every few seconds.
     pub fn start(self: &Arc<Self>) {
         if self.redis.is_some() {
             tokio::spawn(follow(Arc::downgrade(self)));
@@ -181,10 +181,20 @@ impl Cache {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
                 let Some(c) = weak.upgrade() else { return };
-                if let Some(s) = &c.semantic {
-                    s.index.sweep();
+                if c.semantic.is_none() {
+                    return;
+                }
+                // Graph building is CPU work: off the runtime's workers.
+                let done = tokio::task::spawn_blocking(move || {
+                    if let Some(s) = &c.semantic {
+                        s.index.maintain();
+                    }
+                })
+                .await;
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "cache: semantic index maintenance failed");
                 }
             }
         });

@@ -6,8 +6,11 @@
 //! an HNSW graph (`hnsw_rs`, whose distance is the exact 1 − cosine), which
 //! then holds the only copy.
 //!
-//! Removal marks a slot dead; `sweep` drops expired entries and compacts a
-//! partition (rebuilding its graph) once half of it is dead.
+//! Removal marks a slot dead. `maintain` (a background task, every few
+//! seconds) drops expired entries, builds the graph of a partition that
+//! outgrew the exact scan and rebuilds one that is half dead, each built
+//! outside the lock from a snapshot and swapped in: a lookup or a store
+//! never waits for a graph to be built.
 
 use super::entry::Entry;
 use hnsw_rs::prelude::{Distance, Hnsw};
@@ -54,6 +57,18 @@ struct Partition {
     vectors: Vec<f32>,
     graph: Option<Hnsw<'static, f32, Cosine>>,
     dead: usize,
+}
+
+impl Partition {
+    fn empty() -> Self {
+        Partition { items: Vec::new(), vectors: Vec::new(), graph: None, dead: 0 }
+    }
+
+    fn needs_rebuild(&self, exact_below: usize) -> bool {
+        let grown = self.graph.is_none() && self.items.len() >= exact_below;
+        let half_dead = !self.items.is_empty() && self.dead * 2 >= self.items.len();
+        grown || half_dead
+    }
 }
 
 /// 1 − cosine of unit vectors, never below 0 (rounding).
@@ -118,30 +133,66 @@ impl Partition {
         }
     }
 
-    /// Rebuilds without the dead slots; a large partition gets a graph
-    /// (and gives up its flat array).
-    fn compact(&mut self, dim: usize, exact_below: usize) {
-        let old_vectors = self.all_vectors(dim);
-        let mut items = Vec::with_capacity(self.live());
-        let mut vectors: Vec<f32> = Vec::with_capacity(self.live() * dim);
-        for (item, v) in self.items.iter_mut().zip(old_vectors) {
-            if let (Some(it), Some(v)) = (item.take(), v) {
-                items.push(Some(it));
-                vectors.extend_from_slice(&v);
+    /// The live slots' items and vectors, in slot order.
+    fn live_pairs(&self, dim: usize) -> Vec<(Item, Vec<f32>)> {
+        self.items.iter().zip(self.all_vectors(dim)).filter_map(|(item, v)| Some((item.clone()?, v?))).collect()
+    }
+
+    /// A partition of `pairs` with no dead slots; a large one with a graph
+    /// (and no flat array).
+    fn build(pairs: Vec<(Item, Vec<f32>)>, dim: usize, exact_below: usize) -> Partition {
+        let mut p = Partition::empty();
+        if pairs.len() >= exact_below {
+            let g = new_graph(pairs.len() * 2);
+            for (slot, (_, v)) in pairs.iter().enumerate() {
+                g.insert_slice((v.as_slice(), slot));
+            }
+            p.graph = Some(g);
+        } else {
+            p.vectors.reserve(pairs.len() * dim);
+            for (_, v) in &pairs {
+                p.vectors.extend_from_slice(v);
             }
         }
-        self.items = items;
-        self.dead = 0;
-        self.graph = None;
-        if self.items.len() >= exact_below {
-            let g = new_graph(self.items.len() * 2);
-            for slot in 0..self.items.len() {
-                g.insert_slice((&vectors[slot * dim..(slot + 1) * dim], slot));
+        p.items = pairs.into_iter().map(|(it, _)| Some(it)).collect();
+        p
+    }
+
+    /// The items and vectors of the slots from `start` on (all live: used
+    /// when nothing was removed since `start` was the length).
+    fn pairs_from(&self, start: usize, dim: usize) -> Vec<(Item, Vec<f32>)> {
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; self.items.len().saturating_sub(start)];
+        match &self.graph {
+            None => {
+                for (k, v) in vectors.iter_mut().enumerate() {
+                    *v = Some(self.vector(start + k, dim).to_vec());
+                }
             }
-            self.graph = Some(g);
-            self.vectors = Vec::new();
-        } else {
-            self.vectors = vectors;
+            Some(g) => {
+                for point in g.get_point_indexation() {
+                    let id = point.get_origin_id();
+                    if id >= start {
+                        if let Some(v) = vectors.get_mut(id - start) {
+                            *v = Some(point.get_v().to_vec());
+                        }
+                    }
+                }
+            }
+        }
+        self.items[start.min(self.items.len())..]
+            .iter()
+            .zip(vectors)
+            .filter_map(|(item, v)| Some((item.clone()?, v?)))
+            .collect()
+    }
+
+    /// Appends one entry (to the graph when there is one).
+    fn push(&mut self, item: Item, vector: &[f32]) {
+        let slot = self.items.len();
+        self.items.push(Some(item));
+        match &self.graph {
+            Some(g) => g.insert_slice((vector, slot)),
+            None => self.vectors.extend_from_slice(vector),
         }
     }
 }
@@ -165,24 +216,7 @@ impl SemanticIndex {
             return false;
         }
         let id = item.entry.id.clone();
-        let (dim, exact_below) = (self.dim, self.exact_below);
-        let p = inner.partitions.entry(partition.to_string()).or_insert_with(|| Partition {
-            items: Vec::new(),
-            vectors: Vec::new(),
-            graph: None,
-            dead: 0,
-        });
-        let slot = p.items.len();
-        p.items.push(Some(item));
-        match &p.graph {
-            Some(g) => g.insert_slice((vector, slot)),
-            None => {
-                p.vectors.extend_from_slice(vector);
-                if p.items.len() >= exact_below {
-                    p.compact(dim, exact_below);
-                }
-            }
-        }
+        inner.partitions.entry(partition.to_string()).or_insert_with(Partition::empty).push(item, vector);
         inner.ids.insert(id);
         inner.live += 1;
         true
@@ -239,16 +273,42 @@ impl SemanticIndex {
         gone.len()
     }
 
-    /// Drops expired entries and compacts partitions that are half dead.
-    pub fn sweep(&self) {
+    /// Drops expired entries; builds or rebuilds the graphs that need it,
+    /// each from a snapshot taken under the read lock, built without a
+    /// lock, and swapped in if the partition only grew meanwhile (entries
+    /// added since are appended to the new one); a partition that lost
+    /// entries meanwhile waits for the next round.
+    pub fn maintain(&self) {
         let now = crate::store::unix_ms();
         self.remove_if(|e| e.expired(now));
-        let Ok(mut inner) = self.inner.write() else { return };
-        inner.partitions.retain(|_, p| p.live() > 0);
-        for p in inner.partitions.values_mut() {
-            if p.dead * 2 >= p.items.len() {
-                p.compact(self.dim, self.exact_below);
+        let names: Vec<String> = match self.inner.read() {
+            Ok(inner) => inner
+                .partitions
+                .iter()
+                .filter(|(_, p)| p.needs_rebuild(self.exact_below))
+                .map(|(n, _)| n.clone())
+                .collect(),
+            Err(_) => return,
+        };
+        for name in names {
+            let snapshot = match self.inner.read() {
+                Ok(inner) => inner.partitions.get(&name).map(|p| (p.items.len(), p.dead, p.live_pairs(self.dim))),
+                Err(_) => return,
+            };
+            let Some((len, dead, pairs)) = snapshot else { continue };
+            let mut built = Partition::build(pairs, self.dim, self.exact_below);
+            let Ok(mut inner) = self.inner.write() else { return };
+            let Some(p) = inner.partitions.get_mut(&name) else { continue };
+            if p.dead != dead || p.items.len() < len {
+                continue;
             }
+            for (item, v) in p.pairs_from(len, self.dim) {
+                built.push(item, &v);
+            }
+            *p = built;
+        }
+        if let Ok(mut inner) = self.inner.write() {
+            inner.partitions.retain(|_, p| p.live() > 0);
         }
     }
 
@@ -330,6 +390,8 @@ mod tests {
         for i in 0..500 {
             idx.insert("p", &unit(i, 32), Item { question: String::new(), entry: entry(&format!("e{i}"), "g") });
         }
+        // The graph is built by maintenance, off the storing path.
+        idx.maintain();
         let mut found = 0;
         for i in (0..500).step_by(10) {
             let hits = idx.search("p", &unit(i, 32), 0.99, 1);
@@ -337,7 +399,7 @@ mod tests {
         }
         assert!(found >= 48, "graph recall {found}/50");
         assert_eq!(idx.remove_if(|e| e.id.len() == 2 || e.id.ends_with('1')), 10 + 49);
-        idx.sweep();
+        idx.maintain();
         assert_eq!(idx.size().0, 500 - 59);
         assert!(idx.search("p", &unit(1, 32), 0.99, 1).is_empty());
         let hits = idx.search("p", &unit(333, 32), 0.99, 1);
@@ -345,7 +407,7 @@ mod tests {
         // Over half dead: the sweep rebuilds the graph from its own vectors.
         let even = |e: &Entry| e.id[1..].parse::<u32>().is_ok_and(|n| n % 2 == 0);
         idx.remove_if(even);
-        idx.sweep();
+        idx.maintain();
         let left = idx.size().0;
         assert!(left < 250, "{left}");
         let hits = idx.search("p", &unit(333, 32), 0.99, 1);
