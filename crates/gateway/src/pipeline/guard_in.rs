@@ -206,24 +206,39 @@ impl Scan for Restorer {
 fn restoring(originals: Arc<Vec<(String, String)>>, stream: GenerationStream) -> GenerationStream {
     let mut hold = HoldBack::new(longest(&originals).max(1));
     let mut r = Restorer { originals };
-    super::guard_out::rewrite(stream, move |event| {
-        match event {
-            Ok(GenerationEvent::Delta { text, tokens }) => match hold.feed(&text, false, &mut r) {
-                Release::Text(t) => vec![delta(t, tokens)],
-                Release::Blocked(_) => Vec::new(),
-            },
-            Ok(GenerationEvent::ToolCall(mut d)) => {
-                d.arguments = restore(&d.arguments, &r.originals);
-                vec![Ok(GenerationEvent::ToolCall(d))]
+    // Tool calls are gathered whole (a placeholder may be split across
+    // argument pieces) and given back, restored, before the end.
+    let mut calls: Vec<backend_api::ToolCallDelta> = Vec::new();
+    super::guard_out::rewrite(stream, move |event| match event {
+        Ok(GenerationEvent::Delta { text, tokens }) => match hold.feed(&text, false, &mut r) {
+            Release::Text(t) => vec![delta(t, tokens)],
+            Release::Blocked(_) => Vec::new(),
+        },
+        Ok(GenerationEvent::ToolCall(d)) => {
+            if let Some(c) = calls.iter_mut().find(|c| c.index == d.index) {
+                c.id = c.id.take().or(d.id);
+                c.name = c.name.take().or(d.name);
+                c.arguments.push_str(&d.arguments);
+            } else if calls.len() < 128 {
+                calls.push(d);
             }
-            Ok(finished @ GenerationEvent::Finished { .. }) => match hold.feed("", true, &mut r) {
-                Release::Text(t) => vec![delta(t, Vec::new()), Ok(finished)],
-                Release::Blocked(_) => vec![Ok(finished)],
-            },
-            // The text is rewritten: an upstream's own bytes cannot go out.
-            Ok(GenerationEvent::Upstream { .. }) => Vec::new(),
-            other => vec![other],
+            Vec::new()
         }
+        Ok(finished @ GenerationEvent::Finished { .. }) => {
+            let mut out = match hold.feed("", true, &mut r) {
+                Release::Text(t) => vec![delta(t, Vec::new())],
+                Release::Blocked(_) => Vec::new(),
+            };
+            for mut c in std::mem::take(&mut calls) {
+                c.arguments = restore(&c.arguments, &r.originals);
+                out.push(Ok(GenerationEvent::ToolCall(c)));
+            }
+            out.push(Ok(finished));
+            out
+        }
+        // The text is rewritten: an upstream's own bytes cannot go out.
+        Ok(GenerationEvent::Upstream { .. }) => Vec::new(),
+        other => vec![other],
     })
 }
 
@@ -236,4 +251,44 @@ pub(super) fn delta(
 
 pub(super) fn is_empty_delta(e: &Result<GenerationEvent, backend_api::BackendError>) -> bool {
     matches!(e, Ok(GenerationEvent::Delta { text, tokens }) if text.is_empty() && tokens.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backend_api::{FinishReason, ToolCallDelta};
+    use futures::StreamExt;
+
+    #[tokio::test]
+    async fn a_placeholder_split_across_tool_call_pieces_is_restored() {
+        let piece = |id: Option<&str>, args: &str| {
+            Ok(GenerationEvent::ToolCall(ToolCallDelta {
+                index: 0,
+                id: id.map(str::to_string),
+                name: id.map(|_| "send".to_string()),
+                arguments: args.into(),
+            }))
+        };
+        let events = vec![
+            piece(Some("c1"), "{\"to\": \"[EMA"),
+            piece(None, "IL_1]\"}"),
+            Ok(GenerationEvent::Finished {
+                reason: FinishReason::ToolCalls,
+                prompt_tokens: 1,
+                completion_tokens: 2,
+                cached_tokens: 0,
+            }),
+        ];
+        let originals = Arc::new(vec![("[EMAIL_1]".to_string(), "a@x.io".to_string())]);
+        let out: Vec<_> = restoring(originals, futures::stream::iter(events).boxed()).collect().await;
+        let args: Vec<String> = out
+            .iter()
+            .filter_map(|e| match e {
+                Ok(GenerationEvent::ToolCall(d)) => Some(d.arguments.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(args, vec!["{\"to\": \"a@x.io\"}".to_string()]);
+        assert!(matches!(out.last(), Some(Ok(GenerationEvent::Finished { .. }))));
+    }
 }
