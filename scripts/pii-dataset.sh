@@ -12,16 +12,8 @@ cd "$(dirname "$0")/.."
 
 FAKER=40.54.0
 
-if [ ! -x .venv/bin/python ]; then
-  if ! python3 -m venv .venv 2>/dev/null; then
-    # Debian's system Python keeps venv in a separate package.
-    rm -rf .venv
-    if command -v apt-get >/dev/null; then
-      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-    fi
-    python3 -m venv .venv
-  fi
-fi
+# The project's venv (made and kept by the test setup), plus faker.
+./scripts/setup-python.sh
 if [ "$(.venv/bin/python -c 'import faker; print(faker.VERSION)' 2>/dev/null || true)" != "$FAKER" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "faker==$FAKER"
 fi

@@ -13,6 +13,42 @@ PLANTED = "Reach me at jane.doe@example.com, card 4111-1111-1111-1111, key sk-pr
 REDACTED = "Reach me at [EMAIL_1], card [CREDIT_CARD_1], key [SECRET_1] now."
 
 
+def mock_backends(port, extra_models=""):
+    """Both of the mock provider's shapes as backends (`echo`, `echo-an`,
+    with `extra_models` on the OpenAI-shaped one) and a redacting output
+    guardrail, for a gateway without an embedded model."""
+    return f"""models = []
+[embeddings]
+enabled = false
+[[backends]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:{port}/v1"
+[[backends.models]]
+name = "echo"
+upstream = "mock-small"
+{extra_models}[[backends]]
+name = "mock-anthropic"
+kind = "anthropic"
+base_url = "http://127.0.0.1:{port}/v1"
+[[backends.models]]
+name = "echo-an"
+upstream = "mock-large"
+[[guardrails]]
+name = "pii-out"
+type = "pii"
+stage = "output"
+mode = "redact"
+"""
+
+
+MODERATION_MODEL = """[[backends.models]]
+name = "mod"
+upstream = "omni-moderation-latest"
+capabilities = ["moderation"]
+"""
+
+
 @pytest.fixture(scope="module")
 def mock():
     yield from run_mock_provider("--echo", "--chunk-bytes", "3")
@@ -24,33 +60,7 @@ def gateway(mock, tmp_path_factory):
     cfg = d / "config.toml"
     cfg.write_text(
         f"""
-models = []
-[embeddings]
-enabled = false
-[[backends]]
-name = "mock"
-kind = "openai"
-base_url = "http://127.0.0.1:{mock}/v1"
-[[backends.models]]
-name = "echo"
-upstream = "mock-small"
-[[backends.models]]
-name = "mod"
-upstream = "omni-moderation-latest"
-capabilities = ["moderation"]
-[[backends]]
-name = "mock-anthropic"
-kind = "anthropic"
-base_url = "http://127.0.0.1:{mock}/v1"
-[[backends.models]]
-name = "echo-an"
-upstream = "mock-large"
-[[guardrails]]
-name = "pii-out"
-type = "pii"
-stage = "output"
-mode = "redact"
-[[guardrails]]
+{mock_backends(mock, MODERATION_MODEL)}[[guardrails]]
 name = "no-cards-in"
 type = "pii"
 stage = "input"
@@ -122,32 +132,7 @@ def sweep_gateway(tmp_path_factory):
     for port in run_mock_provider("--echo", "--chunk-sweep"):
         d = tmp_path_factory.mktemp("guardrails-sweep")
         cfg = d / "config.toml"
-        cfg.write_text(
-            f"""
-models = []
-[embeddings]
-enabled = false
-[[backends]]
-name = "mock"
-kind = "openai"
-base_url = "http://127.0.0.1:{port}/v1"
-[[backends.models]]
-name = "echo"
-upstream = "mock-small"
-[[backends]]
-name = "mock-anthropic"
-kind = "anthropic"
-base_url = "http://127.0.0.1:{port}/v1"
-[[backends.models]]
-name = "echo-an"
-upstream = "mock-large"
-[[guardrails]]
-name = "pii-out"
-type = "pii"
-stage = "output"
-mode = "redact"
-"""
-        )
+        cfg.write_text(mock_backends(port))
         yield from run_server("guardrails-sweep", ["--config", str(cfg)])
 
 

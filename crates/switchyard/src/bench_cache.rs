@@ -14,6 +14,7 @@
 //!   time), the backend a stub that is never reached after the first
 //!   request.
 
+use crate::bench_gateway::percentile;
 use anyhow::{Context, Result};
 use clap::Args;
 use gateway::cache::entry::{Entry, Finish};
@@ -211,7 +212,7 @@ async fn embedding_latency(dir: &std::path::Path) -> Result<()> {
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     lat.sort_by(f64::total_cmp);
-    let p = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+    let p = |q: f64| percentile(&lat, q);
     println!("embedding one question (~17 tokens), alone: p50 {:.2} ms, p99 {:.2} ms", p(0.5), p(0.99));
     Ok(())
 }
@@ -294,7 +295,7 @@ fn lookup(n: usize) -> Result<()> {
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     lat.sort_by(f64::total_cmp);
-    let p = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+    let p = |q: f64| percentile(&lat, q);
     let (entries, bytes) = index.size();
     println!(
         "| {n} entries | build {:.1} s | lookup p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} lookups, half misses) | nearest found {}/{} | RSS +{:.0} MiB ({:.0} MiB per 100k) | index's own estimate {:.0} MiB ({entries} entries) |",
@@ -373,7 +374,7 @@ async fn through_gateway(rate: u32, seconds: u64) -> Result<()> {
     let (mut lat, mut lag): (Vec<f64>, Vec<f64>) = both.into_iter().unzip();
     lat.sort_by(f64::total_cmp);
     lag.sort_by(f64::total_cmp);
-    let p = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    let p = |v: &[f64], q: f64| percentile(v, q);
     println!(
         "exact L1 hit through the gateway, {rate} requests/s for {seconds} s over {connections} keep-alive connections: {} requests in {wall:.1} s, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms (client's lag behind schedule: p50 {:.3} ms, p99 {:.3} ms)",
         lat.len(),

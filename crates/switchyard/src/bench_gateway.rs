@@ -119,7 +119,7 @@ fn summarize(samples: &[f64], per_round: usize) -> [f64; 3] {
     [percentile(&all, 0.5) * 1e6, percentile(&all, 0.99) * 1e6, percentile(&round_p99, 0.5) * 1e6]
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

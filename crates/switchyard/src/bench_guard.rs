@@ -7,6 +7,7 @@
 //! - Always: the time to scan text of 1, 4 and 16 KB for every type
 //!   (p50 / p99 per KB over many runs).
 
+use crate::bench_gateway::percentile;
 use anyhow::{Context, Result};
 use clap::Args;
 use gateway::guardrails::injection;
@@ -232,8 +233,8 @@ async fn injection(args: &GuardBench, path: &PathBuf) -> Result<()> {
     fast.sort_by(f64::total_cmp);
     println!(
         "\npatterns + n-gram head on a ~512-token message: p50 {:.3} ms, p95 {:.3} ms",
-        fast[fast.len() / 2],
-        fast[(fast.len() - 1) * 95 / 100]
+        percentile(&fast, 0.5),
+        percentile(&fast, 0.95)
     );
     // The whole detector on a 512-token message (patterns, normalisation, embedding, head).
     let model = engine::embedding::Embedder::load(&args.model)?.spawn(engine::embedding::BatchConfig::default())?;
@@ -250,8 +251,8 @@ async fn injection(args: &GuardBench, path: &PathBuf) -> Result<()> {
     lat.sort_by(f64::total_cmp);
     println!(
         "\ndetector on a ~512-token message (the model reads its first 256 tokens): p50 {:.1} ms, p95 {:.1} ms",
-        lat[lat.len() / 2],
-        lat[(lat.len() - 1) * 95 / 100]
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.95)
     );
     Ok(())
 }
@@ -356,7 +357,7 @@ fn latency(runs: usize) {
             std::hint::black_box(found);
         }
         lat.sort_by(f64::total_cmp);
-        let p = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+        let p = |q: f64| percentile(&lat, q);
         println!("| {kb} KB | {runs} | {:.1} | {:.1} | {:.1} |", p(0.5), p(0.99), p(0.99) / kb as f64);
     }
 }

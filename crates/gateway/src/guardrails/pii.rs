@@ -223,9 +223,15 @@ pub fn find(text: &str, wanted: &[Entity]) -> Vec<Finding> {
             }
         }
     }
-    out.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-    let mut kept: Vec<Finding> = Vec::with_capacity(out.len());
-    for f in out {
+    non_overlapping(out)
+}
+
+/// `findings` in order, an overlapped one dropped (an earlier start wins,
+/// then a longer match).
+pub fn non_overlapping(mut findings: Vec<Finding>) -> Vec<Finding> {
+    findings.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let mut kept: Vec<Finding> = Vec::with_capacity(findings.len());
+    for f in findings {
         if kept.last().is_none_or(|k| f.start >= k.end) {
             kept.push(f);
         }

@@ -12,7 +12,7 @@
 use super::guard_in::{delta, is_empty_delta};
 use super::{Call, Ctx, Flow, Step};
 use crate::error::ApiError;
-use crate::guardrails::pii::{find, Finding};
+use crate::guardrails::pii::{find, non_overlapping, Finding};
 use crate::guardrails::redact::Redactor;
 use crate::guardrails::stream::{HoldBack, Release, Scan};
 use crate::guardrails::{key_id, GuardKind, GuardrailConfig, Guardrails, Mode, Stage};
@@ -97,14 +97,7 @@ impl OutputScan {
                 }
             }
         }
-        redact.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-        let mut kept: Vec<Finding> = Vec::with_capacity(redact.len());
-        for f in redact {
-            if kept.last().is_none_or(|k| f.start >= k.end) {
-                kept.push(f);
-            }
-        }
-        Ok(kept)
+        Ok(non_overlapping(redact))
     }
 }
 
