@@ -105,8 +105,17 @@ fn serve(model: &Embedder, jobs: Vec<Job>, cfg: &BatchConfig, stats: &EmbedderSt
     rows.sort_by_key(|(_, _, ids)| ids.len());
     let lens: Vec<usize> = rows.iter().map(|(_, _, ids)| ids.len()).collect();
     for range in plan(&lens, cfg.max_batch_inputs, cfg.max_pass_tokens) {
+        // A request whose caller has gone is dropped here and counted now,
+        // not after the window: a caller answered by a later pass of this
+        // window may read the stats before the window ends.
+        for (j, _, _) in &rows[range.clone()] {
+            if replies[*j].as_ref().is_some_and(|r| r.is_closed()) {
+                replies[*j] = None;
+                stats.skipped_requests.fetch_add(1, Relaxed);
+            }
+        }
         let live: Vec<&(usize, usize, Vec<u32>)> =
-            rows[range].iter().filter(|(j, _, _)| replies[*j].as_ref().is_some_and(|r| !r.is_closed())).collect();
+            rows[range].iter().filter(|(j, _, _)| replies[*j].is_some()).collect();
         if live.is_empty() {
             continue;
         }
@@ -142,9 +151,6 @@ fn serve(model: &Embedder, jobs: Vec<Job>, cfg: &BatchConfig, stats: &EmbedderSt
             }
         }
     }
-    // Whatever is left had its caller go away before its rows ran.
-    let skipped = replies.iter().filter(|r| r.is_some()).count();
-    stats.skipped_requests.fetch_add(skipped as u64, Relaxed);
 }
 
 /// Cuts rows sorted by length into consecutive passes of at most `max_rows`
