@@ -1,9 +1,11 @@
 //! Renders chat turns with the model's own Jinja template
 //! (`tokenizer.chat_template`), so prompts look exactly as in training.
 
-use backend_api::ChatTurn;
+use crate::constraint::tools::{generic_turns, openai_tool};
+use backend_api::{ChatTurn, Role, ToolDef};
 use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
 use serde::Serialize;
+use serde_json::{json, Value};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -21,12 +23,25 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    /// The template renders `tools` and tool calls itself; otherwise the
+    /// generic format of `constraint::tools` is written into the turns.
+    has_tools: bool,
 }
 
 #[derive(Serialize)]
 struct Message {
     role: &'static str,
     content: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<String>,
+}
+
+impl Message {
+    fn plain(role: Role, content: String) -> Self {
+        Message { role: role.as_str(), content, tool_calls: Vec::new(), tool_call_id: None }
+    }
 }
 
 const TEMPLATE_NAME: &str = "chat";
@@ -42,22 +57,43 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.add_template_owned(TEMPLATE_NAME, source.to_string()).map_err(|e| TemplateError::Compile(e.to_string()))?;
-        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+        let has_tools = source.contains("tools");
+        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string(), has_tools })
     }
 
-    /// Renders the conversation, ending with the assistant's turn opener.
-    pub fn render(&self, turns: &[ChatTurn]) -> Result<String, TemplateError> {
-        let messages: Vec<Message> =
-            turns.iter().map(|t| Message { role: t.role.as_str(), content: t.text() }).collect();
+    /// Renders the conversation, ending with the assistant's turn opener;
+    /// `tools` are the functions offered to the model, if any.
+    pub fn render(&self, turns: &[ChatTurn], tools: Option<&[ToolDef]>) -> Result<String, TemplateError> {
+        let messages: Vec<Message> = if self.has_tools {
+            turns.iter().map(own_message).collect()
+        } else {
+            generic_turns(turns, tools).into_iter().map(|(role, text)| Message::plain(role, text)).collect()
+        };
+        let tools: Option<Vec<Value>> = tools.filter(|_| self.has_tools).map(|d| d.iter().map(openai_tool).collect());
         let tmpl = self.env.get_template(TEMPLATE_NAME).map_err(|e| TemplateError::Compile(e.to_string()))?;
         tmpl.render(context! {
             messages => messages,
+            tools => tools,
             add_generation_prompt => true,
             bos_token => self.bos_token,
             eos_token => self.eos_token,
         })
         .map_err(|e| TemplateError::Render(e.to_string()))
     }
+}
+
+/// A turn for a template that renders tools itself (arguments as objects,
+/// as Hugging Face templates expect them).
+fn own_message(t: &ChatTurn) -> Message {
+    let tool_calls = t
+        .tool_calls
+        .iter()
+        .map(|c| {
+            let args = serde_json::from_str::<Value>(&c.arguments).unwrap_or_else(|_| json!(c.arguments));
+            json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": args}})
+        })
+        .collect();
+    Message { role: t.role.as_str(), content: t.text(), tool_calls, tool_call_id: t.tool_call_id.clone() }
 }
 
 #[cfg(test)]
@@ -78,7 +114,7 @@ mod tests {
     #[test]
     fn chatml_renders_turns_and_generation_prompt() -> Result<(), TemplateError> {
         let t = ChatTemplate::new(CHATML, "", "")?;
-        let out = t.render(&[turn("system", "Be brief."), turn("user", "Hi")])?;
+        let out = t.render(&[turn("system", "Be brief."), turn("user", "Hi")], None)?;
         assert_eq!(
             out,
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -91,7 +127,7 @@ mod tests {
         let src = "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first must be user') }}{% endif %}ok";
         let t = ChatTemplate::new(src, "", "")?;
         assert!(
-            matches!(t.render(&[turn("assistant", "x")]), Err(TemplateError::Render(m)) if m.contains("first must be user"))
+            matches!(t.render(&[turn("assistant", "x")], None), Err(TemplateError::Render(m)) if m.contains("first must be user"))
         );
         Ok(())
     }
@@ -99,7 +135,22 @@ mod tests {
     #[test]
     fn python_string_methods_work() -> Result<(), TemplateError> {
         let t = ChatTemplate::new("{{ messages[0]['content'].strip() }}", "", "")?;
-        assert_eq!(t.render(&[turn("user", "  padded  ")])?, "padded");
+        assert_eq!(t.render(&[turn("user", "  padded  ")], None)?, "padded");
+        Ok(())
+    }
+
+    #[test]
+    fn a_template_with_a_tools_section_renders_them_itself() -> Result<(), TemplateError> {
+        let src = "{% for t in tools %}[{{ t.function.name }}]{% endfor %}{% for m in messages %}{{ m.role }}:{{ m.content }}{% for c in m.tool_calls %}{{ c.function.name }}({{ c.function.arguments.x }}){% endfor %};{% endfor %}";
+        let t = ChatTemplate::new(src, "", "")?;
+        let defs = [ToolDef { name: "f".into(), description: None, parameters: json!({}), strict: false }];
+        let mut call = turn("assistant", "");
+        call.tool_calls = vec![backend_api::ToolCall { id: "c".into(), name: "f".into(), arguments: r#"{"x": 7}"#.into() }];
+        let out = t.render(&[turn("user", "hi"), call, turn("tool", "ok")], Some(&defs))?;
+        assert_eq!(out, "[f]user:hi;assistant:f(7);tool:ok;");
+        // Without a tools section the generic format goes into the turns.
+        let plain = ChatTemplate::new(CHATML, "", "")?.render(&[turn("user", "hi")], Some(&defs))?;
+        assert!(plain.starts_with("<|im_start|>system\n# Tools") && plain.contains("<tool_call>"), "{plain}");
         Ok(())
     }
 

@@ -4,13 +4,18 @@
 //! request to the actor thread.
 
 use crate::chat_template::ChatTemplate;
+use crate::constraint::tools::{CallParser, Parsed};
+use crate::constraint::{grammar, Constraint, Grammars};
 use crate::sampler::Sampler;
 use crate::scheduler::{EngineConfig, Scheduler};
 use crate::sequence::EngineRequest;
 use crate::stats::{EngineStats, HistogramSnapshot, StatsSnapshot};
 use crate::tokenizer::Tokenizer;
 use crate::{EngineError, LocalModel};
-use backend_api::{Backend, BackendError, GenerationStream, ModelInfo, Prompt, ToolChoice, ValidatedRequest};
+use backend_api::{
+    Backend, BackendError, FinishReason, GenerationEvent, GenerationStream, ModelInfo, Prompt, ToolChoice, Tools,
+    ValidatedRequest,
+};
 use futures::StreamExt;
 use std::sync::Arc;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -28,6 +33,9 @@ struct Inner {
     context_length: usize,
     requests: UnboundedSender<EngineRequest>,
     stats: Arc<EngineStats>,
+    /// `None` when the vocabulary could not be read for grammars (then
+    /// `response_format` and tools are refused).
+    grammars: Option<Arc<Grammars>>,
 }
 
 impl LocalModel {
@@ -58,6 +66,13 @@ impl LocalModel {
         } else {
             context_length
         };
+        let grammars = match Grammars::new(&tokenizer) {
+            Ok(g) => Some(Arc::new(g)),
+            Err(e) => {
+                tracing::warn!(error = %e, "constrained decoding is off: response_format and tools will be refused");
+                None
+            }
+        };
         let stats = Arc::new(EngineStats::default());
         let scheduler = Scheduler::new(model, tokenizer.clone(), config, context_length, stats.clone());
         std::thread::Builder::new()
@@ -72,6 +87,7 @@ impl LocalModel {
                 context_length,
                 requests: tx,
                 stats,
+                grammars,
             }),
         })
     }
@@ -100,32 +116,49 @@ impl EngineHandle {
         &self.inner.tokenizer
     }
 
-    /// The prompt as the model will see it: template applied, tokenized.
-    pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>, BackendError> {
+    /// The prompt as the model will see it: template applied (with the
+    /// tools offered, unless `tool_choice` is `none`), tokenized.
+    pub fn prompt_tokens(&self, prompt: &Prompt, tools: Option<&Tools>) -> Result<Vec<u32>, BackendError> {
         let text = match prompt {
             Prompt::Text(t) => t.clone(),
             Prompt::Chat(turns) => {
-                self.inner.template.render(turns).map_err(|e| BackendError::invalid(e.to_string(), Some("messages")))?
+                let defs = tools.filter(|t| t.choice != ToolChoice::None).map(|t| t.defs.as_slice());
+                self.inner
+                    .template
+                    .render(turns, defs)
+                    .map_err(|e| BackendError::invalid(e.to_string(), Some("messages")))?
             }
         };
         Ok(self.inner.tokenizer.encode(&text))
     }
+
+    /// The grammar compiler of this model (for benchmarks and tests).
+    pub fn grammars(&self) -> Option<Arc<Grammars>> {
+        self.inner.grammars.clone()
+    }
+
+    /// Compiles the request's grammar off the engine thread; a grammar
+    /// that cannot be enforced is the client's error, naming why.
+    async fn constraint(&self, spec: &grammar::GrammarSpec) -> Result<Constraint, BackendError> {
+        let param = spec.param;
+        let Some(grammars) = self.inner.grammars.clone() else {
+            return Err(BackendError::invalid(
+                format!("model '{}' cannot constrain its output here", self.inner.model_id),
+                Some(param),
+            ));
+        };
+        let lark = spec.lark.clone();
+        let compiled = tokio::task::spawn_blocking(move || grammars.compile(&lark))
+            .await
+            .map_err(|e| BackendError::Internal(format!("grammar compilation stopped: {e}")))?;
+        compiled.map_err(|e| BackendError::invalid(format!("{param}: the schema cannot be enforced: {e}"), Some(param)))
+    }
 }
 
-/// What the engine cannot do yet is refused, never silently ignored: a
-/// client that asked for JSON or a tool call must not get plain text.
+/// What the engine cannot do is refused, never silently ignored: a client
+/// that sent an image must not get an answer about no image.
 fn refuse_unsupported(request: &ValidatedRequest) -> Result<(), BackendError> {
     let model = &request.model;
-    if request.demands.output.is_some() {
-        // No constrained decoding here yet: a JSON answer could not be promised.
-        return Err(BackendError::invalid(
-            format!("model '{model}' does not support JSON 'response_format'"),
-            Some("response_format"),
-        ));
-    }
-    if request.tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None) {
-        return Err(BackendError::invalid(format!("model '{model}' does not support tools"), Some("tools")));
-    }
     if let Prompt::Chat(turns) = &request.prompt {
         for (i, t) in turns.iter().enumerate() {
             if let Some(j) = t.first_media() {
@@ -134,15 +167,43 @@ fn refuse_unsupported(request: &ValidatedRequest) -> Result<(), BackendError> {
                     Some(&format!("messages[{i}].content[{j}]")),
                 ));
             }
-            if !t.tool_calls.is_empty() {
-                return Err(BackendError::invalid(
-                    format!("messages[{i}].tool_calls: model '{model}' does not support tools"),
-                    Some(&format!("messages[{i}].tool_calls")),
-                ));
-            }
         }
     }
     Ok(())
+}
+
+/// Cuts the answer's text into tool-call deltas (see `CallParser`); the
+/// finish reason becomes `tool_calls` when the answer made calls.
+fn parse_calls(stream: GenerationStream, calls_only: bool) -> GenerationStream {
+    let mut parser = CallParser::new(calls_only);
+    let mut convert = move |event: Result<GenerationEvent, BackendError>| -> Vec<Result<GenerationEvent, BackendError>> {
+        match event {
+            Ok(GenerationEvent::Delta { text, tokens }) => {
+                let mut out: Vec<_> = parser.push(&text).into_iter().map(to_event).collect();
+                // Log-probs go with the text; a call's tokens carry none
+                // (OpenAI gives none for tool calls either).
+                if let Some(Ok(GenerationEvent::Delta { tokens: t, .. })) = out.first_mut() {
+                    *t = tokens;
+                }
+                out
+            }
+            Ok(GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, cached_tokens }) => {
+                let mut out: Vec<_> = parser.finish().into_iter().map(to_event).collect();
+                let reason = if parser.calls() > 0 && reason == FinishReason::Stop { FinishReason::ToolCalls } else { reason };
+                out.push(Ok(GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, cached_tokens }));
+                out
+            }
+            other => vec![other],
+        }
+    };
+    stream.flat_map(move |e| futures::stream::iter(convert(e))).boxed()
+}
+
+fn to_event(p: Parsed) -> Result<GenerationEvent, BackendError> {
+    Ok(match p {
+        Parsed::Text(text) => GenerationEvent::Delta { text, tokens: Vec::new() },
+        Parsed::Call(delta) => GenerationEvent::ToolCall(delta),
+    })
 }
 
 #[async_trait::async_trait]
@@ -160,7 +221,7 @@ impl Backend for EngineHandle {
     }
 
     fn count_prompt_tokens(&self, request: &ValidatedRequest) -> Result<u32, BackendError> {
-        Ok(self.prompt_tokens(&request.prompt)?.len() as u32)
+        Ok(self.prompt_tokens(&request.prompt, request.tools.as_ref())?.len() as u32)
     }
 
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {
@@ -169,7 +230,7 @@ impl Backend for EngineHandle {
             return Err(BackendError::ModelNotFound(request.model));
         }
         refuse_unsupported(&request)?;
-        let prompt = self.prompt_tokens(&request.prompt)?;
+        let prompt = self.prompt_tokens(&request.prompt, request.tools.as_ref())?;
         let ctx = self.inner.context_length;
         if prompt.is_empty() {
             return Err(BackendError::invalid("the prompt is empty", Some("prompt")));
@@ -200,6 +261,11 @@ impl Backend for EngineHandle {
             Some(m) => m,
             None => room,
         };
+        let spec = grammar::for_request(request.demands.output.as_ref(), request.tools.as_ref());
+        let constraint = match &spec {
+            Some(spec) => Some(self.constraint(spec).await?),
+            None => None,
+        };
         let (tx, rx) = unbounded_channel();
         let req = EngineRequest {
             prompt,
@@ -210,9 +276,14 @@ impl Backend for EngineHandle {
             events: tx,
             arrived,
             cache_salt: request.cache_salt,
+            constraint,
         };
         self.inner.requests.send(req).map_err(|_| BackendError::Unavailable("the engine has stopped".into()))?;
-        Ok(UnboundedReceiverStream::new(rx).boxed())
+        let stream = UnboundedReceiverStream::new(rx).boxed();
+        Ok(match spec {
+            Some(spec) if spec.calls => parse_calls(stream, spec.calls_only),
+            _ => stream,
+        })
     }
 
     async fn ready(&self) -> bool {

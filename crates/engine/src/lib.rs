@@ -10,6 +10,7 @@
 //! returns its blocks.
 
 pub mod chat_template;
+pub mod constraint;
 pub mod embedding;
 pub mod gguf;
 mod handle;

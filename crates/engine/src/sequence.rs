@@ -1,6 +1,7 @@
 //! One request's life inside the engine: its prompt, KV cache, sampler and
 //! the streaming state that turns sampled tokens into text events.
 
+use crate::constraint::Constraint;
 use crate::kv_cache::{block_hash, root_hash, BlockId, BlockPool};
 use crate::sampler::{Sampled, Sampler};
 use crate::stats::EngineStats;
@@ -25,6 +26,8 @@ pub struct EngineRequest {
     pub arrived: Instant,
     /// Prefix-cache namespace: sequences only share blocks with equal salts.
     pub cache_salt: Option<String>,
+    /// The grammar the answer must follow (compiled before it got here).
+    pub constraint: Option<Constraint>,
 }
 
 pub struct Sequence {
@@ -207,12 +210,35 @@ impl Sequence {
     /// final. `context_left` is how many more positions the cache can take.
     pub fn on_logits(&mut self, logits: &mut [f32], tokenizer: &Tokenizer, context_left: usize, stats: &EngineStats) {
         let n_generated = self.n_generated as u32;
-        let banned: Vec<u32> = if self.req.stop.ignore_eos || n_generated < self.req.stop.min_tokens {
+        let mut banned: Vec<u32> = if self.req.stop.ignore_eos || n_generated < self.req.stop.min_tokens {
             tokenizer.end_of_generation_ids().to_vec()
         } else {
             Vec::new()
         };
+        if let Some(c) = self.req.constraint.as_mut() {
+            if c.is_stopped() {
+                // The grammar is complete and nothing may follow.
+                return self.finish(FinishReason::Stop);
+            }
+            if let Err(e) = c.mask(logits) {
+                return self.fail(BackendError::Internal(format!("the output grammar failed: {e}")));
+            }
+            // Where the grammar allows only the end, `min_tokens` and
+            // `ignore_eos` yield: the answer must stay valid.
+            if !banned.is_empty()
+                && logits.iter().enumerate().all(|(i, l)| !l.is_finite() || banned.contains(&(i as u32)))
+            {
+                banned.clear();
+            }
+        }
         let Sampled { token, logprob, top } = self.req.sampler.sample(logits, &banned, self.req.logprobs);
+        if let Some(c) = self.req.constraint.as_mut() {
+            if !tokenizer.is_end_of_generation(token) {
+                if let Err(e) = c.accept(token) {
+                    return self.fail(BackendError::Internal(format!("the output grammar failed: {e}")));
+                }
+            }
+        }
         self.tokens.push(token);
         self.n_generated += 1;
         stats.add_generated();
@@ -222,7 +248,8 @@ impl Sequence {
             Some(prev) => stats.inter_token_latency.observe(now - prev),
         }
         self.last_token_at = Some(now);
-        if tokenizer.is_end_of_generation(token) && !self.req.stop.ignore_eos {
+        // Under a grammar an end is only sampled where the grammar ends.
+        if tokenizer.is_end_of_generation(token) && (!self.req.stop.ignore_eos || self.req.constraint.is_some()) {
             return self.finish(FinishReason::Stop);
         }
         let bytes = tokenizer.token_bytes(token);

@@ -53,7 +53,7 @@ fn our_greedy(model: &LocalModel, prompt: &[u32], n: usize) -> Result<Vec<u32>, 
 
 fn chat(model: &LocalModel, question: &str) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
     let turns = vec![backend_api::ChatTurn::new(backend_api::Role::User, question)];
-    Ok(model.tokenizer.encode(&model.template.render(&turns)?))
+    Ok(model.tokenizer.encode(&model.template.render(&turns, None)?))
 }
 
 /// A copy of the model with every tensor dequantized to f32, so both
@@ -188,7 +188,7 @@ fn tokenizer_matches_the_model_vocabulary() -> TestResult {
 fn chat_template_renders_chatml_with_default_system_prompt() -> TestResult {
     let model = LocalModel::load(&model_path(), WeightFormat::Native, Some(64))?;
     let turns = vec![backend_api::ChatTurn::new(backend_api::Role::User, "Hi")];
-    let text = model.template.render(&turns)?;
+    let text = model.template.render(&turns, None)?;
     assert_eq!(
         text,
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"

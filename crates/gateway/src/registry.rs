@@ -28,14 +28,14 @@ pub const CAPABILITY_NAMES: [&str; 9] =
     ["chat", "completions", "streaming", "json_mode", "logprobs", "tools", "vision", "embeddings", "moderation"];
 
 impl Capabilities {
-    /// The embedded engine: no JSON mode and no tools (no constrained decoding yet), text only.
+    /// The embedded engine: JSON mode and tools by constrained decoding, text only.
     pub const LOCAL: Capabilities = Capabilities {
         chat: true,
         completions: true,
         streaming: true,
-        json_mode: false,
+        json_mode: true,
         logprobs: true,
-        tools: false,
+        tools: true,
         vision: false,
         embeddings: false,
         moderation: false,
@@ -195,6 +195,6 @@ mod tests {
     #[test]
     fn capabilities_have_names() {
         assert_eq!(Capabilities::ANTHROPIC.names(), ["chat", "completions", "streaming", "tools"]);
-        assert_eq!(Capabilities::LOCAL.names(), ["chat", "completions", "streaming", "logprobs"]);
+        assert_eq!(Capabilities::LOCAL.names(), ["chat", "completions", "streaming", "json_mode", "logprobs", "tools"]);
     }
 }

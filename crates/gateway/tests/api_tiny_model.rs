@@ -68,7 +68,7 @@ async fn chat_completion_shape_and_exact_usage() {
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     // Exact usage: the prompt as the template renders it, by the model's tokenizer.
     let turns = vec![backend_api::ChatTurn::new(backend_api::Role::User, "hello world")];
-    let prompt_tokens = app.engine.prompt_tokens(&backend_api::Prompt::Chat(turns)).map(|t| t.len()).unwrap_or(0);
+    let prompt_tokens = app.engine.prompt_tokens(&backend_api::Prompt::Chat(turns), None).map(|t| t.len()).unwrap_or(0);
     assert_eq!(v["usage"]["prompt_tokens"], prompt_tokens);
     assert_eq!(v["usage"]["completion_tokens"], 8);
     assert_eq!(v["usage"]["total_tokens"], prompt_tokens + 8);
@@ -143,7 +143,7 @@ async fn completions_with_prompt_array_give_one_choice_each() {
     assert_eq!(v["usage"]["completion_tokens"], 8);
     let prompt_tokens = ["hello", "world wide"]
         .iter()
-        .map(|p| app.engine.prompt_tokens(&backend_api::Prompt::Text(p.to_string())).map(|t| t.len()).unwrap_or(0))
+        .map(|p| app.engine.prompt_tokens(&backend_api::Prompt::Text(p.to_string()), None).map(|t| t.len()).unwrap_or(0))
         .sum::<usize>();
     assert_eq!(v["usage"]["prompt_tokens"], prompt_tokens);
 }

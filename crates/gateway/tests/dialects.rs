@@ -119,24 +119,31 @@ async fn anthropic_errors_come_in_anthropic_s_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_embedded_model_cannot_do_is_refused_not_ignored() {
     let app = tiny_app(1 << 20);
-    let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
-    let body = json!({"model": TINY, "max_tokens": 4, "messages": [{"role": "user", "content": "weather?"}],
-                      "tools": tools, "tool_choice": "required"});
-    let r = post(&app, "/v1/chat/completions", body).await;
-    assert_openai_error(&r, 400, None);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("tools"), "{}", r.text());
     let image = json!({"model": TINY, "max_tokens": 4, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
     let r = post(&app, "/v1/chat/completions", image).await;
     assert_openai_error(&r, 400, None);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("messages[0].content[1]"), "{}", r.text());
+    // A schema it cannot enforce is refused before anything runs, naming the keyword.
+    let schema = json!({"type": "object", "not": {"required": ["a"]}});
+    let unenforceable = json!({"model": TINY, "max_tokens": 4, "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}});
+    let r = post(&app, "/v1/chat/completions", unenforceable).await;
+    assert_openai_error(&r, 400, None);
+    assert_eq!(r.json()["error"]["param"], "response_format", "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("not"), "{}", r.text());
+    // Tools and JSON mode it serves (constrained decoding), in every tool_choice.
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+    for choice in [json!("required"), json!("auto"), json!("none"), json!({"type": "function", "function": {"name": "get_weather"}})] {
+        let body = json!({"model": TINY, "max_tokens": 4, "messages": [{"role": "user", "content": "weather?"}],
+                          "tools": tools, "tool_choice": choice});
+        assert_eq!(post(&app, "/v1/chat/completions", body).await.status, 200, "{choice}");
+    }
     let json_mode = json!({"model": TINY, "max_tokens": 4, "messages": [{"role": "user", "content": "x"}],
                            "response_format": {"type": "json_object"}});
-    assert_openai_error(&post(&app, "/v1/chat/completions", json_mode).await, 400, None);
-    // `tool_choice: none` keeps the tools as context only: nothing to refuse.
-    let none = json!({"model": TINY, "max_tokens": 2, "messages": [{"role": "user", "content": "x"}],
-                      "tools": tools, "tool_choice": "none"});
-    assert_eq!(post(&app, "/v1/chat/completions", none).await.status, 200);
+    let r = post(&app, "/v1/chat/completions", json_mode).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["choices"][0]["message"]["content"].as_str().unwrap().starts_with('{'), "{}", r.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 const PRICEY: &str = "[[backends.models]]\nname = \"pricey\"\nupstream = \"m\"\ninput_per_million = 10.0\noutput_per_million = 30.0\naliases = [\"gpt-4o\"]\n";
-const CHEAP: &str = "[[backends.models]]\nname = \"cheap\"\nupstream = \"m\"\ninput_per_million = 0.1\noutput_per_million = 0.2\ncapabilities = [\"chat\", \"streaming\", \"json_mode\"]\nmax_output_tokens = 16\ncontext_length = 64\n";
+const CHEAP: &str = "[[backends.models]]\nname = \"cheap\"\nupstream = \"m\"\ninput_per_million = 0.1\noutput_per_million = 0.2\ncapabilities = [\"chat\", \"streaming\", \"json_mode\", \"vision\"]\nmax_output_tokens = 16\ncontext_length = 64\n";
 const SLOW: &str = "[[backends.models]]\nname = \"slow\"\nupstream = \"m\"\nweight = 3\ninput_per_million = 1.0\noutput_per_million = 2.0\n";
 const FAST: &str = "[[backends.models]]\nname = \"fast\"\nupstream = \"m\"\nweight = 1\ninput_per_million = 1.0\noutput_per_million = 2.0\n";
 
@@ -20,9 +20,9 @@ const ROUTES: &str = "\
 [[routes]]\nname = \"by-latency\"\nmodels = [\"slow\", \"fast\"]\nstrategy = \"latency\"\n\
 [[routes]]\nname = \"by-load\"\nmodels = [\"slow\", \"fast\"]\nstrategy = \"least_busy\"\n\
 [[routes]]\nname = \"by-weight\"\nmodels = [\"slow\", \"fast\"]\nstrategy = \"weighted\"\n\
-[[routes]]\nname = \"json-first\"\nmodels = [\"tiny\", \"cheap\"]\n";
+[[routes]]\nname = \"capable-first\"\nmodels = [\"tiny\", \"cheap\"]\n";
 
-/// pricey, cheap (chat only, JSON mode, 16 tokens out, 64 of context),
+/// pricey, cheap (chat only, JSON mode, images, 16 tokens out, 64 of context),
 /// slow (150 ms to answer, weight 3), fast (weight 1); mocks in that order.
 fn setup() -> MockSetup {
     setup_mocks(
@@ -96,14 +96,18 @@ async fn auto_is_the_cheapest_healthy_capable_model() {
     assert_eq!(alias.map(|a| a["owned_by"].clone()), Some(json!("pricey-b")), "{models}");
     // The embedded model has no price: it is the cheapest.
     assert_eq!(served(&post(port, "/v1/chat/completions", &chat("auto", json!({}))).await), "tiny");
-    // It has no JSON mode: the cheapest model that has one answers.
-    let json_mode = json!({"response_format": {"type": "json_object"}});
-    assert_eq!(served(&post(port, "/v1/chat/completions", &chat("auto", json_mode.clone())).await), "cheap");
-    // Asked directly, the embedded model refuses JSON mode; the route's first capable model serves.
-    let r = post(port, "/v1/chat/completions", &chat("tiny", json_mode.clone())).await;
+    // It reads no images: the cheapest model that does answers.
+    let image = json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
+    assert_eq!(served(&post(port, "/v1/chat/completions", &chat("auto", image.clone())).await), "cheap");
+    // Asked directly, the embedded model refuses images; the route's first capable model serves.
+    let r = post(port, "/v1/chat/completions", &chat("tiny", image.clone())).await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("JSON"), "{}", r.body);
-    assert_eq!(served(&post(port, "/v1/chat/completions", &chat("json-first", json_mode)).await), "cheap");
+    assert!(r.body.contains("image"), "{}", r.body);
+    assert_eq!(served(&post(port, "/v1/chat/completions", &chat("capable-first", image)).await), "cheap");
+    // JSON mode it has (constrained decoding): the cheapest, it answers.
+    let json_mode = json!({"response_format": {"type": "json_object"}});
+    assert_eq!(served(&post(port, "/v1/chat/completions", &chat("auto", json_mode)).await), "tiny");
     // An alias is its model.
     let r = post(port, "/v1/chat/completions", &chat("gpt-4o", json!({}))).await;
     assert_eq!((r.status, r.json()["model"].as_str()), (200, Some("pricey")), "{}", r.body);

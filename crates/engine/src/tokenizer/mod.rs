@@ -181,6 +181,14 @@ impl Tokenizer {
         }
     }
 
+    /// A control token's text (`<|im_end|>`); `None` for ordinary tokens.
+    pub fn special_text(&self, id: u32) -> Option<&str> {
+        match self.is_special.get(id as usize) {
+            Some(true) => self.bpe.token(id),
+            _ => None,
+        }
+    }
+
     /// The raw bytes of one token; control tokens render as nothing.
     pub fn token_bytes(&self, id: u32) -> Vec<u8> {
         if self.is_special.get(id as usize).copied().unwrap_or(false) {
