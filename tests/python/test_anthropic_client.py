@@ -158,3 +158,81 @@ def test_rate_limit_is_a_rate_limit_error_with_retry_after(gateway):
     assert e.value.status_code == 429
     assert int(e.value.response.headers["retry-after"]) >= 1
     assert e.value.body["error"]["type"] == "rate_limit_error"
+
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather in a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 40},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        },
+        "required": ["city", "unit"],
+        "additionalProperties": False,
+    },
+}
+
+
+def check_weather_input(block):
+    assert block.type == "tool_use" and block.name == "get_weather" and block.id
+    assert set(block.input) == {"city", "unit"} and block.input["unit"] in ("celsius", "fahrenheit"), block.input
+    assert isinstance(block.input["city"], str) and len(block.input["city"]) <= 40
+
+
+@pytest.mark.parametrize("choice", [{"type": "any"}, {"type": "tool", "name": "get_weather"}])
+def test_tool_use_on_the_embedded_model_whole_and_streamed(gateway, choice):
+    c = client(gateway)
+    ask = dict(
+        model=MODEL,
+        max_tokens=200,
+        extra_body={"temperature": 0},
+        tools=[WEATHER_TOOL],
+        tool_choice=choice,
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+    )
+    whole = c.messages.create(**ask)
+    assert whole.stop_reason == "tool_use", whole
+    uses = [b for b in whole.content if b.type == "tool_use"]
+    assert len(uses) >= 1
+    for b in uses:
+        check_weather_input(b)
+    # Streamed: the SDK builds each input from its input_json_delta pieces.
+    with c.messages.stream(**ask) as stream:
+        streamed = stream.get_final_message()
+    assert streamed.stop_reason == "tool_use"
+    assert [(b.name, b.input) for b in streamed.content if b.type == "tool_use"] == [(b.name, b.input) for b in uses]
+    # The result goes back as a tool_result block; the model answers on.
+    follow = c.messages.create(
+        model=MODEL,
+        max_tokens=40,
+        extra_body={"temperature": 0},
+        tools=[WEATHER_TOOL],
+        messages=[
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "assistant", "content": [b.model_dump() for b in whole.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0].id, "content": "21 C, sunny"}]},
+        ],
+    )
+    assert follow.content and follow.usage.input_tokens > whole.usage.input_tokens
+
+
+def test_structured_output_through_a_forced_tool(gateway):
+    """The Messages API's way to structured output: force one tool and read its input."""
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 30}, "country": {"type": "string", "maxLength": 30}},
+        "required": ["city", "country"],
+        "additionalProperties": False,
+    }
+    r = client(gateway).messages.create(
+        model=MODEL,
+        max_tokens=100,
+        extra_body={"temperature": 0},
+        tools=[{"name": "record", "description": "Record the answer", "input_schema": schema}],
+        tool_choice={"type": "tool", "name": "record"},
+        messages=[{"role": "user", "content": "Which city is the capital of France, and in which country is it?"}],
+    )
+    (block,) = [b for b in r.content if b.type == "tool_use"]
+    assert set(block.input) == {"city", "country"}, block.input
