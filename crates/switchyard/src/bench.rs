@@ -22,6 +22,8 @@ pub enum BenchCommand {
     Cache(crate::bench_cache::CacheBench),
     /// The PII guardrail: recall and precision per type on labelled texts, scan time per KB.
     Guardrails(crate::bench_guard::GuardBench),
+    /// Constrained decoding: schemas supported, answers valid, compile and mask time, decode rate with and without.
+    Structured(crate::bench_structured::StructuredBench),
 }
 
 #[derive(Args)]
@@ -58,10 +60,11 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Embeddings(args) => crate::bench_embed::run(&args),
         BenchCommand::Cache(args) => crate::bench_cache::run(&args),
         BenchCommand::Guardrails(args) => crate::bench_guard::run(&args),
+        BenchCommand::Structured(args) => crate::bench_structured::run(&args),
     }
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }

@@ -5,6 +5,7 @@ mod bench_cache;
 mod bench_embed;
 mod bench_gateway;
 mod bench_guard;
+mod bench_structured;
 mod mock_provider;
 
 use anyhow::{Context, Result};
