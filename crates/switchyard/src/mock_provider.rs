@@ -55,6 +55,9 @@ pub struct MockArgs {
     /// Answer with this text (one token per word) instead of "mock word1 word2 …"; `--tokens` is then ignored.
     #[arg(long)]
     reply: Option<String>,
+    /// The chat answers' finish reason.
+    #[arg(long, default_value = "length")]
+    finish: String,
     /// Answer with the last user message's text, exactly. Header: x-mock-echo: 1.
     #[arg(long)]
     echo: bool,
@@ -452,7 +455,7 @@ async fn chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Jso
     let logprobs = body.get("logprobs").and_then(Value::as_bool) == Some(true);
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
         let mut v = json!({"id": id, "object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "length"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": mock.args.finish}],
             "usage": usage});
         if logprobs {
             let content: Vec<Value> =
@@ -475,7 +478,7 @@ async fn chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, Json(body): Jso
         }
         data(c)
     }));
-    let mut tail = vec![chunk(json!({}), json!("length"))];
+    let mut tail = vec![chunk(json!({}), json!(mock.args.finish))];
     if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
         tail.push(data(json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage})));
     }

@@ -21,6 +21,8 @@ pub struct BackendConfig {
     pub health_check_interval: Option<Duration>,
     /// Relay an OpenAI-compatible upstream's stream chunks unchanged.
     pub passthrough: bool,
+    /// Check `json_schema` answers against their schema before returning them.
+    pub validate: bool,
     pub models: Vec<RemoteModel>,
 }
 

@@ -7,6 +7,7 @@
 //! - `probe`: active health checks on an interval;
 //! - `translate`: the internal request as an upstream's JSON body;
 //! - `whole`: a non-streamed answer read as events;
+//! - `schema_check`: `json_schema` answers validated before they are returned;
 //! - `sse`: reading a server-sent-event stream line by line.
 
 pub mod config;
@@ -14,6 +15,7 @@ pub mod embeddings;
 pub mod moderations;
 pub mod openai;
 pub mod probe;
+pub mod schema_check;
 pub mod sse;
 pub mod translate;
 pub mod whole;

@@ -20,7 +20,7 @@ use super::translate::{anthropic_body, request_body};
 use axum::body::Bytes;
 use backend_api::{
     estimate_prompt_tokens, Backend, BackendError, FinishReason, GeneratedToken, GenerationEvent, GenerationStream,
-    ModelInfo, Prompt, TokenAlternative, ToolCallDelta, ValidatedRequest,
+    ModelInfo, OutputConstraint, Prompt, TokenAlternative, ToolCallDelta, ValidatedRequest,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -104,6 +104,16 @@ impl OpenAiBackend {
             })
             .collect();
         Ok(OpenAiBackend { config, client, tokenizers })
+    }
+
+    /// The answer, validated first when it must meet a JSON Schema.
+    async fn checked(&self, stream: GenerationStream, request: &ValidatedRequest) -> Result<GenerationStream, BackendError> {
+        match &request.demands.output {
+            Some(OutputConstraint::JsonSchema { schema, .. }) if self.config.validate => {
+                super::schema_check::checked(stream, schema, &request.model).await
+            }
+            _ => Ok(stream),
+        }
     }
 
     pub(super) fn config(&self) -> &BackendConfig {
@@ -591,7 +601,8 @@ impl Backend for OpenAiBackend {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if self.config.dialect == Dialect::OpenAi && !is_sse {
             let body = self.read_whole(resp, super::whole::MAX_ANSWER_BODY, deadline).await?;
-            return super::whole::answer_stream(&body, estimate, &self.config.name);
+            let stream = super::whole::answer_stream(&body, estimate, &self.config.name)?;
+            return self.checked(stream, &request).await;
         }
         let mut reading = Reading {
             body: resp.into_body(),
@@ -615,7 +626,8 @@ impl Backend for OpenAiBackend {
             model: None,
             verbatim: self.config.dialect == Dialect::OpenAi && self.config.passthrough,
         }));
-        Ok(Box::pin(futures::stream::unfold(reading, Reading::next)))
+        let stream: GenerationStream = Box::pin(futures::stream::unfold(reading, Reading::next));
+        self.checked(stream, &request).await
     }
 
     /// A remote model is assumed ready; its health is the circuit breaker's
@@ -653,6 +665,7 @@ mod tests {
             queue: None,
             health_check_interval: None,
             passthrough: true,
+            validate: true,
             models: vec![model("fast", "gpt-4o-mini"), model("other", "some-org/some-model")],
         })
         .unwrap_or_else(|e| panic!("{e}"));

@@ -34,6 +34,9 @@ pub struct RawBackend {
     /// Stream the upstream's chunks to clients byte for byte (default true;
     /// false re-renders them with the gateway's ids and model names).
     passthrough: Option<bool>,
+    /// Check `json_schema` answers against their schema before returning
+    /// them; an invalid one is the model's failure (default true).
+    validate: Option<bool>,
     #[serde(default)]
     models: Vec<RawRemoteModel>,
 }
@@ -179,6 +182,7 @@ pub fn validate(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, ConfigError>
             queue,
             health_check_interval,
             passthrough: b.passthrough.unwrap_or(true),
+            validate: b.validate.unwrap_or(true),
             models,
         });
     }
