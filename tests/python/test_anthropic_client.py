@@ -8,6 +8,7 @@ import anthropic
 import pytest
 
 from conftest import MODEL, run_mock_provider, run_server
+from test_structured import WEATHER
 
 KEY = "sy-anthropic-test-key"
 LIMITED = "sy-anthropic-test-limited"
@@ -160,18 +161,11 @@ def test_rate_limit_is_a_rate_limit_error_with_retry_after(gateway):
     assert e.value.body["error"]["type"] == "rate_limit_error"
 
 
+# The same function the OpenAI-side tests offer, in the Messages API's shape.
 WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "input_schema": {
-        "type": "object",
-        "properties": {
-            "city": {"type": "string", "maxLength": 40},
-            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-        },
-        "required": ["city", "unit"],
-        "additionalProperties": False,
-    },
+    "name": WEATHER["function"]["name"],
+    "description": WEATHER["function"]["description"],
+    "input_schema": WEATHER["function"]["parameters"],
 }
 
 

@@ -132,26 +132,23 @@ def test_parallel_calls_and_one_call_when_parallel_is_off(client):
     seen = 0
     for seed in range(8):
         # Streamed: the SDK reassembles the calls from their deltas by index.
-        with client.chat.completions.stream(
-            model=MODEL, messages=ask, tools=TOOLS, tool_choice="required", temperature=0.8, seed=seed
-        ) as stream:
-            r = stream.get_final_completion()
+        r = streamed_calls(client, ask, temperature=0.8, seed=seed)
         calls = r.choices[0].message.tool_calls
         assert calls and len({c.id for c in calls}) == len(calls)
         for call in calls:
             check_arguments(call)
         seen = max(seen, len(calls))
-        r = client.chat.completions.create(
-            model=MODEL,
-            messages=ask,
-            tools=TOOLS,
-            tool_choice="required",
-            parallel_tool_calls=False,
-            temperature=0.8,
-            seed=seed,
-        )
+        r = streamed_calls(client, ask, parallel_tool_calls=False, temperature=0.8, seed=seed)
         assert len(r.choices[0].message.tool_calls) == 1
     assert seen >= 2, "no answer made more than one call"
+
+
+def streamed_calls(client, messages, **kw):
+    """A streamed answer that must call a tool, as the SDK reassembles it."""
+    with client.chat.completions.stream(
+        model=MODEL, messages=messages, tools=TOOLS, tool_choice="required", **kw
+    ) as stream:
+        return stream.get_final_completion()
 
 
 def test_500_streamed_tool_calls_reassemble_into_valid_json(client):
@@ -159,19 +156,9 @@ def test_500_streamed_tool_calls_reassemble_into_valid_json(client):
 
     def one(i):
         ask = [{"role": "user", "content": f"What is the weather in {cities[i % len(cities)]}? ({i})"}]
-        with client.chat.completions.stream(
-            model=MODEL,
-            messages=ask,
-            tools=TOOLS,
-            tool_choice="required",
-            # One call each: with parallel calls allowed this 135M model at
-            # this temperature sometimes repeats calls until max_tokens.
-            parallel_tool_calls=False,
-            temperature=0.9,
-            seed=i,
-            max_tokens=400,
-        ) as stream:
-            final = stream.get_final_completion()
+        # One call each: with parallel calls allowed this 135M model at this
+        # temperature sometimes repeats calls until max_tokens.
+        final = streamed_calls(client, ask, parallel_tool_calls=False, temperature=0.9, seed=i, max_tokens=400)
         choice = final.choices[0]
         assert choice.finish_reason == "tool_calls", choice
         return [check_arguments(c) for c in choice.message.tool_calls]
