@@ -179,6 +179,8 @@ mod tests {
         let mut card = ModelCard::local("m", 100);
         assert_eq!(card.unfit(&request(true, Demands::default(), Some(10)), Some(50)), None);
         let json = Demands { output: Some(backend_api::OutputConstraint::JsonObject), ..Default::default() };
+        assert_eq!(card.unfit(&request(true, json.clone(), None), None), None);
+        card.capabilities.json_mode = false;
         assert!(card.unfit(&request(true, json, None), None).is_some_and(|w| w.contains("JSON")));
         card.capabilities.completions = false;
         assert!(card.unfit(&request(false, Demands::default(), None), None).is_some_and(|w| w.contains("text")));
