@@ -1,7 +1,9 @@
 //! Times one greedy answer with and without a JSON constraint and prints
 //! both (a probe for tuning constrained decoding, not a benchmark).
 
-use backend_api::{Backend, ChatTurn, GenerationEvent, OutputConstraint, Prompt, Role, SamplingParams, StopParams, ValidatedRequest};
+use backend_api::{
+    Backend, ChatTurn, GenerationEvent, OutputConstraint, Prompt, Role, SamplingParams, StopParams, ValidatedRequest,
+};
 use engine::{EngineConfig, LocalModel, WeightFormat};
 use futures::StreamExt;
 use std::time::Instant;

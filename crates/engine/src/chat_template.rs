@@ -145,7 +145,8 @@ mod tests {
         let t = ChatTemplate::new(src, "", "")?;
         let defs = [ToolDef { name: "f".into(), description: None, parameters: json!({}), strict: false }];
         let mut call = turn("assistant", "");
-        call.tool_calls = vec![backend_api::ToolCall { id: "c".into(), name: "f".into(), arguments: r#"{"x": 7}"#.into() }];
+        call.tool_calls =
+            vec![backend_api::ToolCall { id: "c".into(), name: "f".into(), arguments: r#"{"x": 7}"#.into() }];
         let out = t.render(&[turn("user", "hi"), call, turn("tool", "ok")], Some(&defs))?;
         assert_eq!(out, "[f]user:hi;assistant:f(7);tool:ok;");
         // Without a tools section the generic format goes into the turns.

@@ -176,26 +176,31 @@ fn refuse_unsupported(request: &ValidatedRequest) -> Result<(), BackendError> {
 /// finish reason becomes `tool_calls` when the answer made calls.
 fn parse_calls(stream: GenerationStream, calls_only: bool) -> GenerationStream {
     let mut parser = CallParser::new(calls_only);
-    let mut convert = move |event: Result<GenerationEvent, BackendError>| -> Vec<Result<GenerationEvent, BackendError>> {
-        match event {
-            Ok(GenerationEvent::Delta { text, tokens }) => {
-                let mut out: Vec<_> = parser.push(&text).into_iter().map(to_event).collect();
-                // Log-probs go with the text; a call's tokens carry none
-                // (OpenAI gives none for tool calls either).
-                if let Some(Ok(GenerationEvent::Delta { tokens: t, .. })) = out.first_mut() {
-                    *t = tokens;
+    let mut convert =
+        move |event: Result<GenerationEvent, BackendError>| -> Vec<Result<GenerationEvent, BackendError>> {
+            match event {
+                Ok(GenerationEvent::Delta { text, tokens }) => {
+                    let mut out: Vec<_> = parser.push(&text).into_iter().map(to_event).collect();
+                    // Log-probs go with the text; a call's tokens carry none
+                    // (OpenAI gives none for tool calls either).
+                    if let Some(Ok(GenerationEvent::Delta { tokens: t, .. })) = out.first_mut() {
+                        *t = tokens;
+                    }
+                    out
                 }
-                out
+                Ok(GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, cached_tokens }) => {
+                    let mut out: Vec<_> = parser.finish().into_iter().map(to_event).collect();
+                    let reason = if parser.calls() > 0 && reason == FinishReason::Stop {
+                        FinishReason::ToolCalls
+                    } else {
+                        reason
+                    };
+                    out.push(Ok(GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, cached_tokens }));
+                    out
+                }
+                other => vec![other],
             }
-            Ok(GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, cached_tokens }) => {
-                let mut out: Vec<_> = parser.finish().into_iter().map(to_event).collect();
-                let reason = if parser.calls() > 0 && reason == FinishReason::Stop { FinishReason::ToolCalls } else { reason };
-                out.push(Ok(GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, cached_tokens }));
-                out
-            }
-            other => vec![other],
-        }
-    };
+        };
     stream.flat_map(move |e| futures::stream::iter(convert(e))).boxed()
 }
 

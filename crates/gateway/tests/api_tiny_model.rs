@@ -143,7 +143,9 @@ async fn completions_with_prompt_array_give_one_choice_each() {
     assert_eq!(v["usage"]["completion_tokens"], 8);
     let prompt_tokens = ["hello", "world wide"]
         .iter()
-        .map(|p| app.engine.prompt_tokens(&backend_api::Prompt::Text(p.to_string()), None).map(|t| t.len()).unwrap_or(0))
+        .map(|p| {
+            app.engine.prompt_tokens(&backend_api::Prompt::Text(p.to_string()), None).map(|t| t.len()).unwrap_or(0)
+        })
         .sum::<usize>();
     assert_eq!(v["usage"]["prompt_tokens"], prompt_tokens);
 }

@@ -134,7 +134,12 @@ async fn what_the_embedded_model_cannot_do_is_refused_not_ignored() {
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("not"), "{}", r.text());
     // Tools and JSON mode it serves (constrained decoding), in every tool_choice.
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
-    for choice in [json!("required"), json!("auto"), json!("none"), json!({"type": "function", "function": {"name": "get_weather"}})] {
+    for choice in [
+        json!("required"),
+        json!("auto"),
+        json!("none"),
+        json!({"type": "function", "function": {"name": "get_weather"}}),
+    ] {
         let body = json!({"model": TINY, "max_tokens": 4, "messages": [{"role": "user", "content": "weather?"}],
                           "tools": tools, "tool_choice": choice});
         assert_eq!(post(&app, "/v1/chat/completions", body).await.status, 200, "{choice}");

@@ -257,9 +257,17 @@ async fn rates(args: &StructuredBench, engine: &EngineHandle) -> Result<()> {
                 for o in outs {
                     tokens += o?.1.len();
                 }
-                anyhow::ensure!(tokens == n * args.decode_tokens as usize, "{tokens} tokens decoded, not {n} x {}", args.decode_tokens);
+                anyhow::ensure!(
+                    tokens == n * args.decode_tokens as usize,
+                    "{tokens} tokens decoded, not {n} x {}",
+                    args.decode_tokens
+                );
                 let rate = tokens as f64 / secs;
-                if constrained { bound.push(rate) } else { free.push(rate) }
+                if constrained {
+                    bound.push(rate)
+                } else {
+                    free.push(rate)
+                }
             }
         }
         let (f, b) = (crate::bench::median(free.clone()), crate::bench::median(bound.clone()));

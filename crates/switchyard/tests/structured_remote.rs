@@ -28,7 +28,11 @@ async fn invalid_answers_are_failures_and_a_route_falls_back() {
     let s = setup_mocks(
         &[
             MockBackend { name: "words-b", args: &["--reply", "this is not JSON", "--finish", "stop"], toml: WORDS },
-            MockBackend { name: "unchecked-b", args: &["--reply", "this is not JSON", "--finish", "stop"], toml: UNCHECKED },
+            MockBackend {
+                name: "unchecked-b",
+                args: &["--reply", "this is not JSON", "--finish", "stop"],
+                toml: UNCHECKED,
+            },
             MockBackend { name: "echo-b", args: &["--echo", "--finish", "stop"], toml: ECHO },
         ],
         ROUTES,

@@ -23,7 +23,12 @@ pub fn for_request(output: Option<&OutputConstraint>, tools: Option<&Tools>) -> 
     let answer = output.map(|o| format!("%json {}", compact(schema_of(o))));
     let tools = tools.filter(|t| t.choice != ToolChoice::None && !t.defs.is_empty());
     let Some(tools) = tools else {
-        return answer.map(|a| GrammarSpec { lark: format!("start: {a}\n"), calls: false, calls_only: false, param: "response_format" });
+        return answer.map(|a| GrammarSpec {
+            lark: format!("start: {a}\n"),
+            calls: false,
+            calls_only: false,
+            param: "response_format",
+        });
     };
     let defs: Vec<&ToolDef> = match &tools.choice {
         ToolChoice::Named(n) => tools.defs.iter().filter(|d| &d.name == n).collect(),

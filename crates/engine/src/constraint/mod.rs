@@ -62,7 +62,8 @@ impl Grammars {
 
     /// Compiles without the cache (what a first request with a schema pays).
     pub fn compile_fresh(&self, lark: &str) -> Result<Constraint, String> {
-        let parser = self.factory.create_parser(TopLevelGrammar::from_lark(lark.to_string())).map_err(|e| e.to_string())?;
+        let parser =
+            self.factory.create_parser(TopLevelGrammar::from_lark(lark.to_string())).map_err(|e| e.to_string())?;
         let matcher = Matcher::new(Ok(parser));
         match matcher.get_error() {
             Some(e) => Err(e),

@@ -153,7 +153,12 @@ pub struct CallParser {
 impl CallParser {
     /// `calls_only`: the grammar allows nothing but calls.
     pub fn new(calls_only: bool) -> Self {
-        CallParser { state: if calls_only { State::Head } else { State::Undecided }, buf: String::new(), index: 0, calls: 0 }
+        CallParser {
+            state: if calls_only { State::Head } else { State::Undecided },
+            buf: String::new(),
+            index: 0,
+            calls: 0,
+        }
     }
 
     /// Calls begun so far.
@@ -324,7 +329,10 @@ mod tests {
         let out = generic_turns(&turns, Some(&defs));
         assert_eq!(out[0].0, Role::System);
         assert!(out[0].1.contains(r#""description":"does f""#), "{}", out[0].1);
-        assert_eq!(out[2], (Role::Assistant, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n</tool_call>".into()));
+        assert_eq!(
+            out[2],
+            (Role::Assistant, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n</tool_call>".into())
+        );
         assert_eq!(out[3], (Role::User, "<tool_response>\n42\n</tool_response>".into()));
     }
 }

@@ -107,7 +107,11 @@ impl OpenAiBackend {
     }
 
     /// The answer, validated first when it must meet a JSON Schema.
-    async fn checked(&self, stream: GenerationStream, request: &ValidatedRequest) -> Result<GenerationStream, BackendError> {
+    async fn checked(
+        &self,
+        stream: GenerationStream,
+        request: &ValidatedRequest,
+    ) -> Result<GenerationStream, BackendError> {
         match &request.demands.output {
             Some(OutputConstraint::JsonSchema { schema, .. }) if self.config.validate => {
                 super::schema_check::checked(stream, schema, &request.model).await

@@ -28,7 +28,11 @@ pub fn violation(schema: &Value, text: &str) -> Option<String> {
 }
 
 /// Reads `stream` whole and replays it if its answer meets `schema`.
-pub async fn checked(mut stream: GenerationStream, schema: &Value, model: &str) -> Result<GenerationStream, BackendError> {
+pub async fn checked(
+    mut stream: GenerationStream,
+    schema: &Value,
+    model: &str,
+) -> Result<GenerationStream, BackendError> {
     let mut events = Vec::new();
     let mut text = String::new();
     let mut finish = None;
