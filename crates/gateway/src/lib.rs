@@ -33,6 +33,7 @@ pub mod config;
 pub mod dialect;
 pub mod embed_route;
 pub mod error;
+pub mod eval;
 pub mod guardrails;
 pub mod health;
 pub mod metrics;

@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Guardrails(crate::bench_guard::GuardBench),
     /// Constrained decoding: schemas supported, answers valid, compile and mask time, decode rate with and without.
     Structured(crate::bench_structured::StructuredBench),
+    /// The evaluation gate's false-fail rate and power, by simulation.
+    EvalGate(crate::bench_eval::EvalGateBench),
 }
 
 #[derive(Args)]
@@ -61,6 +63,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Cache(args) => crate::bench_cache::run(&args),
         BenchCommand::Guardrails(args) => crate::bench_guard::run(&args),
         BenchCommand::Structured(args) => crate::bench_structured::run(&args),
+        BenchCommand::EvalGate(args) => crate::bench_eval::run(&args),
     }
 }
 

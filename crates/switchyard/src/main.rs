@@ -3,9 +3,11 @@
 mod bench;
 mod bench_cache;
 mod bench_embed;
+mod bench_eval;
 mod bench_gateway;
 mod bench_guard;
 mod bench_structured;
+mod eval_cmd;
 mod mock_provider;
 
 use anyhow::{Context, Result};
@@ -42,6 +44,9 @@ enum Command {
     /// API keys for the config file.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Evaluate a model on a suite, and gate a new run against a base run.
+    #[command(subcommand)]
+    Eval(eval_cmd::EvalCommand),
     /// A stand-in OpenAI- and Anthropic-shaped provider for tests (latency, errors, 429s, cut streams on demand).
     MockProvider(mock_provider::MockArgs),
 }
@@ -230,6 +235,7 @@ async fn run() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Bench(cmd) => tokio::task::block_in_place(|| bench::run(cmd)),
         Command::Keys(cmd) => keys(cmd),
+        Command::Eval(cmd) => eval_cmd::run(cmd).await,
         Command::MockProvider(args) => mock_provider::run(args).await,
     };
     match result {

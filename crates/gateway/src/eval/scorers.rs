@@ -1,0 +1,215 @@
+//! Scorers: each turns a case's output into a score in [0, 1] and a
+//! verdict. `value` fields default to the case's `expected`.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Scorer {
+    /// Equal after normalisation (trimmed by default).
+    Exact {
+        value: Option<String>,
+        #[serde(default)]
+        ignore_case: bool,
+        #[serde(default)]
+        ignore_punctuation: bool,
+        #[serde(default)]
+        collapse_whitespace: bool,
+    },
+    Contains {
+        value: Option<String>,
+    },
+    Icontains {
+        value: Option<String>,
+    },
+    StartsWith {
+        value: Option<String>,
+    },
+    Regex {
+        pattern: String,
+    },
+    /// The first number in the output, within `tolerance` of the value.
+    Numeric {
+        value: Option<f64>,
+        #[serde(default)]
+        tolerance: f64,
+    },
+    /// The output parses as JSON.
+    Json,
+    /// The output is JSON valid against `schema`.
+    JsonSchema {
+        schema: Value,
+    },
+    /// The answer took at most `max_ms`.
+    Latency {
+        max_ms: f64,
+    },
+}
+
+/// One scorer's verdict on one output.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Verdict {
+    pub pass: bool,
+    pub score: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Verdict {
+    fn of(pass: bool, detail: Option<String>) -> Self {
+        Verdict { pass, score: if pass { 1.0 } else { 0.0 }, detail }
+    }
+}
+
+/// What a scorer sees of one answer.
+pub struct Output<'a> {
+    pub text: &'a str,
+    pub expected: Option<&'a str>,
+    pub latency_ms: f64,
+}
+
+impl Scorer {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scorer::Exact { .. } => "exact",
+            Scorer::Contains { .. } => "contains",
+            Scorer::Icontains { .. } => "icontains",
+            Scorer::StartsWith { .. } => "starts_with",
+            Scorer::Regex { .. } => "regex",
+            Scorer::Numeric { .. } => "numeric",
+            Scorer::Json => "json",
+            Scorer::JsonSchema { .. } => "json_schema",
+            Scorer::Latency { .. } => "latency",
+        }
+    }
+
+    /// Checks what can be checked before any model call (a bad regex, a
+    /// scorer that needs an expected value the case lacks).
+    pub fn check(&self, expected: Option<&str>) -> Result<(), String> {
+        let needs = |v: &Option<String>| {
+            if v.is_none() && expected.is_none() {
+                Err(format!("scorer '{}' needs a 'value' or the case's 'expected'", self.name()))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Scorer::Exact { value, .. }
+            | Scorer::Contains { value }
+            | Scorer::Icontains { value }
+            | Scorer::StartsWith { value } => needs(value),
+            Scorer::Regex { pattern } => regex::Regex::new(pattern).map(|_| ()).map_err(|e| e.to_string()),
+            Scorer::Numeric { value, .. } => match (value, expected.map(str::trim).map(str::parse::<f64>)) {
+                (Some(_), _) | (None, Some(Ok(_))) => Ok(()),
+                _ => Err("scorer 'numeric' needs a numeric 'value' or 'expected'".into()),
+            },
+            Scorer::JsonSchema { schema } => jsonschema::validator_for(schema).map(|_| ()).map_err(|e| e.to_string()),
+            Scorer::Json | Scorer::Latency { .. } => Ok(()),
+        }
+    }
+
+    pub fn score(&self, out: &Output) -> Verdict {
+        let expected = |v: &Option<String>| v.clone().or_else(|| out.expected.map(str::to_string)).unwrap_or_default();
+        match self {
+            Scorer::Exact { value, ignore_case, ignore_punctuation, collapse_whitespace } => {
+                let norm = |s: &str| normalise(s, *ignore_case, *ignore_punctuation, *collapse_whitespace);
+                Verdict::of(norm(out.text) == norm(&expected(value)), None)
+            }
+            Scorer::Contains { value } => Verdict::of(out.text.contains(&expected(value)), None),
+            Scorer::Icontains { value } => {
+                Verdict::of(out.text.to_lowercase().contains(&expected(value).to_lowercase()), None)
+            }
+            Scorer::StartsWith { value } => Verdict::of(out.text.trim_start().starts_with(&expected(value)), None),
+            Scorer::Regex { pattern } => match regex::Regex::new(pattern) {
+                Ok(r) => Verdict::of(r.is_match(out.text), None),
+                Err(e) => Verdict::of(false, Some(e.to_string())),
+            },
+            Scorer::Numeric { value, tolerance } => {
+                let want = value.or_else(|| out.expected.and_then(|e| e.trim().parse().ok()));
+                match (first_number(out.text), want) {
+                    (Some(got), Some(want)) => {
+                        Verdict::of((got - want).abs() <= *tolerance, Some(format!("{got} vs {want}")))
+                    }
+                    (None, _) => Verdict::of(false, Some("no number in the output".into())),
+                    (_, None) => Verdict::of(false, Some("no expected number".into())),
+                }
+            }
+            Scorer::Json => match serde_json::from_str::<Value>(out.text.trim()) {
+                Ok(_) => Verdict::of(true, None),
+                Err(e) => Verdict::of(false, Some(e.to_string())),
+            },
+            Scorer::JsonSchema { schema } => {
+                let why = match (serde_json::from_str::<Value>(out.text.trim()), jsonschema::validator_for(schema)) {
+                    (Err(e), _) => Some(format!("not JSON: {e}")),
+                    (_, Err(e)) => Some(format!("schema: {e}")),
+                    (Ok(v), Ok(validator)) => validator.iter_errors(&v).next().map(|e| e.to_string()),
+                };
+                Verdict::of(why.is_none(), why)
+            }
+            Scorer::Latency { max_ms } => {
+                Verdict::of(out.latency_ms <= *max_ms, Some(format!("{:.0} ms", out.latency_ms)))
+            }
+        }
+    }
+}
+
+fn normalise(s: &str, ignore_case: bool, ignore_punctuation: bool, collapse_whitespace: bool) -> String {
+    let mut t: String = s.trim().to_string();
+    if ignore_case {
+        t = t.to_lowercase();
+    }
+    if ignore_punctuation {
+        t = t.chars().filter(|c| !c.is_ascii_punctuation()).collect();
+    }
+    if collapse_whitespace {
+        t = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
+    t
+}
+
+/// The first number written in `text` ("1,234.5" and "-3" included).
+fn first_number(text: &str) -> Option<f64> {
+    let r = regex::Regex::new(r"-?\d[\d,]*(?:\.\d+)?").ok()?;
+    r.find(text).and_then(|m| m.as_str().replace(',', "").parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn score(spec: Value, text: &str, expected: Option<&str>) -> bool {
+        let s: Scorer = serde_json::from_value(spec).unwrap_or(Scorer::Json);
+        s.score(&Output { text, expected, latency_ms: 10.0 }).pass
+    }
+
+    #[test]
+    fn each_scorer_decides() {
+        assert!(score(json!({"type": "exact", "ignore_case": true}), " Paris\n", Some("paris")));
+        assert!(!score(json!({"type": "exact"}), "Paris.", Some("Paris")));
+        assert!(score(json!({"type": "exact", "ignore_punctuation": true}), "Paris.", Some("Paris")));
+        assert!(score(json!({"type": "icontains", "value": "PARIS"}), "It is Paris.", None));
+        assert!(!score(json!({"type": "contains"}), "It is paris.", Some("Paris")));
+        assert!(score(json!({"type": "regex", "pattern": "^\\d+$"}), "42", None));
+        assert!(score(json!({"type": "numeric", "tolerance": 0.5}), "about 1,234.2 km", Some("1234")));
+        assert!(!score(json!({"type": "numeric"}), "none", Some("3")));
+        assert!(score(
+            json!({"type": "json_schema", "schema": {"type": "object", "required": ["a"]}}),
+            "{\"a\": 1}",
+            None
+        ));
+        assert!(!score(json!({"type": "json_schema", "schema": {"type": "object", "required": ["a"]}}), "{}", None));
+        assert!(score(json!({"type": "latency", "max_ms": 20}), "", None));
+        assert!(score(json!({"type": "starts_with", "value": "Yes"}), "  Yes, indeed", None));
+    }
+
+    #[test]
+    fn bad_specs_are_caught_before_any_call() {
+        let s: Scorer = serde_json::from_value(json!({"type": "regex", "pattern": "("})).unwrap_or(Scorer::Json);
+        assert!(s.check(None).is_err());
+        let s: Scorer = serde_json::from_value(json!({"type": "exact"})).unwrap_or(Scorer::Json);
+        assert!(s.check(None).is_err() && s.check(Some("x")).is_ok());
+        assert!(serde_json::from_value::<Scorer>(json!({"type": "exact", "typo": 1})).is_err());
+    }
+}
