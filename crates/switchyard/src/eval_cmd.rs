@@ -8,8 +8,11 @@
 //! number), so an unchanged re-run, or a run resumed after an
 //! interruption, calls the model only for what it has not answered yet.
 
+use crate::eval_judge as judge;
 use anyhow::{bail, Context, Result};
-use backend_api::{Backend, ChatTurn, Demands, Prompt, Role, SamplingParams, StopParams, ValidatedRequest};
+use backend_api::{
+    Backend, ChatTurn, Demands, GenerationEvent, Prompt, Role, SamplingParams, StopParams, ValidatedRequest,
+};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use gateway::backends::config::{BackendConfig, Dialect, RemoteModel, Timeouts};
@@ -22,6 +25,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
@@ -64,6 +68,14 @@ pub struct RunArgs {
     /// Call the model even for answers in the cache.
     #[arg(long)]
     no_cache: bool,
+    /// The model of `judge` scorers that name none.
+    #[arg(long)]
+    judge_model: Option<String>,
+    /// The judge's price in US dollars per million tokens, for its cost line.
+    #[arg(long, default_value_t = 0.0)]
+    judge_input_per_million: f64,
+    #[arg(long, default_value_t = 0.0)]
+    judge_output_per_million: f64,
 }
 
 #[derive(Args)]
@@ -122,15 +134,27 @@ struct Results {
     model: String,
     cases: Vec<CaseResult>,
     model_calls: usize,
+    #[serde(default)]
+    judge: JudgeUsage,
+}
+
+/// What judging cost: tokens of every verdict used (cached or not).
+#[derive(Debug, Serialize, Deserialize, Default)]
+struct JudgeUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    cost_usd: f64,
 }
 
 /// A cached answer.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone, Default)]
 struct Cached {
     output: String,
     latency_ms: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
 }
 
 pub async fn run(cmd: EvalCommand) -> Result<()> {
@@ -174,14 +198,20 @@ fn read_suite(path: &Path) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
-fn backend(args: &RunArgs) -> Result<OpenAiBackend> {
-    let card = ModelCard {
-        name: args.model.clone(),
+fn backend(args: &RunArgs, models: &[String]) -> Result<OpenAiBackend> {
+    let remote = |name: &String| RemoteModel {
+        name: name.clone(),
+        upstream: name.clone(),
         context_length: 1 << 20,
-        max_output_tokens: None,
-        capabilities: Capabilities::OPENAI,
-        weight: 1,
-        aliases: Vec::new(),
+        card: ModelCard {
+            name: name.clone(),
+            context_length: 1 << 20,
+            max_output_tokens: None,
+            capabilities: Capabilities::OPENAI,
+            weight: 1,
+            aliases: Vec::new(),
+        },
+        price: None,
     };
     let config = BackendConfig {
         name: "eval".into(),
@@ -198,19 +228,19 @@ fn backend(args: &RunArgs) -> Result<OpenAiBackend> {
         health_check_interval: None,
         passthrough: false,
         validate: false,
-        models: vec![RemoteModel {
-            name: args.model.clone(),
-            upstream: args.model.clone(),
-            context_length: 1 << 20,
-            card,
-            price: None,
-        }],
+        models: models.iter().map(remote).collect(),
     };
     OpenAiBackend::new(config).map_err(|e| anyhow::anyhow!(e))
 }
 
 fn request(args: &RunArgs, case: &Case) -> ValidatedRequest {
-    let prompt = match (&case.messages, &case.prompt) {
+    let sampling = SamplingParams { temperature: args.temperature, ..SamplingParams::default() };
+    let max_tokens = case.max_tokens.unwrap_or(args.max_tokens);
+    model_request(&args.model, prompt_of(case), sampling, max_tokens)
+}
+
+fn prompt_of(case: &Case) -> Prompt {
+    match (&case.messages, &case.prompt) {
         (Some(m), _) => Prompt::Chat(
             m.iter()
                 .map(|m| {
@@ -224,13 +254,16 @@ fn request(args: &RunArgs, case: &Case) -> ValidatedRequest {
                 .collect(),
         ),
         (None, p) => Prompt::Text(p.clone().unwrap_or_default()),
-    };
+    }
+}
+
+fn model_request(model: &str, prompt: Prompt, sampling: SamplingParams, max_tokens: u32) -> ValidatedRequest {
     ValidatedRequest {
-        request_id: format!("eval-{}", case.id),
-        model: args.model.clone(),
+        request_id: "eval".into(),
+        model: model.to_string(),
         prompt,
-        sampling: SamplingParams { temperature: args.temperature, ..SamplingParams::default() },
-        stop: StopParams { max_tokens: Some(case.max_tokens.unwrap_or(args.max_tokens)), ..Default::default() },
+        sampling,
+        stop: StopParams { max_tokens: Some(max_tokens), ..Default::default() },
         logprobs: None,
         cache_salt: None,
         tools: None,
@@ -245,73 +278,139 @@ fn cache_key(args: &RunArgs, case: &Case, repeat: u32) -> String {
     format!("{:x}", Sha256::digest(what.to_string().as_bytes()))
 }
 
-async fn answer(backend: &OpenAiBackend, req: ValidatedRequest) -> Result<(String, f64)> {
+async fn answer(backend: &OpenAiBackend, req: ValidatedRequest) -> Result<Cached> {
     let started = Instant::now();
     let mut stream = backend.generate(req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut text = String::new();
+    let mut c = Cached::default();
     while let Some(ev) = stream.next().await {
-        if let backend_api::GenerationEvent::Delta { text: t, .. } = ev.map_err(|e| anyhow::anyhow!("{e}"))? {
-            text.push_str(&t);
+        match ev.map_err(|e| anyhow::anyhow!("{e}"))? {
+            GenerationEvent::Delta { text, .. } => c.output.push_str(&text),
+            GenerationEvent::Finished { prompt_tokens, completion_tokens, .. } => {
+                (c.prompt_tokens, c.completion_tokens) = (prompt_tokens, completion_tokens);
+            }
+            _ => {}
         }
     }
-    Ok((text, started.elapsed().as_secs_f64() * 1e3))
+    c.latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(c)
 }
 
-async fn run_suite(args: &RunArgs) -> Result<()> {
-    let cases = read_suite(&args.suite)?;
-    let backend = backend(args)?;
-    std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
-    let jobs: Vec<(&Case, u32)> =
-        cases.iter().flat_map(|c| (0..c.repeats.unwrap_or(args.repeats).max(1)).map(move |r| (c, r))).collect();
-    let total = jobs.len();
-    let mut done = 0usize;
-    let mut calls = 0usize;
-    let mut results = Vec::with_capacity(total);
-    let mut stream = futures::stream::iter(jobs.into_iter().map(|(case, repeat)| {
-        let backend = &backend;
-        async move {
-            let file = args.cache.join(format!("{}.json", cache_key(args, case, repeat)));
-            if !args.no_cache {
-                if let Some(c) = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Cached>(&b).ok()) {
-                    return Ok::<_, anyhow::Error>((case, repeat, c, true));
-                }
-            }
-            match answer(backend, request(args, case)).await {
-                Ok((output, latency_ms)) => {
-                    let cached = Cached { output, latency_ms, error: None };
-                    // Written as soon as it came: an interrupted run resumes from here.
-                    std::fs::write(&file, serde_json::to_vec(&cached)?)?;
-                    Ok((case, repeat, cached, false))
-                }
-                // A failed call fails the case's scorers and is not cached.
-                Err(e) => Ok((
-                    case,
-                    repeat,
-                    Cached { output: String::new(), latency_ms: 0.0, error: Some(e.to_string()) },
-                    false,
-                )),
+/// Runs the calls of a suite: each model call once, from the cache after.
+struct Runner<'a> {
+    args: &'a RunArgs,
+    backend: OpenAiBackend,
+    calls: AtomicUsize,
+    judge_tokens: (AtomicU64, AtomicU64),
+}
+
+impl Runner<'_> {
+    /// One model call; `Ok((answer, from_cache))`. Failed calls are not cached.
+    async fn call(&self, req: ValidatedRequest, key: String) -> Result<(Cached, bool)> {
+        let file = self.args.cache.join(format!("{key}.json"));
+        if !self.args.no_cache {
+            if let Some(c) = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Cached>(&b).ok()) {
+                return Ok((c, true));
             }
         }
-    }))
-    .buffer_unordered(args.concurrency.max(1));
-    while let Some(r) = stream.next().await {
-        let (case, repeat, answer, from_cache) = r?;
-        calls += usize::from(!from_cache);
+        let c = answer(&self.backend, req).await?;
+        self.calls.fetch_add(1, Relaxed);
+        // Written as soon as it came: an interrupted run resumes from here.
+        std::fs::write(&file, serde_json::to_vec(&c)?)?;
+        Ok((c, false))
+    }
+
+    /// One judge reply, counted in the judge's usage.
+    async fn ask_judge(&self, model: &str, (system, user): (String, String), attempt: u32) -> Result<String> {
+        let key = json!({"judge": model, "system": system, "user": user, "attempt": attempt}).to_string();
+        // The first try greedy; retries sample, so they can differ.
+        let sampling = SamplingParams {
+            temperature: if attempt == 0 { 0.0 } else { 0.7 },
+            seed: Some(u64::from(attempt)),
+            ..SamplingParams::default()
+        };
+        let prompt = Prompt::Chat(vec![ChatTurn::new(Role::System, system), ChatTurn::new(Role::User, user)]);
+        let (c, _) =
+            self.call(model_request(model, prompt, sampling, 200), format!("{:x}", Sha256::digest(key))).await?;
+        self.judge_tokens.0.fetch_add(u64::from(c.prompt_tokens), Relaxed);
+        self.judge_tokens.1.fetch_add(u64::from(c.completion_tokens), Relaxed);
+        Ok(c.output)
+    }
+
+    /// The first parsable reply of up to `ATTEMPTS`, or the last reply.
+    async fn verdict<T>(
+        &self,
+        model: &str,
+        prompt: (String, String),
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T, String> {
+        let mut last = String::new();
+        for attempt in 0..judge::ATTEMPTS {
+            match self.ask_judge(model, prompt.clone(), attempt).await {
+                Ok(reply) => match parse(&reply) {
+                    Some(v) => return Ok(v),
+                    None => last = reply,
+                },
+                Err(e) => last = format!("the judge's call failed: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    async fn judge(&self, scorer: &Scorer, case: &Case, output: &str) -> Verdict {
+        let Scorer::Judge { model, rubric, pairwise, threshold } = scorer else { return Verdict::of(false, None) };
+        let Some(model) = model.as_ref().or(self.args.judge_model.as_ref()) else {
+            return Verdict::of(false, Some("no judge model (set the scorer's 'model' or --judge-model)".into()));
+        };
+        let question = question_of(case);
+        if *pairwise {
+            let expected = case.expected.as_deref().unwrap_or_default();
+            let first =
+                self.verdict(model, judge::pair_prompt(rubric, &question, output, expected), judge::parse_winner);
+            let second =
+                self.verdict(model, judge::pair_prompt(rubric, &question, expected, output), judge::parse_winner);
+            return match (first.await, second.await) {
+                (Ok(a), Ok(b)) => {
+                    let score = judge::pairwise_score(&a, &b);
+                    let pass = score >= threshold.unwrap_or(0.5);
+                    Verdict { pass, score, detail: Some(format!("as A: {a}, as B: {b}")) }
+                }
+                (Err(e), _) | (_, Err(e)) => judge::no_verdict(&e),
+            };
+        }
+        match self
+            .verdict(
+                model,
+                judge::grade_prompt(rubric, &question, output, case.expected.as_deref()),
+                judge::parse_grade,
+            )
+            .await
+        {
+            Ok((score, reason)) => Verdict { pass: score >= threshold.unwrap_or(0.7), score, detail: Some(reason) },
+            Err(e) => judge::no_verdict(&e),
+        }
+    }
+
+    /// One answer of a case, scored.
+    async fn case(&self, case: &Case, repeat: u32) -> Result<CaseResult> {
+        let (answer, error, cached) =
+            match self.call(request(self.args, case), cache_key(self.args, case, repeat)).await {
+                Ok((c, cached)) => (c, None, cached),
+                // A failed call fails the case's scorers.
+                Err(e) => (Cached::default(), Some(e.to_string()), false),
+            };
         let out = Output { text: &answer.output, expected: case.expected.as_deref(), latency_ms: answer.latency_ms };
         let mut scores = BTreeMap::new();
         for (i, s) in case.scorers.iter().enumerate() {
-            let name = if case.scorers[..i].iter().any(|o| o.name() == s.name()) {
-                format!("{}#{i}", s.name())
-            } else {
-                s.name().to_string()
-            };
-            let verdict = match &answer.error {
-                Some(e) => Verdict { pass: false, score: 0.0, detail: Some(format!("the model call failed: {e}")) },
-                None => s.score(&out),
+            let dup = case.scorers[..i].iter().any(|o| o.name() == s.name());
+            let name = if dup { format!("{}#{i}", s.name()) } else { s.name().to_string() };
+            let verdict = match (&error, s) {
+                (Some(e), _) => Verdict::of(false, Some(format!("the model call failed: {e}"))),
+                (None, Scorer::Judge { .. }) => self.judge(s, case, &answer.output).await,
+                (None, s) => s.score(&out),
             };
             scores.insert(name, verdict);
         }
-        results.push(CaseResult {
+        Ok(CaseResult {
             id: case.id.clone(),
             repeat,
             tags: case.tags.clone(),
@@ -319,22 +418,74 @@ async fn run_suite(args: &RunArgs) -> Result<()> {
             expected: case.expected.clone(),
             output: answer.output,
             latency_ms: answer.latency_ms,
-            cached: from_cache,
-            error: answer.error.clone(),
+            cached,
+            error,
             scores,
-        });
-        done += 1;
+        })
+    }
+}
+
+/// The case's question as a judge reads it.
+fn question_of(case: &Case) -> String {
+    match (&case.messages, &case.prompt) {
+        (Some(m), _) => m.iter().map(|m| format!("{}: {}", m.role, m.content)).collect::<Vec<_>>().join("\n"),
+        (None, p) => p.clone().unwrap_or_default(),
+    }
+}
+
+async fn run_suite(args: &RunArgs) -> Result<()> {
+    let cases = read_suite(&args.suite)?;
+    let mut models = vec![args.model.clone()];
+    for c in &cases {
+        for s in &c.scorers {
+            if let Scorer::Judge { model, .. } = s {
+                if let Some(m) = model.as_ref().or(args.judge_model.as_ref()) {
+                    if !models.contains(m) {
+                        models.push(m.clone());
+                    }
+                }
+            }
+        }
+    }
+    std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
+    let runner = Runner {
+        args,
+        backend: backend(args, &models)?,
+        calls: AtomicUsize::new(0),
+        judge_tokens: (AtomicU64::new(0), AtomicU64::new(0)),
+    };
+    let jobs: Vec<(&Case, u32)> =
+        cases.iter().flat_map(|c| (0..c.repeats.unwrap_or(args.repeats).max(1)).map(move |r| (c, r))).collect();
+    let total = jobs.len();
+    let mut results = Vec::with_capacity(total);
+    let runner = &runner;
+    let mut stream = futures::stream::iter(jobs.into_iter().map(|(case, repeat)| runner.case(case, repeat)))
+        .buffer_unordered(args.concurrency.max(1));
+    while let Some(r) = stream.next().await {
+        results.push(r?);
+        let done = results.len();
         if done.is_multiple_of((total / 10).max(1)) || done == total {
-            eprintln!("[{done}/{total}] {calls} model calls");
+            eprintln!("[{done}/{total}] {} model calls", runner.calls.load(Relaxed));
         }
     }
     results.sort_by(|a, b| (a.id.as_str(), a.repeat).cmp(&(b.id.as_str(), b.repeat)));
     summarise(&results);
+    let calls = runner.calls.load(Relaxed);
+    let (jp, jc) = (runner.judge_tokens.0.load(Relaxed), runner.judge_tokens.1.load(Relaxed));
+    let judge = JudgeUsage {
+        prompt_tokens: jp,
+        completion_tokens: jc,
+        cost_usd: (jp as f64 * args.judge_input_per_million + jc as f64 * args.judge_output_per_million) / 1e6,
+    };
+    if jp + jc > 0 {
+        println!("judge: {jp} prompt + {jc} completion tokens, ${:.6}", judge.cost_usd);
+    }
     let out = Results {
         suite: args.suite.display().to_string(),
         model: args.model.clone(),
         cases: results,
         model_calls: calls,
+        judge,
     };
     std::fs::write(&args.out, serde_json::to_vec_pretty(&out)?)
         .with_context(|| format!("writing {}", args.out.display()))?;

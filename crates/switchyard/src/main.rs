@@ -8,6 +8,7 @@ mod bench_gateway;
 mod bench_guard;
 mod bench_structured;
 mod eval_cmd;
+mod eval_judge;
 mod mock_provider;
 
 use anyhow::{Context, Result};

@@ -114,3 +114,80 @@ fn bad_suites_are_refused_before_any_call() {
     assert_ne!(code, 0);
     assert!(text.contains("bad.jsonl:1 (a)"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_grades_retries_and_pairs_both_orders() {
+    let judge = |name: &str| format!("[[backends.models]]\nname = \"{name}\"\nupstream = \"m\"\n");
+    let (good, bad, first) = (judge("judge-good"), judge("judge-bad"), judge("judge-first"));
+    let s = setup_mocks(
+        &[
+            MockBackend { name: "good-b", args: &["--echo", "--finish", "stop"], toml: GOOD },
+            MockBackend {
+                name: "jg-b",
+                args: &["--reply", r#"{"score": 9, "reason": "right"}"#, "--finish", "stop"],
+                toml: &good,
+            },
+            MockBackend {
+                name: "jb-b",
+                args: &["--reply", "Sure! I would give it 9/10.", "--finish", "stop"],
+                toml: &bad,
+            },
+            // Always prefers the first answer shown: pure position bias.
+            MockBackend { name: "jf-b", args: &["--reply", r#"{"winner": "A"}"#, "--finish", "stop"], toml: &first },
+        ],
+        "",
+    );
+    let dir = s.dir.path();
+    let scorers = json!([
+        {"type": "judge", "model": "judge-good", "rubric": "Is it right?"},
+        {"type": "judge", "model": "judge-bad", "rubric": "Is it right?"},
+        {"type": "judge", "model": "judge-first", "rubric": "Which is better?", "pairwise": true}
+    ]);
+    let lines: Vec<String> = (0..3)
+        .map(|i| json!({"id": format!("q{i}"), "prompt": format!("question {i}"), "expected": "an answer", "scorers": scorers}).to_string())
+        .collect();
+    std::fs::write(dir.join("suite.jsonl"), lines.join("\n")).unwrap();
+    let port = s.gateway.port;
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let args = |out: &str| {
+        let v: Vec<String> = vec![
+            "run".into(),
+            dir.join("suite.jsonl").display().to_string(),
+            "--url".into(),
+            url.clone(),
+            "--model".into(),
+            "good".into(),
+            "--out".into(),
+            dir.join(out).display().to_string(),
+            "--cache".into(),
+            dir.join("cache").display().to_string(),
+            "--judge-input-per-million".into(),
+            "1".into(),
+        ];
+        v
+    };
+    let run = |out: &str| {
+        let owned = args(out);
+        eval(&owned.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (code, text) = run("judged.json");
+    assert_eq!(code, 0, "{text}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("judged.json")).unwrap()).unwrap();
+    for case in v["cases"].as_array().unwrap() {
+        let s = &case["scores"];
+        assert_eq!((s["judge"]["pass"].as_bool(), s["judge"]["score"].as_f64()), (Some(true), Some(0.9)), "{case}");
+        assert_eq!(s["judge#1"]["pass"], false);
+        assert!(s["judge#1"]["detail"].as_str().unwrap().contains("no verdict in 3 tries"), "{case}");
+        // Won where it stood first, lost where second: a tie, not a win.
+        assert_eq!(s["judge_pairwise"]["score"].as_f64(), Some(0.5), "{case}");
+    }
+    assert!(v["judge"]["prompt_tokens"].as_u64().unwrap() > 0 && v["judge"]["cost_usd"].as_f64().unwrap() > 0.0, "{v}");
+    // The unparsable judge was asked three times per case; the pairwise one twice.
+    assert_eq!(mock_requests(s.mocks[2].port).await, 9);
+    assert_eq!(mock_requests(s.mocks[3].port).await, 6);
+    // A warm re-run: no call to the model or to any judge.
+    let (code, text) = run("again.json");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("(0 model calls)"), "{text}");
+    assert_eq!(mock_requests(s.mocks[2].port).await, 9);
+}

@@ -45,6 +45,17 @@ pub enum Scorer {
     Latency {
         max_ms: f64,
     },
+    /// An LLM judge grades the answer against `rubric` (0–10, passing at
+    /// `threshold` × 10), or, `pairwise`, against the expected answer in
+    /// both orders. Graded by the runner (it calls a model), not by `score`.
+    Judge {
+        /// The judge model (default: the run's `--judge-model`).
+        model: Option<String>,
+        rubric: String,
+        #[serde(default)]
+        pairwise: bool,
+        threshold: Option<f64>,
+    },
 }
 
 /// One scorer's verdict on one output.
@@ -57,7 +68,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn of(pass: bool, detail: Option<String>) -> Self {
+    pub fn of(pass: bool, detail: Option<String>) -> Self {
         Verdict { pass, score: if pass { 1.0 } else { 0.0 }, detail }
     }
 }
@@ -81,6 +92,8 @@ impl Scorer {
             Scorer::Json => "json",
             Scorer::JsonSchema { .. } => "json_schema",
             Scorer::Latency { .. } => "latency",
+            Scorer::Judge { pairwise: false, .. } => "judge",
+            Scorer::Judge { pairwise: true, .. } => "judge_pairwise",
         }
     }
 
@@ -105,7 +118,10 @@ impl Scorer {
                 _ => Err("scorer 'numeric' needs a numeric 'value' or 'expected'".into()),
             },
             Scorer::JsonSchema { schema } => jsonschema::validator_for(schema).map(|_| ()).map_err(|e| e.to_string()),
-            Scorer::Json | Scorer::Latency { .. } => Ok(()),
+            Scorer::Judge { pairwise: true, .. } if expected.is_none() => {
+                Err("a pairwise judge needs the case's 'expected' answer to compare with".into())
+            }
+            Scorer::Json | Scorer::Latency { .. } | Scorer::Judge { .. } => Ok(()),
         }
     }
 
@@ -150,6 +166,7 @@ impl Scorer {
             Scorer::Latency { max_ms } => {
                 Verdict::of(out.latency_ms <= *max_ms, Some(format!("{:.0} ms", out.latency_ms)))
             }
+            Scorer::Judge { .. } => Verdict::of(false, Some("a judge is graded by the runner".into())),
         }
     }
 }
