@@ -9,6 +9,7 @@
 //! interruption, calls the model only for what it has not answered yet.
 
 use crate::eval_judge as judge;
+use crate::eval_report as report;
 use anyhow::{bail, Context, Result};
 use backend_api::{
     Backend, ChatTurn, Demands, GenerationEvent, Prompt, Role, SamplingParams, StopParams, ValidatedRequest,
@@ -62,6 +63,9 @@ pub struct RunArgs {
     /// JUnit XML for CI (one test case per case and scorer).
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// A self-contained HTML report.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Where model answers are cached.
     #[arg(long, default_value = ".switchyard-eval-cache")]
     cache: PathBuf,
@@ -88,6 +92,9 @@ pub struct CompareArgs {
     /// The smallest drop that matters (pass-rate points as a fraction, or mean score).
     #[arg(long, default_value_t = 0.02)]
     max_drop: f64,
+    /// The same summary as a self-contained HTML page.
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -469,7 +476,8 @@ async fn run_suite(args: &RunArgs) -> Result<()> {
         }
     }
     results.sort_by(|a, b| (a.id.as_str(), a.repeat).cmp(&(b.id.as_str(), b.repeat)));
-    summarise(&results);
+    let summary = summarise(&results);
+    print!("{summary}");
     let calls = runner.calls.load(Relaxed);
     let (jp, jc) = (runner.judge_tokens.0.load(Relaxed), runner.judge_tokens.1.load(Relaxed));
     let judge = JudgeUsage {
@@ -492,13 +500,32 @@ async fn run_suite(args: &RunArgs) -> Result<()> {
     if let Some(path) = &args.junit {
         std::fs::write(path, junit(&out)).with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(path) = &args.html {
+        let rows: Vec<report::Row> = out
+            .cases
+            .iter()
+            .map(|c| report::Row {
+                id: &c.id,
+                repeat: c.repeat,
+                tags: &c.tags,
+                input: c.input.to_string(),
+                output: &c.output,
+                expected: c.expected.as_deref(),
+                verdicts: c.scores.iter().map(|(n, v)| (n.as_str(), v.pass, v.score, v.detail.as_deref())).collect(),
+            })
+            .collect();
+        let title = format!("{} on {}", out.model, out.suite);
+        std::fs::write(path, report::run_report(&title, &rows, &summary))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     println!("{} answers ({} model calls), results in {}", out.cases.len(), calls, args.out.display());
     Ok(())
 }
 
 /// Pass rate per scorer and per tag, and the flaky cases (verdicts that
 /// disagree across repeats).
-fn summarise(results: &[CaseResult]) {
+fn summarise(results: &[CaseResult]) -> String {
+    let mut out = String::new();
     let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for r in results {
         for (name, v) in &r.scores {
@@ -510,7 +537,7 @@ fn summarise(results: &[CaseResult]) {
         }
     }
     for (k, (pass, n)) in &by {
-        println!("{k}: {pass}/{n} passed ({:.1}%)", 100.0 * *pass as f64 / *n as f64);
+        out.push_str(&format!("{k}: {pass}/{n} passed ({:.1}%)\n", 100.0 * *pass as f64 / *n as f64));
     }
     let mut verdicts: BTreeMap<(&str, &str), Vec<bool>> = BTreeMap::new();
     for r in results {
@@ -520,8 +547,9 @@ fn summarise(results: &[CaseResult]) {
     }
     for ((id, scorer), v) in verdicts.iter().filter(|(_, v)| v.iter().any(|p| *p) && v.iter().any(|p| !*p)) {
         let rate = v.iter().filter(|p| **p).count() as f64 / v.len() as f64;
-        println!("flaky: {id} ({scorer}) passed {:.0}% of {} repeats", 100.0 * rate, v.len());
+        out.push_str(&format!("flaky: {id} ({scorer}) passed {:.0}% of {} repeats\n", 100.0 * rate, v.len()));
     }
+    out
 }
 
 fn xml_escape(s: &str) -> String {
@@ -629,7 +657,13 @@ fn compare(args: &CompareArgs) -> Result<bool> {
     }
     adjust(&mut comparisons);
     changes.sort();
-    println!(
+    let mut text = String::new();
+    let mut say = |line: String| {
+        println!("{line}");
+        text.push_str(&line);
+        text.push('\n');
+    };
+    say(format!(
         "base {} ({}) vs new {} ({}); alpha {}, max drop {}",
         args.base.display(),
         base.model,
@@ -637,12 +671,12 @@ fn compare(args: &CompareArgs) -> Result<bool> {
         new.model,
         args.alpha,
         args.max_drop
-    );
+    ));
     let mut failed = false;
     for c in &comparisons {
         let regressed = c.regressed(args.alpha, args.max_drop);
         failed |= regressed;
-        println!(
+        say(format!(
             "{:<14} {:>6.3} -> {:>6.3} ({:+.3}) over {} cases, {} worse / {} better, p = {:.4} (Holm {:.4}){}",
             c.scorer,
             c.base_mean,
@@ -654,14 +688,19 @@ fn compare(args: &CompareArgs) -> Result<bool> {
             c.p_value,
             c.p_adjusted,
             if regressed { "  REGRESSION" } else { "" }
-        );
+        ));
     }
     for line in changes.iter().take(50) {
-        println!("{line}");
+        say(line.clone());
     }
     if changes.len() > 50 {
-        println!("  … {} more changed cases", changes.len() - 50);
+        say(format!("  … {} more changed cases", changes.len() - 50));
     }
-    println!("{}", if failed { "gate: FAIL (a significant drop at least max_drop)" } else { "gate: pass" });
+    say((if failed { "gate: FAIL (a significant drop at least max_drop)" } else { "gate: pass" }).to_string());
+    if let Some(path) = &args.html {
+        let title = format!("{} vs {}", args.base.display(), args.new.display());
+        std::fs::write(path, report::compare_report(&title, &text))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(failed)
 }

@@ -9,6 +9,7 @@ mod bench_guard;
 mod bench_structured;
 mod eval_cmd;
 mod eval_judge;
+mod eval_report;
 mod mock_provider;
 
 use anyhow::{Context, Result};

@@ -29,6 +29,7 @@ fn run(dir: &Path, port: u16, model: &str, out: &str) -> (i32, String) {
     let cache = dir.join("cache");
     let out = dir.join(out);
     let junit = dir.join(format!("{model}.xml"));
+    let html = dir.join(format!("{model}.html"));
     eval(&[
         "run",
         suite.to_str().unwrap(),
@@ -42,6 +43,8 @@ fn run(dir: &Path, port: u16, model: &str, out: &str) -> (i32, String) {
         out.to_str().unwrap(),
         "--junit",
         junit.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
         "--cache",
         cache.to_str().unwrap(),
     ])
@@ -96,8 +99,21 @@ async fn a_suite_runs_caches_and_gates() {
     assert!(text.contains("scorer exact: 160/200 passed"), "{text}");
     let junit = std::fs::read_to_string(dir.join("flaky.xml")).unwrap();
     assert!(junit.contains("failures=\"40\"") && junit.contains("the model call failed"), "{}", &junit[..400]);
-    let (code, text) = eval(&["compare", base.to_str().unwrap(), dir.join("flaky.json").to_str().unwrap()]);
+    let html = dir.join("gate.html");
+    let (code, text) = eval(&[
+        "compare",
+        base.to_str().unwrap(),
+        dir.join("flaky.json").to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1, "{text}");
+    assert!(std::fs::read_to_string(&html).unwrap().contains("gate: FAIL"));
+    // The run's report: bars per scorer and tag, the failed cases first.
+    let report = std::fs::read_to_string(dir.join("flaky.html")).unwrap();
+    assert!(report.contains("Pass rate per scorer") && report.contains("Pass rate per tag"), "{}", &report[..500]);
+    let first_case = report.find("<tr class=").unwrap();
+    assert!(report[first_case..].starts_with("<tr class=fail>"), "failures first");
     assert!(text.contains("REGRESSION") && text.contains("gate: FAIL") && text.contains("regressed: c"), "{text}");
     // The same drop under a bar it does not reach passes.
     let (code, text) =
