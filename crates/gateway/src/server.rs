@@ -144,6 +144,11 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
         let rails = crate::guardrails::Guardrails::new(cfg.guardrails.clone(), cache_embedder.clone());
         state.set_guardrails(Arc::new(rails));
     }
+    if !cfg.live_eval.is_empty() {
+        let names: Vec<&str> = cfg.live_eval.iter().map(|e| e.name.as_str()).collect();
+        tracing::info!(evaluations = ?names, "live evaluation");
+        state.set_live_eval(crate::eval::live::LiveEval::start(cfg.live_eval.clone()));
+    }
     Ok(state)
 }
 

@@ -40,6 +40,8 @@ pub struct Shared {
     cache: Option<Arc<crate::cache::Cache>>,
     /// The guardrails, when any is configured.
     guardrails: Option<Arc<crate::guardrails::Guardrails>>,
+    /// Sampled evaluation of live answers, when any is configured.
+    live_eval: Option<Arc<crate::eval::live::LiveEval>>,
     /// Moderation model → what classifies with it.
     moderators: BTreeMap<String, Arc<dyn crate::guardrails::moderation::Moderator>>,
     pub body_limit_bytes: usize,
@@ -76,6 +78,7 @@ impl AppState {
             embedders: BTreeMap::new(),
             cache: None,
             guardrails: None,
+            live_eval: None,
             moderators: BTreeMap::new(),
             body_limit_bytes,
         }))
@@ -115,6 +118,14 @@ impl AppState {
 
     pub fn guardrails(&self) -> Option<&Arc<crate::guardrails::Guardrails>> {
         self.guardrails.as_ref()
+    }
+
+    pub fn set_live_eval(&mut self, e: Arc<crate::eval::live::LiveEval>) {
+        self.shared_mut().live_eval = Some(e);
+    }
+
+    pub fn live_eval(&self) -> Option<&Arc<crate::eval::live::LiveEval>> {
+        self.live_eval.as_ref()
     }
 
     pub fn policy(&self) -> &Arc<Policy> {

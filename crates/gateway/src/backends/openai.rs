@@ -43,20 +43,30 @@ pub struct OpenAiBackend {
 /// TLS for https base URLs: the system's certificate authorities plus the
 /// backend's `ca_file`, rustls on ring, TLS 1.2 and 1.3.
 fn tls_config(config: &BackendConfig) -> Result<rustls::ClientConfig, String> {
+    client_tls(&config.name, &config.extra_roots, config.base_url.starts_with("https://"))
+}
+
+/// A TLS client trusting the system's authorities and `extra` (for
+/// backends, and for anything else the gateway calls, like webhooks).
+pub(crate) fn client_tls(
+    name: &str,
+    extra: &[rustls::pki_types::CertificateDer<'static>],
+    https: bool,
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for e in &native.errors {
-        tracing::warn!(backend = %config.name, error = %e, "reading the system's certificate authorities");
+        tracing::warn!(client = %name, error = %e, "reading the system's certificate authorities");
     }
     let (added, ignored) = roots.add_parsable_certificates(native.certs);
-    let (extra, bad) = roots.add_parsable_certificates(config.extra_roots.iter().cloned());
-    if config.base_url.starts_with("https://") {
-        tracing::debug!(backend = %config.name, system = added, ignored, ca_file = extra, bad, "TLS roots");
+    let (extra, bad) = roots.add_parsable_certificates(extra.iter().cloned());
+    if https {
+        tracing::debug!(client = %name, system = added, ignored, ca_file = extra, bad, "TLS roots");
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("backend '{}': TLS: {e}", config.name))?
+        .map_err(|e| format!("{name}: TLS: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }

@@ -11,6 +11,7 @@ pub mod backends;
 pub mod cache;
 pub mod embeddings;
 pub mod guardrails;
+pub mod live_eval;
 pub mod policy;
 pub mod routes;
 
@@ -101,6 +102,8 @@ struct RawConfig {
     cache: Option<cache::RawCache>,
     #[serde(default)]
     guardrails: Vec<guardrails::RawGuardrail>,
+    #[serde(default)]
+    live_eval: Vec<live_eval::RawLiveEval>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +152,8 @@ pub struct Config {
     pub cache: Option<cache::CacheSettings>,
     /// `[[guardrails]]`, in order.
     pub guardrails: Vec<crate::guardrails::GuardrailConfig>,
+    /// `[[live_eval]]`: sampled evaluation of live answers.
+    pub live_eval: Vec<crate::eval::live::LiveEvalConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -203,6 +208,7 @@ impl Default for Config {
             embedding: Some(EmbeddingSettings::default()),
             cache: None,
             guardrails: Vec::new(),
+            live_eval: Vec::new(),
         }
     }
 }
@@ -316,6 +322,7 @@ impl Config {
             cfg.cache = c.validate()?;
         }
         cfg.guardrails = guardrails::validate(raw.guardrails)?;
+        cfg.live_eval = live_eval::validate(raw.live_eval)?;
         Ok(cfg)
     }
 }

@@ -1,4 +1,6 @@
-//! Evaluation: scorers for suites (`scorers`) and the statistics of the
-//! regression gate (`stats`), used by `switchyard eval`.
+//! Evaluation: scorers for suites and live samples (`scorers`), the
+//! statistics of the regression gate (`stats`), used by `switchyard eval`,
+//! and sampled evaluation of live traffic (`live`).
+pub mod live;
 pub mod scorers;
 pub mod stats;

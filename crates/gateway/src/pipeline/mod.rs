@@ -5,6 +5,9 @@
 //! - `resolve` (2): the model asked for (alias → model, or a route), that
 //!   the key may use it, and that a model asked for directly can do what
 //!   the request needs (tools, JSON, images, streaming, …);
+//! - `evaluate`: after: a sampled answer is copied as it streams and
+//!   offered to the live evaluations when it ends (`eval::live`); the
+//!   outermost wrapper, so it scores what the client got;
 //! - `truncate`: a chat that does not fit the context loses its oldest
 //!   turns, when asked to;
 //! - `guard_in` (5): the input guardrails (block, redact, warn, log) over
@@ -40,6 +43,7 @@ mod cache;
 mod context;
 mod deadline;
 pub mod embed;
+mod evaluate;
 mod guard_in;
 mod guard_out;
 mod resolve;
@@ -77,8 +81,9 @@ pub trait Step: Send + Sync {
 }
 
 /// The steps, in order (see the module docs).
-const STEPS: [&dyn Step; 7] = [
+const STEPS: [&dyn Step; 8] = [
     &resolve::Resolve,
+    &evaluate::Evaluate,
     &truncate::Truncate,
     &guard_in::GuardIn,
     &admit::Admit,

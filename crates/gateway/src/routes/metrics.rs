@@ -30,10 +30,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     let cache = |out: &mut String| state.cache().map_or(Ok(()), |c| c.metrics.render(out));
     let guards = |out: &mut String| state.guardrails().map_or(Ok(()), |g| g.metrics.render(out));
+    let evals = |out: &mut String| state.live_eval().map_or(Ok(()), |e| e.metrics.render(out));
     match prometheus_text::encode(&mut out, &scrape)
         .and_then(|()| state.metrics().render(&mut out))
         .and_then(|()| cache(&mut out))
         .and_then(|()| guards(&mut out))
+        .and_then(|()| evals(&mut out))
     {
         Ok(()) => ([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], out).into_response(),
         Err(fmt::Error) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
