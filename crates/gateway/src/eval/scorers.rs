@@ -29,6 +29,10 @@ pub enum Scorer {
     Regex {
         pattern: String,
     },
+    /// OpenAI evals' fuzzy match: after lower-casing and removing
+    /// punctuation, articles and extra spaces, one text contains the other
+    /// (any of `values`, default the case's `expected`).
+    Fuzzy { values: Option<Vec<String>> },
     /// The first number in the output, within `tolerance` of the value.
     Numeric {
         value: Option<f64>,
@@ -88,6 +92,7 @@ impl Scorer {
             Scorer::Icontains { .. } => "icontains",
             Scorer::StartsWith { .. } => "starts_with",
             Scorer::Regex { .. } => "regex",
+            Scorer::Fuzzy { .. } => "fuzzy",
             Scorer::Numeric { .. } => "numeric",
             Scorer::Json => "json",
             Scorer::JsonSchema { .. } => "json_schema",
@@ -113,6 +118,9 @@ impl Scorer {
             | Scorer::Icontains { value }
             | Scorer::StartsWith { value } => needs(value),
             Scorer::Regex { pattern } => regex::Regex::new(pattern).map(|_| ()).map_err(|e| e.to_string()),
+            Scorer::Fuzzy { values: None } if expected.is_none() => {
+                Err("scorer 'fuzzy' needs 'values' or the case's 'expected'".into())
+            }
             Scorer::Numeric { value, .. } => match (value, expected.map(str::trim).map(str::parse::<f64>)) {
                 (Some(_), _) | (None, Some(Ok(_))) => Ok(()),
                 _ => Err("scorer 'numeric' needs a numeric 'value' or 'expected'".into()),
@@ -121,7 +129,7 @@ impl Scorer {
             Scorer::Judge { pairwise: true, .. } if expected.is_none() => {
                 Err("a pairwise judge needs the case's 'expected' answer to compare with".into())
             }
-            Scorer::Json | Scorer::Latency { .. } | Scorer::Judge { .. } => Ok(()),
+            Scorer::Json | Scorer::Latency { .. } | Scorer::Judge { .. } | Scorer::Fuzzy { .. } => Ok(()),
         }
     }
 
@@ -141,6 +149,10 @@ impl Scorer {
                 Ok(r) => Verdict::of(r.is_match(out.text), None),
                 Err(e) => Verdict::of(false, Some(e.to_string())),
             },
+            Scorer::Fuzzy { values } => {
+                let refs = values.clone().unwrap_or_else(|| out.expected.map(|e| vec![e.to_string()]).unwrap_or_default());
+                Verdict::of(refs.iter().any(|r| fuzzy_match(out.text, r)), None)
+            }
             Scorer::Numeric { value, tolerance } => {
                 let want = value.or_else(|| out.expected.and_then(|e| e.trim().parse().ok()));
                 match (first_number(out.text), want) {
@@ -185,6 +197,20 @@ fn normalise(s: &str, ignore_case: bool, ignore_punctuation: bool, collapse_whit
     t
 }
 
+/// Lower-cased, without punctuation, articles and extra spaces.
+fn fuzzy_normal(s: &str) -> String {
+    let s: String = s.to_lowercase().chars().filter(|c| !c.is_ascii_punctuation()).collect();
+    s.split_whitespace().filter(|w| !matches!(*w, "a" | "an" | "the")).collect::<Vec<_>>().join(" ")
+}
+
+fn fuzzy_match(a: &str, b: &str) -> bool {
+    let (a, b) = (fuzzy_normal(a), fuzzy_normal(b));
+    if a.is_empty() || b.is_empty() {
+        return a == b;
+    }
+    a.contains(&b) || b.contains(&a)
+}
+
 /// The first number written in `text` ("1,234.5" and "-3" included).
 fn first_number(text: &str) -> Option<f64> {
     let r = regex::Regex::new(r"-?\d[\d,]*(?:\.\d+)?").ok()?;
@@ -219,6 +245,9 @@ mod tests {
         assert!(!score(json!({"type": "json_schema", "schema": {"type": "object", "required": ["a"]}}), "{}", None));
         assert!(score(json!({"type": "latency", "max_ms": 20}), "", None));
         assert!(score(json!({"type": "starts_with", "value": "Yes"}), "  Yes, indeed", None));
+        assert!(score(json!({"type": "fuzzy"}), "It is the Eiffel Tower!", Some("eiffel tower")));
+        assert!(score(json!({"type": "fuzzy", "values": ["x", "Paris"]}), "paris.", None));
+        assert!(!score(json!({"type": "fuzzy"}), "London", Some("Paris")));
     }
 
     #[test]
