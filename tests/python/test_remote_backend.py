@@ -25,6 +25,7 @@ base_url = "http://127.0.0.1:{mock_provider}/v1"
 [[backends.models]]
 name = "remote-small"
 upstream = "mock-small"
+capabilities = ["chat", "completions", "streaming", "json_mode", "logprobs", "tools", "vision"]
 """
     )
     for base in run_server("remote", ["--config", str(cfg)]):
@@ -66,13 +67,13 @@ def test_auto_routes_by_need_and_relays_the_upstream_stream(gateway):
         model="auto", messages=[{"role": "user", "content": "Hi"}], max_tokens=2
     )
     assert plain.headers["x-switchyard-model"] == MODEL
-    # ...unless the request needs what it lacks (JSON mode): then the remote model.
+    # ...unless the request needs what it lacks (reading images): then the remote model.
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     stream = gateway.chat.completions.create(
         model="auto",
-        messages=[{"role": "user", "content": "Reply in JSON"}],
+        messages=[{"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]}],
         max_tokens=3,
         stream=True,
-        response_format={"type": "json_object"},
     )
     chunks = list(stream)
     # The upstream's chunks, as it sent them (its model id and fingerprint).
