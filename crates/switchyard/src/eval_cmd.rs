@@ -413,6 +413,16 @@ impl Runner<'_> {
             let verdict = match (&error, s) {
                 (Some(e), _) => Verdict::of(false, Some(format!("the model call failed: {e}"))),
                 (None, Scorer::Judge { .. }) => self.judge(s, case, &answer.output).await,
+                // A program may take its time: off the runtime's threads.
+                (None, Scorer::Command { .. }) => {
+                    let (s, text, expected) = (s.clone(), answer.output.clone(), case.expected.clone());
+                    let latency_ms = answer.latency_ms;
+                    tokio::task::spawn_blocking(move || {
+                        s.score(&Output { text: &text, expected: expected.as_deref(), latency_ms })
+                    })
+                    .await
+                    .unwrap_or_else(|e| Verdict::of(false, Some(format!("the scorer stopped: {e}"))))
+                }
                 (None, s) => s.score(&out),
             };
             scores.insert(name, verdict);

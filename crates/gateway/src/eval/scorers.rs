@@ -32,7 +32,9 @@ pub enum Scorer {
     /// OpenAI evals' fuzzy match: after lower-casing and removing
     /// punctuation, articles and extra spaces, one text contains the other
     /// (any of `values`, default the case's `expected`).
-    Fuzzy { values: Option<Vec<String>> },
+    Fuzzy {
+        values: Option<Vec<String>>,
+    },
     /// The first number in the output, within `tolerance` of the value.
     Numeric {
         value: Option<f64>,
@@ -48,6 +50,15 @@ pub enum Scorer {
     /// The answer took at most `max_ms`.
     Latency {
         max_ms: f64,
+    },
+    /// An external program: the case and output as one JSON object on its
+    /// standard input, a score from 0 to 1 (or `{"score", "pass"?,
+    /// "detail"?}`) on its standard output; passing at `threshold`
+    /// (default 0.5). Killed after `timeout_ms` (default 30 s).
+    Command {
+        argv: Vec<String>,
+        threshold: Option<f64>,
+        timeout_ms: Option<u64>,
     },
     /// An LLM judge grades the answer against `rubric` (0–10, passing at
     /// `threshold` × 10), or, `pairwise`, against the expected answer in
@@ -97,6 +108,7 @@ impl Scorer {
             Scorer::Json => "json",
             Scorer::JsonSchema { .. } => "json_schema",
             Scorer::Latency { .. } => "latency",
+            Scorer::Command { .. } => "command",
             Scorer::Judge { pairwise: false, .. } => "judge",
             Scorer::Judge { pairwise: true, .. } => "judge_pairwise",
         }
@@ -129,7 +141,12 @@ impl Scorer {
             Scorer::Judge { pairwise: true, .. } if expected.is_none() => {
                 Err("a pairwise judge needs the case's 'expected' answer to compare with".into())
             }
-            Scorer::Json | Scorer::Latency { .. } | Scorer::Judge { .. } | Scorer::Fuzzy { .. } => Ok(()),
+            Scorer::Command { argv, .. } if argv.is_empty() => Err("scorer 'command' needs 'argv'".into()),
+            Scorer::Json
+            | Scorer::Latency { .. }
+            | Scorer::Judge { .. }
+            | Scorer::Fuzzy { .. }
+            | Scorer::Command { .. } => Ok(()),
         }
     }
 
@@ -150,7 +167,8 @@ impl Scorer {
                 Err(e) => Verdict::of(false, Some(e.to_string())),
             },
             Scorer::Fuzzy { values } => {
-                let refs = values.clone().unwrap_or_else(|| out.expected.map(|e| vec![e.to_string()]).unwrap_or_default());
+                let refs =
+                    values.clone().unwrap_or_else(|| out.expected.map(|e| vec![e.to_string()]).unwrap_or_default());
                 Verdict::of(refs.iter().any(|r| fuzzy_match(out.text, r)), None)
             }
             Scorer::Numeric { value, tolerance } => {
@@ -179,6 +197,17 @@ impl Scorer {
                 Verdict::of(out.latency_ms <= *max_ms, Some(format!("{:.0} ms", out.latency_ms)))
             }
             Scorer::Judge { .. } => Verdict::of(false, Some("a judge is graded by the runner".into())),
+            Scorer::Command { argv, threshold, timeout_ms } => {
+                let case =
+                    serde_json::json!({"output": out.text, "expected": out.expected, "latency_ms": out.latency_ms});
+                let limit = std::time::Duration::from_millis(timeout_ms.unwrap_or(30_000));
+                match run_command(argv, &case.to_string(), limit) {
+                    Ok((score, pass, detail)) => {
+                        Verdict { pass: pass.unwrap_or(score >= threshold.unwrap_or(0.5)), score, detail }
+                    }
+                    Err(e) => Verdict::of(false, Some(e)),
+                }
+            }
         }
     }
 }
@@ -195,6 +224,66 @@ fn normalise(s: &str, ignore_case: bool, ignore_punctuation: bool, collapse_whit
         t = t.split_whitespace().collect::<Vec<_>>().join(" ");
     }
     t
+}
+
+/// Runs a command scorer: JSON in, a score (or an object with one) out.
+/// Blocking: callers on an async runtime run it with `spawn_blocking`.
+fn run_command(
+    argv: &[String],
+    input: &str,
+    limit: std::time::Duration,
+) -> Result<(f64, Option<bool>, Option<String>), String> {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let (program, args) = argv.split_first().ok_or("no command")?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // On its own thread: a program that never reads a large input must
+        // not block us past the time limit (its verdict comes below).
+        let input = input.to_string();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+    }
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{program} took longer than {} ms", limit.as_millis()));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let mut stdout = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = out.take(1 << 20).read_to_string(&mut stdout);
+    }
+    if !status.success() {
+        return Err(format!("{program} exited with {status}"));
+    }
+    let text = stdout.trim();
+    let parsed = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Number(n)) => n.as_f64().map(|s| (s, None, None)),
+        Ok(Value::Object(o)) => o.get("score").and_then(Value::as_f64).map(|s| {
+            let pass = o.get("pass").and_then(Value::as_bool);
+            (s, pass, o.get("detail").and_then(Value::as_str).map(str::to_string))
+        }),
+        _ => None,
+    };
+    match parsed {
+        Some((s, pass, detail)) if (0.0..=1.0).contains(&s) => Ok((s, pass, detail)),
+        _ => Err(format!("{program} printed no score from 0 to 1: {:?}", text.chars().take(80).collect::<String>())),
+    }
 }
 
 /// Lower-cased, without punctuation, articles and extra spaces.
@@ -248,6 +337,15 @@ mod tests {
         assert!(score(json!({"type": "fuzzy"}), "It is the Eiffel Tower!", Some("eiffel tower")));
         assert!(score(json!({"type": "fuzzy", "values": ["x", "Paris"]}), "paris.", None));
         assert!(!score(json!({"type": "fuzzy"}), "London", Some("Paris")));
+        // A command: the case as JSON in, a score out.
+        let grep = json!({"type": "command", "argv": ["sh", "-c", "grep -q Paris && echo 1 || echo 0"]});
+        assert!(score(grep.clone(), "It is Paris", None));
+        assert!(!score(grep, "It is Rome", None));
+        let obj =
+            json!({"type": "command", "argv": ["sh", "-c", "cat >/dev/null; echo '{\"score\": 0.2, \"pass\": true}'"]});
+        assert!(score(obj, "x", None));
+        assert!(!score(json!({"type": "command", "argv": ["sh", "-c", "echo lots"]}), "x", None));
+        assert!(!score(json!({"type": "command", "argv": ["sh", "-c", "sleep 5"], "timeout_ms": 100}), "x", None));
     }
 
     #[test]
