@@ -10,13 +10,11 @@
 use crate::bench_gateway::percentile;
 use anyhow::{Context, Result};
 use backend_api::{
-    Backend, ChatTurn, Demands, GenerationEvent, OutputConstraint, Prompt, Role, SamplingParams, StopParams,
-    ValidatedRequest,
+    Backend, ChatTurn, Demands, OutputConstraint, Prompt, Role, SamplingParams, StopParams, ValidatedRequest,
 };
 use clap::Args;
 use engine::constraint::grammar;
 use engine::{EngineConfig, EngineHandle, LocalModel, WeightFormat};
-use futures::StreamExt;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -92,19 +90,10 @@ fn constraint(schema: &Value) -> OutputConstraint {
 
 /// One answer: its text, token ids, whether it ended by itself.
 async fn answer(engine: &EngineHandle, req: ValidatedRequest) -> Result<(String, Vec<u32>, bool)> {
-    let mut stream = engine.generate(req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (mut text, mut ids, mut stopped) = (String::new(), Vec::new(), false);
-    while let Some(ev) = stream.next().await {
-        match ev.map_err(|e| anyhow::anyhow!("{e}"))? {
-            GenerationEvent::Delta { text: t, tokens } => {
-                text.push_str(&t);
-                ids.extend(tokens.iter().map(|t| t.id));
-            }
-            GenerationEvent::Finished { reason, .. } => stopped = reason == backend_api::FinishReason::Stop,
-            _ => {}
-        }
-    }
-    Ok((text, ids, stopped))
+    let stream = engine.generate(req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let done = gateway::dialect::collect::collect(stream).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ids = done.tokens.iter().map(|t| t.id).collect();
+    Ok((done.text, ids, done.finish_reason == Some(backend_api::FinishReason::Stop)))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -175,11 +164,12 @@ async fn quality(
             results.push((*c, r?));
         }
     }
-    let (mut valid, mut complete, mut invalid) = (0, 0, Vec::new());
+    let (mut valid, mut complete, mut valid_ended, mut invalid) = (0, 0, 0, Vec::new());
     for (c, (text, _, stopped)) in &results {
         let ok = is_valid(&c.schema, text);
         complete += usize::from(*stopped);
         valid += usize::from(ok);
+        valid_ended += usize::from(ok && *stopped);
         if !ok {
             invalid.push(format!("{} ({}): {}", c.id, if *stopped { "ended" } else { "cut at max_tokens" }, text));
         }
@@ -195,7 +185,7 @@ async fn quality(
         valid,
         results.len(),
         100.0 * valid as f64 / results.len().max(1) as f64,
-        results.iter().filter(|(c, (t, _, s))| *s && is_valid(&c.schema, t)).count(),
+        valid_ended,
         complete
     );
     for i in &invalid {

@@ -11,13 +11,12 @@
 use crate::eval_judge as judge;
 use crate::eval_report as report;
 use anyhow::{bail, Context, Result};
-use backend_api::{
-    Backend, ChatTurn, Demands, GenerationEvent, Prompt, Role, SamplingParams, StopParams, ValidatedRequest,
-};
+use backend_api::{Backend, ChatTurn, Demands, Prompt, Role, SamplingParams, StopParams, ValidatedRequest};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use gateway::backends::config::{BackendConfig, Dialect, RemoteModel, Timeouts};
 use gateway::backends::openai::OpenAiBackend;
+use gateway::dialect::collect::collect;
 use gateway::eval::scorers::{Output, Scorer, Verdict};
 use gateway::eval::stats::{adjust, compare_numeric, compare_pass_fail, Comparison};
 use gateway::registry::{Capabilities, ModelCard};
@@ -280,26 +279,26 @@ fn model_request(model: &str, prompt: Prompt, sampling: SamplingParams, max_toke
 
 /// The cache key: everything that decides the answer, and the repeat.
 fn cache_key(args: &RunArgs, case: &Case, repeat: u32) -> String {
-    let what = json!({"url": args.url, "model": args.model, "messages": case.messages, "prompt": case.prompt,
-        "temperature": args.temperature, "max_tokens": case.max_tokens.unwrap_or(args.max_tokens), "repeat": repeat});
+    digest(&json!({"url": args.url, "model": args.model, "messages": case.messages, "prompt": case.prompt,
+        "temperature": args.temperature, "max_tokens": case.max_tokens.unwrap_or(args.max_tokens), "repeat": repeat}))
+}
+
+/// A cache file's name: the SHA-256 of what decides a call's answer.
+fn digest(what: &Value) -> String {
     format!("{:x}", Sha256::digest(what.to_string().as_bytes()))
 }
 
+/// One whole answer (a stream that ends without finishing is a failed call).
 async fn answer(backend: &OpenAiBackend, req: ValidatedRequest) -> Result<Cached> {
     let started = Instant::now();
-    let mut stream = backend.generate(req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut c = Cached::default();
-    while let Some(ev) = stream.next().await {
-        match ev.map_err(|e| anyhow::anyhow!("{e}"))? {
-            GenerationEvent::Delta { text, .. } => c.output.push_str(&text),
-            GenerationEvent::Finished { prompt_tokens, completion_tokens, .. } => {
-                (c.prompt_tokens, c.completion_tokens) = (prompt_tokens, completion_tokens);
-            }
-            _ => {}
-        }
-    }
-    c.latency_ms = started.elapsed().as_secs_f64() * 1e3;
-    Ok(c)
+    let stream = backend.generate(req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let done = collect(stream).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Cached {
+        output: done.text,
+        latency_ms: started.elapsed().as_secs_f64() * 1e3,
+        prompt_tokens: done.usage.prompt_tokens,
+        completion_tokens: done.usage.completion_tokens,
+    })
 }
 
 /// Runs the calls of a suite: each model call once, from the cache after.
@@ -328,7 +327,7 @@ impl Runner<'_> {
 
     /// One judge reply, counted in the judge's usage.
     async fn ask_judge(&self, model: &str, (system, user): (String, String), attempt: u32) -> Result<String> {
-        let key = json!({"judge": model, "system": system, "user": user, "attempt": attempt}).to_string();
+        let key = digest(&json!({"judge": model, "system": system, "user": user, "attempt": attempt}));
         // The first try greedy; retries sample, so they can differ.
         let sampling = SamplingParams {
             temperature: if attempt == 0 { 0.0 } else { 0.7 },
@@ -336,8 +335,7 @@ impl Runner<'_> {
             ..SamplingParams::default()
         };
         let prompt = Prompt::Chat(vec![ChatTurn::new(Role::System, system), ChatTurn::new(Role::User, user)]);
-        let (c, _) =
-            self.call(model_request(model, prompt, sampling, 200), format!("{:x}", Sha256::digest(key))).await?;
+        let (c, _) = self.call(model_request(model, prompt, sampling, 200), key).await?;
         self.judge_tokens.0.fetch_add(u64::from(c.prompt_tokens), Relaxed);
         self.judge_tokens.1.fetch_add(u64::from(c.completion_tokens), Relaxed);
         Ok(c.output)
@@ -364,8 +362,8 @@ impl Runner<'_> {
     }
 
     async fn judge(&self, scorer: &Scorer, case: &Case, output: &str) -> Verdict {
-        let Scorer::Judge { model, rubric, pairwise, threshold } = scorer else { return Verdict::of(false, None) };
-        let Some(model) = model.as_ref().or(self.args.judge_model.as_ref()) else {
+        let Scorer::Judge { rubric, pairwise, threshold, .. } = scorer else { return Verdict::of(false, None) };
+        let Some(model) = judge_model(scorer, self.args) else {
             return Verdict::of(false, Some("no judge model (set the scorer's 'model' or --judge-model)".into()));
         };
         let question = question_of(case);
@@ -442,6 +440,14 @@ impl Runner<'_> {
     }
 }
 
+/// A judge scorer's model: its own, else the run's `--judge-model`.
+fn judge_model<'a>(scorer: &'a Scorer, args: &'a RunArgs) -> Option<&'a String> {
+    match scorer {
+        Scorer::Judge { model, .. } => model.as_ref().or(args.judge_model.as_ref()),
+        _ => None,
+    }
+}
+
 /// The case's question as a judge reads it.
 fn question_of(case: &Case) -> String {
     match (&case.messages, &case.prompt) {
@@ -452,16 +458,11 @@ fn question_of(case: &Case) -> String {
 
 async fn run_suite(args: &RunArgs) -> Result<()> {
     let cases = read_suite(&args.suite)?;
+    // The backend serves the model under test and every judge.
     let mut models = vec![args.model.clone()];
-    for c in &cases {
-        for s in &c.scorers {
-            if let Scorer::Judge { model, .. } = s {
-                if let Some(m) = model.as_ref().or(args.judge_model.as_ref()) {
-                    if !models.contains(m) {
-                        models.push(m.clone());
-                    }
-                }
-            }
+    for m in cases.iter().flat_map(|c| &c.scorers).filter_map(|s| judge_model(s, args)) {
+        if !models.contains(m) {
+            models.push(m.clone());
         }
     }
     std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
@@ -562,35 +563,22 @@ fn summarise(results: &[CaseResult]) -> String {
     out
 }
 
-fn xml_escape(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
 fn junit(results: &Results) -> String {
     let mut cases = String::new();
     let (mut tests, mut failures) = (0, 0);
     for r in &results.cases {
         for (name, v) in &r.scores {
             tests += 1;
-            let id = xml_escape(&format!("{} #{} [{name}]", r.id, r.repeat));
+            let id = report::escape(&format!("{} #{} [{name}]", r.id, r.repeat));
             let secs = r.latency_ms / 1e3;
             if v.pass {
                 cases.push_str(&format!(
                     "    <testcase classname=\"{}\" name=\"{id}\" time=\"{secs:.3}\"/>\n",
-                    xml_escape(&results.suite)
+                    report::escape(&results.suite)
                 ));
             } else {
                 failures += 1;
-                let msg = xml_escape(&format!(
+                let msg = report::escape(&format!(
                     "expected {:?}, got {:?}{}",
                     r.expected,
                     r.output,
@@ -598,14 +586,14 @@ fn junit(results: &Results) -> String {
                 ));
                 cases.push_str(&format!(
                     "    <testcase classname=\"{}\" name=\"{id}\" time=\"{secs:.3}\"><failure message=\"{msg}\"/></testcase>\n",
-                    xml_escape(&results.suite)
+                    report::escape(&results.suite)
                 ));
             }
         }
     }
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">\n{cases}  </testsuite>\n</testsuites>\n",
-        xml_escape(&results.suite)
+        report::escape(&results.suite)
     )
 }
 

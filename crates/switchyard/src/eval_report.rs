@@ -18,8 +18,11 @@ pub struct Row<'a> {
     pub verdicts: Vec<(&'a str, bool, f64, Option<&'a str>)>,
 }
 
+/// Text for HTML and XML alike: markup characters escaped, control
+/// characters (invalid in XML 1.0) dropped but for newlines and tabs.
 pub fn escape(s: &str) -> String {
     s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
         .map(|c| match c {
             '&' => "&amp;".to_string(),
             '<' => "&lt;".to_string(),

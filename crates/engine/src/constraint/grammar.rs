@@ -20,7 +20,7 @@ pub struct GrammarSpec {
 
 /// The grammar for a request, if its answer is constrained at all.
 pub fn for_request(output: Option<&OutputConstraint>, tools: Option<&Tools>) -> Option<GrammarSpec> {
-    let answer = output.map(|o| format!("%json {}", compact(schema_of(o))));
+    let answer = output.map(|o| format!("%json {}", schema_of(o)));
     let tools = tools.filter(|t| t.choice != ToolChoice::None && !t.defs.is_empty());
     let Some(tools) = tools else {
         return answer.map(|a| GrammarSpec {
@@ -55,7 +55,7 @@ pub fn for_request(output: Option<&OutputConstraint>, tools: Option<&Tools>) -> 
     for (i, d) in defs.iter().enumerate() {
         let head = literal(&format!("{CALL_START}{}{NAME_END}", d.name));
         lark.push_str(&format!("call_{i}: {head} args_{i} {}\n", literal(CALL_END)));
-        lark.push_str(&format!("args_{i}: %json {}\n", compact(arguments_schema(&d.parameters))));
+        lark.push_str(&format!("args_{i}: %json {}\n", arguments_schema(&d.parameters)));
     }
     Some(GrammarSpec { lark, calls: true, calls_only, param: "tools" })
 }
@@ -87,10 +87,6 @@ fn with_layout(mut schema: Value) -> Value {
         );
     }
     schema
-}
-
-fn compact(v: Value) -> String {
-    v.to_string()
 }
 
 /// A Lark string literal (JSON string syntax).

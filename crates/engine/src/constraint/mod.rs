@@ -23,6 +23,7 @@ const CACHED_GRAMMARS: usize = 128;
 pub struct Grammars {
     factory: ParserFactory,
     cache: Mutex<Cache>,
+    vocab: usize,
 }
 
 #[derive(Default)]
@@ -37,7 +38,7 @@ impl Grammars {
         let mut factory = ParserFactory::new_simple(&env).map_err(|e| e.to_string())?;
         // Errors come back as values; nothing is printed.
         factory.quiet();
-        Ok(Grammars { factory, cache: Mutex::default() })
+        Ok(Grammars { factory, cache: Mutex::default(), vocab: tokenizer.vocab_size() })
     }
 
     /// Compiles a grammar in llguidance's Lark syntax (JSON Schemas inside
@@ -45,19 +46,21 @@ impl Grammars {
     /// the engine thread. The error names what cannot be enforced.
     pub fn compile(&self, lark: &str) -> Result<Constraint, String> {
         if let Some(m) = self.cache.lock().ok().and_then(|c| c.compiled.get(lark).cloned()) {
-            return Ok(Constraint { matcher: m });
+            return Ok(Constraint { matcher: m, vocab: self.vocab });
         }
-        let Constraint { matcher } = self.compile_fresh(lark)?;
+        let compiled = self.compile_fresh(lark)?;
         if let Ok(mut c) = self.cache.lock() {
-            if c.order.len() >= CACHED_GRAMMARS {
+            // Two requests may compile the same grammar at once: listed once.
+            if c.compiled.insert(lark.to_string(), compiled.matcher.clone()).is_none() {
+                c.order.push_back(lark.to_string());
+            }
+            if c.order.len() > CACHED_GRAMMARS {
                 if let Some(old) = c.order.pop_front() {
                     c.compiled.remove(&old);
                 }
             }
-            c.order.push_back(lark.to_string());
-            c.compiled.insert(lark.to_string(), matcher.clone());
         }
-        Ok(Constraint { matcher })
+        Ok(compiled)
     }
 
     /// Compiles without the cache (what a first request with a schema pays).
@@ -67,7 +70,7 @@ impl Grammars {
         let matcher = Matcher::new(Ok(parser));
         match matcher.get_error() {
             Some(e) => Err(e),
-            None => Ok(Constraint { matcher }),
+            None => Ok(Constraint { matcher, vocab: self.vocab }),
         }
     }
 }
@@ -75,6 +78,8 @@ impl Grammars {
 /// One sequence's grammar state.
 pub struct Constraint {
     matcher: Matcher,
+    /// The vocabulary's size: logits beyond it (padding) are never allowed.
+    vocab: usize,
 }
 
 impl std::fmt::Debug for Constraint {
@@ -95,8 +100,7 @@ impl Constraint {
             }
         });
         // Rows wider than the vocabulary (padding) are never allowed.
-        let vocab = self.vocab_size();
-        logits.iter_mut().skip(vocab).for_each(|l| *l = f32::NEG_INFINITY);
+        logits.iter_mut().skip(self.vocab).for_each(|l| *l = f32::NEG_INFINITY);
         Ok(())
     }
 
@@ -113,9 +117,5 @@ impl Constraint {
     /// The grammar is complete here (an end of generation would be valid).
     pub fn is_accepting(&mut self) -> bool {
         self.matcher.is_accepting().unwrap_or(false)
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.matcher.tok_env().map(|e| e.tok_trie().vocab_size()).unwrap_or(usize::MAX)
     }
 }

@@ -302,8 +302,9 @@ fn fuzzy_match(a: &str, b: &str) -> bool {
 
 /// The first number written in `text` ("1,234.5" and "-3" included).
 fn first_number(text: &str) -> Option<f64> {
-    let r = regex::Regex::new(r"-?\d[\d,]*(?:\.\d+)?").ok()?;
-    r.find(text).and_then(|m| m.as_str().replace(',', "").parse().ok())
+    static NUMBER: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"-?\d[\d,]*(?:\.\d+)?").ok());
+    NUMBER.as_ref()?.find(text).and_then(|m| m.as_str().replace(',', "").parse().ok())
 }
 
 #[cfg(test)]
