@@ -64,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/cache/entries/{id}", axum::routing::delete(routes::admin::delete_cache_entry))
         .route("/admin/cache/purge", axum::routing::post(routes::admin::purge_cache))
         .route("/admin/cache/stats", get(routes::admin::cache_stats))
+        .route("/admin/evals", get(routes::admin::list_evals))
+        .route("/admin/evals/{name}/samples", get(routes::admin::eval_samples))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -147,9 +147,45 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
     if !cfg.live_eval.is_empty() {
         let names: Vec<&str> = cfg.live_eval.iter().map(|e| e.name.as_str()).collect();
         tracing::info!(evaluations = ?names, "live evaluation");
-        state.set_live_eval(crate::eval::live::LiveEval::start(cfg.live_eval.clone()));
+        let tools = live_eval_tools(&state, cfg, cache_embedder.clone())?;
+        state.set_live_eval(crate::eval::live::LiveEval::start(cfg.live_eval.clone(), tools));
     }
     Ok(state)
+}
+
+/// What live evaluations grade with: the state store, the judges' backends
+/// and the embedding model, each checked to exist.
+fn live_eval_tools(
+    state: &AppState,
+    cfg: &Config,
+    embedder: Option<(String, Arc<dyn backend_api::EmbeddingBackend>)>,
+) -> Result<crate::eval::live::Tools, ServeError> {
+    use crate::eval::scorers::Scorer;
+    let mut judges = std::collections::BTreeMap::new();
+    for e in &cfg.live_eval {
+        match &e.scorer {
+            Scorer::Judge { model: Some(m), .. } => {
+                let backend = state
+                    .backend_for(state.resolve(m))
+                    .ok_or_else(|| ServeError::Policy(format!("live_eval '{}': no judge model '{m}'", e.name)))?;
+                // Asked by its own name: its backend knows no alias.
+                judges.insert(m.clone(), (state.resolve(m).to_string(), backend.clone()));
+            }
+            Scorer::Similarity { .. } if embedder.is_none() => {
+                return Err(ServeError::Policy(format!(
+                    "live_eval '{}': 'similarity' needs the in-process embedding model ([embeddings], scripts/setup-models.sh)",
+                    e.name
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(crate::eval::live::Tools {
+        store: state.policy().store.clone(),
+        judges,
+        embedder,
+        prices: cfg.policy.prices.clone(),
+    })
 }
 
 /// Loads the in-process embedding model and starts its batching actor.

@@ -3,12 +3,13 @@
 //!
 //! A suite is JSON lines, one case each: `{"id", "messages" | "prompt",
 //! "expected"?, "tags"?, "scorers"?, "repeats"?, "max_tokens"?}` (scorers
-//! as in `gateway::eval::scorers`; none means `exact` on `expected`).
+//! as in `gateway::eval::scorers`; none means `exact` on `expected`), or
+//! YAML (`.yaml`/`.yml`): a list of the same cases, or a mapping with
+//! `cases` and suite-wide defaults (`repeats`, `scorers`, `max_tokens`).
 //! Model calls are cached on disk by their exact request (and repeat
 //! number), so an unchanged re-run, or a run resumed after an
 //! interruption, calls the model only for what it has not answered yet.
 
-use crate::eval_judge as judge;
 use crate::eval_report as report;
 use anyhow::{bail, Context, Result};
 use backend_api::{Backend, ChatTurn, Demands, Prompt, Role, SamplingParams, StopParams, ValidatedRequest};
@@ -17,7 +18,8 @@ use futures::StreamExt;
 use gateway::backends::config::{BackendConfig, Dialect, RemoteModel, Timeouts};
 use gateway::backends::openai::OpenAiBackend;
 use gateway::dialect::collect::collect;
-use gateway::eval::scorers::{Output, Scorer, Verdict};
+use gateway::eval::judge;
+use gateway::eval::scorers::{self, Output, Scorer, Verdict};
 use gateway::eval::stats::{adjust, compare_numeric, compare_pass_fail, Comparison};
 use gateway::registry::{Capabilities, ModelCard};
 use serde::{Deserialize, Serialize};
@@ -30,8 +32,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
 pub enum EvalCommand {
-    /// Run a suite (JSON lines) against a model; write results JSON and JUnit XML.
-    Run(RunArgs),
+    /// Run a suite (JSON lines or YAML) against a model; write results JSON, JUnit XML, HTML.
+    Run(Box<RunArgs>),
     /// Compare two results files: paired tests per scorer, Holm-corrected; exit 1 on a real regression.
     Compare(CompareArgs),
 }
@@ -42,6 +44,10 @@ pub struct RunArgs {
     /// Base URL of a Switchyard (or any OpenAI-compatible server), with /v1.
     #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
     url: String,
+    /// Serve this Switchyard config in-process (on a loopback port) and run
+    /// against it, instead of a server at --url.
+    #[arg(long, conflicts_with = "url")]
+    config: Option<PathBuf>,
     /// API key, if the server wants one.
     #[arg(long, env = "SWITCHYARD_EVAL_KEY")]
     key: Option<String>,
@@ -79,6 +85,15 @@ pub struct RunArgs {
     judge_input_per_million: f64,
     #[arg(long, default_value_t = 0.0)]
     judge_output_per_million: f64,
+    /// The model's price in US dollars per million tokens, for `cost`
+    /// scorers (with --config, the config's price of the model by default).
+    #[arg(long)]
+    input_per_million: Option<f64>,
+    #[arg(long)]
+    output_per_million: Option<f64>,
+    /// The embedding model of `similarity` scorers (a MiniLM folder), run in-process.
+    #[arg(long)]
+    embedding_model: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -102,6 +117,7 @@ struct Case {
     id: String,
     messages: Option<Vec<Message>>,
     prompt: Option<String>,
+    #[serde(default, deserialize_with = "scalar_text")]
     expected: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
@@ -109,6 +125,18 @@ struct Case {
     scorers: Vec<Scorer>,
     repeats: Option<u32>,
     max_tokens: Option<u32>,
+}
+
+/// An expected answer written as a number or a boolean (`expected: 42`
+/// in YAML) is its text.
+fn scalar_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!("'expected' must be text, not {other}"))),
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]
@@ -152,6 +180,17 @@ struct JudgeUsage {
     cost_usd: f64,
 }
 
+/// A YAML suite's top level when it is a mapping: the cases, with defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    cases: Vec<Case>,
+    repeats: Option<u32>,
+    #[serde(default)]
+    scorers: Vec<Scorer>,
+    max_tokens: Option<u32>,
+}
+
 /// A cached answer.
 #[derive(Serialize, Deserialize, Clone, Default)]
 struct Cached {
@@ -178,11 +217,38 @@ pub async fn run(cmd: EvalCommand) -> Result<()> {
 
 fn read_suite(path: &Path) -> Result<Vec<Case>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut cases: Vec<Case> = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let mut case: Case = serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+    let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    // Each case with where it came from, for error messages.
+    let mut read: Vec<(String, Case)> = Vec::new();
+    if yaml {
+        let at = || path.display().to_string();
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).with_context(at)?;
+        // A list of cases, or a mapping with `cases` and defaults (parsed as
+        // one or the other, so an error names the field at fault).
+        let file = if doc.is_sequence() {
+            let cases: Vec<Case> = serde_yaml_ng::from_value(doc).with_context(at)?;
+            SuiteFile { cases, repeats: None, scorers: Vec::new(), max_tokens: None }
+        } else {
+            serde_yaml_ng::from_value(doc).with_context(at)?
+        };
+        for (i, mut case) in file.cases.into_iter().enumerate() {
+            case.repeats = case.repeats.or(file.repeats);
+            case.max_tokens = case.max_tokens.or(file.max_tokens);
+            if case.scorers.is_empty() {
+                case.scorers = file.scorers.clone();
+            }
+            read.push((format!("{} case {}", path.display(), i + 1), case));
+        }
+    } else {
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let case: Case = serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            read.push((format!("{}:{}", path.display(), i + 1), case));
+        }
+    }
+    let mut cases: Vec<Case> = Vec::with_capacity(read.len());
+    for (at, mut case) in read {
         if case.messages.is_some() == case.prompt.is_some() {
-            bail!("{}:{}: a case has 'messages' or 'prompt', not both or neither", path.display(), i + 1);
+            bail!("{at}: a case has 'messages' or 'prompt', not both or neither");
         }
         if case.scorers.is_empty() {
             case.scorers.push(Scorer::Exact {
@@ -193,18 +259,20 @@ fn read_suite(path: &Path) -> Result<Vec<Case>> {
             });
         }
         for s in &case.scorers {
-            s.check(case.expected.as_deref())
-                .map_err(|e| anyhow::anyhow!("{}:{} ({}): {e}", path.display(), i + 1, case.id))?;
+            s.check(case.expected.as_deref()).map_err(|e| anyhow::anyhow!("{at} ({}): {e}", case.id))?;
         }
         if cases.iter().any(|c| c.id == case.id) {
-            bail!("{}:{}: id '{}' is used twice", path.display(), i + 1, case.id);
+            bail!("{at}: id '{}' is used twice", case.id);
         }
         cases.push(case);
+    }
+    if cases.is_empty() {
+        bail!("{}: no cases", path.display());
     }
     Ok(cases)
 }
 
-fn backend(args: &RunArgs, models: &[String]) -> Result<OpenAiBackend> {
+fn backend(args: &RunArgs, url: &str, models: &[String]) -> Result<OpenAiBackend> {
     let remote = |name: &String| RemoteModel {
         name: name.clone(),
         upstream: name.clone(),
@@ -222,7 +290,7 @@ fn backend(args: &RunArgs, models: &[String]) -> Result<OpenAiBackend> {
     let config = BackendConfig {
         name: "eval".into(),
         dialect: Dialect::OpenAi,
-        base_url: args.url.trim_end_matches('/').to_string(),
+        base_url: url.trim_end_matches('/').to_string(),
         api_key: args.key.clone(),
         extra_roots: Vec::new(),
         timeouts: Timeouts {
@@ -278,8 +346,8 @@ fn model_request(model: &str, prompt: Prompt, sampling: SamplingParams, max_toke
 }
 
 /// The cache key: everything that decides the answer, and the repeat.
-fn cache_key(args: &RunArgs, case: &Case, repeat: u32) -> String {
-    digest(&json!({"url": args.url, "model": args.model, "messages": case.messages, "prompt": case.prompt,
+fn cache_key(args: &RunArgs, target: &str, case: &Case, repeat: u32) -> String {
+    digest(&json!({"url": target, "model": args.model, "messages": case.messages, "prompt": case.prompt,
         "temperature": args.temperature, "max_tokens": case.max_tokens.unwrap_or(args.max_tokens), "repeat": repeat}))
 }
 
@@ -304,7 +372,14 @@ async fn answer(backend: &OpenAiBackend, req: ValidatedRequest) -> Result<Cached
 /// Runs the calls of a suite: each model call once, from the cache after.
 struct Runner<'a> {
     args: &'a RunArgs,
+    /// What answers: the server's URL, or the config served in-process
+    /// (by its content: the port changes from run to run, the answers don't).
+    target: String,
     backend: OpenAiBackend,
+    /// For `similarity` scorers.
+    embedder: Option<engine::embedding::EmbedderHandle>,
+    /// The model's price (input, output per million tokens), for `cost`.
+    price: Option<(f64, f64)>,
     calls: AtomicUsize,
     judge_tokens: (AtomicU64, AtomicU64),
 }
@@ -328,82 +403,40 @@ impl Runner<'_> {
     /// One judge reply, counted in the judge's usage.
     async fn ask_judge(&self, model: &str, (system, user): (String, String), attempt: u32) -> Result<String> {
         let key = digest(&json!({"judge": model, "system": system, "user": user, "attempt": attempt}));
-        // The first try greedy; retries sample, so they can differ.
-        let sampling = SamplingParams {
-            temperature: if attempt == 0 { 0.0 } else { 0.7 },
-            seed: Some(u64::from(attempt)),
-            ..SamplingParams::default()
-        };
-        let prompt = Prompt::Chat(vec![ChatTurn::new(Role::System, system), ChatTurn::new(Role::User, user)]);
-        let (c, _) = self.call(model_request(model, prompt, sampling, 200), key).await?;
+        let (c, _) = self.call(judge::request(model, (system, user), attempt), key).await?;
         self.judge_tokens.0.fetch_add(u64::from(c.prompt_tokens), Relaxed);
         self.judge_tokens.1.fetch_add(u64::from(c.completion_tokens), Relaxed);
         Ok(c.output)
     }
 
-    /// The first parsable reply of up to `ATTEMPTS`, or the last reply.
-    async fn verdict<T>(
-        &self,
-        model: &str,
-        prompt: (String, String),
-        parse: fn(&str) -> Option<T>,
-    ) -> Result<T, String> {
-        let mut last = String::new();
-        for attempt in 0..judge::ATTEMPTS {
-            match self.ask_judge(model, prompt.clone(), attempt).await {
-                Ok(reply) => match parse(&reply) {
-                    Some(v) => return Ok(v),
-                    None => last = reply,
-                },
-                Err(e) => last = format!("the judge's call failed: {e}"),
-            }
-        }
-        Err(last)
-    }
-
     async fn judge(&self, scorer: &Scorer, case: &Case, output: &str) -> Verdict {
-        let Scorer::Judge { rubric, pairwise, threshold, .. } = scorer else { return Verdict::of(false, None) };
         let Some(model) = judge_model(scorer, self.args) else {
             return Verdict::of(false, Some("no judge model (set the scorer's 'model' or --judge-model)".into()));
         };
         let question = question_of(case);
-        if *pairwise {
-            let expected = case.expected.as_deref().unwrap_or_default();
-            let first =
-                self.verdict(model, judge::pair_prompt(rubric, &question, output, expected), judge::parse_winner);
-            let second =
-                self.verdict(model, judge::pair_prompt(rubric, &question, expected, output), judge::parse_winner);
-            return match (first.await, second.await) {
-                (Ok(a), Ok(b)) => {
-                    let score = judge::pairwise_score(&a, &b);
-                    let pass = score >= threshold.unwrap_or(0.5);
-                    Verdict { pass, score, detail: Some(format!("as A: {a}, as B: {b}")) }
-                }
-                (Err(e), _) | (_, Err(e)) => judge::no_verdict(&e),
-            };
-        }
-        match self
-            .verdict(
-                model,
-                judge::grade_prompt(rubric, &question, output, case.expected.as_deref()),
-                judge::parse_grade,
-            )
-            .await
-        {
-            Ok((score, reason)) => Verdict { pass: score >= threshold.unwrap_or(0.7), score, detail: Some(reason) },
-            Err(e) => judge::no_verdict(&e),
-        }
+        let asked = judge::Asked { question: &question, answer: output, expected: case.expected.as_deref() };
+        let ask =
+            |prompt, attempt| async move { self.ask_judge(model, prompt, attempt).await.map_err(|e| e.to_string()) };
+        judge::grade(scorer, &asked, ask).await
     }
 
     /// One answer of a case, scored.
     async fn case(&self, case: &Case, repeat: u32) -> Result<CaseResult> {
         let (answer, error, cached) =
-            match self.call(request(self.args, case), cache_key(self.args, case, repeat)).await {
+            match self.call(request(self.args, case), cache_key(self.args, &self.target, case, repeat)).await {
                 Ok((c, cached)) => (c, None, cached),
                 // A failed call fails the case's scorers.
                 Err(e) => (Cached::default(), Some(e.to_string()), false),
             };
-        let out = Output { text: &answer.output, expected: case.expected.as_deref(), latency_ms: answer.latency_ms };
+        let cost_usd = self.price.map(|(input, output)| {
+            (f64::from(answer.prompt_tokens) * input + f64::from(answer.completion_tokens) * output) / 1e6
+        });
+        let out = Output {
+            text: &answer.output,
+            expected: case.expected.as_deref(),
+            latency_ms: answer.latency_ms,
+            cost_usd,
+        };
         let mut scores = BTreeMap::new();
         for (i, s) in case.scorers.iter().enumerate() {
             let dup = case.scorers[..i].iter().any(|o| o.name() == s.name());
@@ -411,12 +444,16 @@ impl Runner<'_> {
             let verdict = match (&error, s) {
                 (Some(e), _) => Verdict::of(false, Some(format!("the model call failed: {e}"))),
                 (None, Scorer::Judge { .. }) => self.judge(s, case, &answer.output).await,
+                (None, Scorer::Similarity { .. }) => match &self.embedder {
+                    Some(e) => scorers::similarity(e, e.model_name(), s, &out).await,
+                    None => Verdict::of(false, Some("no embedding model loaded".into())),
+                },
                 // A program may take its time: off the runtime's threads.
                 (None, Scorer::Command { .. }) => {
                     let (s, text, expected) = (s.clone(), answer.output.clone(), case.expected.clone());
                     let latency_ms = answer.latency_ms;
                     tokio::task::spawn_blocking(move || {
-                        s.score(&Output { text: &text, expected: expected.as_deref(), latency_ms })
+                        s.score(&Output { text: &text, expected: expected.as_deref(), latency_ms, cost_usd })
                     })
                     .await
                     .unwrap_or_else(|e| Verdict::of(false, Some(format!("the scorer stopped: {e}"))))
@@ -466,9 +503,30 @@ async fn run_suite(args: &RunArgs) -> Result<()> {
         }
     }
     std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
+    let mut price = None;
+    // Held to the end of the run: dropping it stops the in-process server.
+    let mut _server = None;
+    let (url, target) = match &args.config {
+        None => (args.url.clone(), args.url.clone()),
+        Some(path) => {
+            let (url, prices, stop) = local_server(path).await?;
+            price = prices.models.get(&args.model).map(|p| (p.input_per_million, p.output_per_million));
+            _server = Some(stop);
+            let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            (url, format!("config:{:x}", Sha256::digest(&text)))
+        }
+    };
+    if args.input_per_million.is_some() || args.output_per_million.is_some() {
+        price = Some((args.input_per_million.unwrap_or(0.0), args.output_per_million.unwrap_or(0.0)));
+    }
+    let similar = cases.iter().flat_map(|c| &c.scorers).any(|s| matches!(s, Scorer::Similarity { .. }));
+    let embedder = if similar { Some(load_embedder(args.embedding_model.as_deref())?) } else { None };
     let runner = Runner {
         args,
-        backend: backend(args, &models)?,
+        target,
+        backend: backend(args, &url, &models)?,
+        embedder,
+        price,
         calls: AtomicUsize::new(0),
         judge_tokens: (AtomicU64::new(0), AtomicU64::new(0)),
     };
@@ -479,13 +537,13 @@ async fn run_suite(args: &RunArgs) -> Result<()> {
     let runner = &runner;
     let mut stream = futures::stream::iter(jobs.into_iter().map(|(case, repeat)| runner.case(case, repeat)))
         .buffer_unordered(args.concurrency.max(1));
+    let progress = Progress::new(total);
     while let Some(r) = stream.next().await {
         results.push(r?);
-        let done = results.len();
-        if done.is_multiple_of((total / 10).max(1)) || done == total {
-            eprintln!("[{done}/{total}] {} model calls", runner.calls.load(Relaxed));
-        }
+        let failed = results.iter().filter(|c| c.scores.values().any(|v| !v.pass)).count();
+        progress.step(results.len(), failed, runner.calls.load(Relaxed));
     }
+    progress.finish();
     results.sort_by(|a, b| (a.id.as_str(), a.repeat).cmp(&(b.id.as_str(), b.repeat)));
     let summary = summarise(&results);
     print!("{summary}");
@@ -531,6 +589,82 @@ async fn run_suite(args: &RunArgs) -> Result<()> {
     }
     println!("{} answers ({} model calls), results in {}", out.cases.len(), calls, args.out.display());
     Ok(())
+}
+
+/// Serves `path`'s config on a loopback port until the returned sender is
+/// dropped: its URL, and the config's prices.
+async fn local_server(
+    path: &Path,
+) -> Result<(String, gateway::policy::pricing::PriceTable, tokio::sync::oneshot::Sender<()>)> {
+    let mut cfg = gateway::config::Config::from_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let state = tokio::task::block_in_place(|| gateway::server::build_state(&cfg, false))?;
+    let listener = gateway::server::bind(cfg.listen).await?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = gateway::server::serve(listener, state, shutdown).await {
+            tracing::error!(error = %e, "the in-process server stopped");
+        }
+    });
+    eprintln!("serving {} in-process at http://{addr}/v1", path.display());
+    Ok((format!("http://{addr}/v1"), cfg.policy.prices.clone(), stop))
+}
+
+/// The in-process embedding model of `similarity` scorers.
+fn load_embedder(path: Option<&Path>) -> Result<engine::embedding::EmbedderHandle> {
+    let path = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| gateway::config::default_model_path(gateway::config::DEFAULT_EMBEDDING_DIR));
+    let model = engine::embedding::Embedder::load(&path)
+        .map_err(|e| anyhow::anyhow!("loading the embedding model at {} (for 'similarity'): {e}", path.display()))?;
+    model.spawn(engine::embedding::BatchConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Progress on standard error: a bar on a terminal, a line per tenth of
+/// the run otherwise (CI logs).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "{bar:30.cyan/blue} {pos}/{len} answers · {msg} · {elapsed} (eta {eta})",
+            );
+            if let Ok(style) = style {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress { bar, total }
+    }
+
+    fn step(&self, done: usize, failed: usize, calls: usize) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done as u64);
+                bar.set_message(format!("{failed} failing · {calls} model calls"));
+            }
+            None if done.is_multiple_of((self.total / 10).max(1)) || done == self.total => {
+                eprintln!("[{done}/{}] {failed} failing, {calls} model calls", self.total);
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
 }
 
 /// Pass rate per scorer and per tag, and the flaky cases (verdicts that

@@ -8,7 +8,6 @@ mod bench_gateway;
 mod bench_guard;
 mod bench_structured;
 mod eval_cmd;
-mod eval_judge;
 mod eval_report;
 mod mock_provider;
 

@@ -128,7 +128,107 @@ fn bad_suites_are_refused_before_any_call() {
     std::fs::write(&suite, r#"{"id": "a", "prompt": "x", "scorers": [{"type": "regex", "pattern": "("}]}"#).unwrap();
     let (code, text) = eval(&["run", suite.to_str().unwrap(), "--model", "m", "--url", "http://127.0.0.1:9/v1"]);
     assert_ne!(code, 0);
-    assert!(text.contains("bad.jsonl:1 (a)"), "{text}");
+    assert!(text.contains("bad.jsonl:1") && text.contains("regex parse error"), "{text}");
+    // A scorer's needs are checked too, with the case named.
+    std::fs::write(&suite, r#"{"id": "a", "prompt": "x", "scorers": [{"type": "contains"}]}"#).unwrap();
+    let (code, text) = eval(&["run", suite.to_str().unwrap(), "--model", "m", "--url", "http://127.0.0.1:9/v1"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("bad.jsonl:1 (a)") && text.contains("needs a 'value'"), "{text}");
+    let yaml = dir.path().join("bad.yaml");
+    std::fs::write(&yaml, "cases:\n  - id: a\n    prompt: x\n    typo: 1\n").unwrap();
+    let (code, text) = eval(&["run", yaml.to_str().unwrap(), "--model", "m", "--url", "http://127.0.0.1:9/v1"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("bad.yaml") && text.contains("typo"), "{text}");
+}
+
+/// A YAML suite (suite-wide defaults, per-case scorers) against a config
+/// served in-process: embedding similarity with the in-process MiniLM, a
+/// cost threshold at the config's price, and a warm re-run (a new port,
+/// the same answers) that makes no model call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yaml_suite_runs_against_a_config_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = common::mock_provider(dir.path(), &["--echo", "--finish", "stop"]);
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "models = []\n[prices.echo]\ninput_per_million = 1000\noutput_per_million = 1000\n\
+             [[backends]]\nname = \"b\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{}/v1\"\n\
+             [[backends.models]]\nname = \"echo\"\nupstream = \"m\"\n",
+            echo.port
+        ),
+    )
+    .unwrap();
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(
+        &suite,
+        r#"
+repeats: 2
+scorers:
+  - type: similarity
+    threshold: 0.8
+cases:
+  - id: paris
+    prompt: The capital of France is Paris.
+    expected: Paris is the capital city of France.
+    tags: [geo]
+  - id: bananas
+    prompt: Bananas grow in bunches.
+    expected: The stock market fell sharply on Tuesday.
+  - id: number
+    messages:
+      - {role: system, content: Be brief.}
+      - {role: user, content: "42"}
+    expected: 42
+    repeats: 1
+    scorers:
+      - {type: exact}
+      - {type: cost, max_usd: 0.5}
+      - {type: cost, max_usd: 0.0000001}
+"#,
+    )
+    .unwrap();
+    let minilm = gateway::config::default_model_path(gateway::config::DEFAULT_EMBEDDING_DIR);
+    let run = |out: &str| {
+        let out = dir.path().join(out);
+        let (code, text) = eval(&[
+            "run",
+            suite.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--model",
+            "echo",
+            "--embedding-model",
+            minilm.to_str().unwrap(),
+            "--cache",
+            dir.path().join("cache").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{text}");
+        let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+        (results, text)
+    };
+    let (first, text) = run("first.json");
+    assert_eq!(first["model_calls"], json!(5), "2 + 2 repeats + 1: {text}");
+    let cases = first["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    let verdict = |id: &str, scorer: &str| -> serde_json::Value {
+        cases.iter().find(|c| c["id"] == json!(id)).unwrap()["scores"][scorer].clone()
+    };
+    assert_eq!(verdict("paris", "similarity")["pass"], json!(true), "{first}");
+    assert!(verdict("paris", "similarity")["score"].as_f64().unwrap() > 0.8);
+    assert_eq!(verdict("bananas", "similarity")["pass"], json!(false), "{first}");
+    assert!(verdict("bananas", "similarity")["score"].as_f64().unwrap() < 0.5);
+    assert_eq!(verdict("number", "exact")["pass"], json!(true), "{first}");
+    assert_eq!(verdict("number", "cost")["pass"], json!(true), "{first}");
+    assert_eq!(verdict("number", "cost#2")["pass"], json!(false), "{first}");
+    assert!(verdict("number", "cost")["detail"].as_str().unwrap().starts_with('$'));
+    assert_eq!(mock_requests(echo.port).await, 5);
+    let (again, _) = run("again.json");
+    assert_eq!(again["model_calls"], json!(0));
+    assert_eq!(mock_requests(echo.port).await, 5, "the in-process server's port changed; the answers did not");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,3 +113,124 @@ async fn every_answer_is_scored_and_a_crossing_alerts_once() {
     let m = scored().await.2;
     assert_eq!(metric(&m, "llm_eval_alerts_total{model=\"echo\",eval_type=\"has-digit\"}"), 2.0, "{m}");
 }
+
+/// The judge (a remote model: the mock replies with a verdict) and
+/// embedding similarity (the in-process MiniLM) grade live answers; the
+/// scored samples land in the state store, survive a restart, and are
+/// served by the admin API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judge_and_similarity_grade_live_answers_and_samples_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_model(dir.path());
+    let echo = common::mock_provider(dir.path(), &["--echo", "--finish", "stop"]);
+    let judge =
+        common::mock_provider(dir.path(), &["--reply", r#"{"score": 8, "reason": "fine"}"#, "--finish", "stop"]);
+    let minilm = gateway::config::default_model_path(gateway::config::DEFAULT_EMBEDDING_DIR);
+    assert!(minilm.exists(), "{} missing: run scripts/setup-models.sh", minilm.display());
+    let config = format!(
+        r#"
+[auth]
+admin_token_env = "SY_EVAL_ADMIN"
+[[keys]]
+id = "k"
+key_env = "SY_EVAL_KEY"
+[state]
+path = "{state}/state.jsonl"
+[embeddings]
+name = "minilm"
+path = "{minilm}"
+[prices.echo]
+input_per_million = 1000
+output_per_million = 1000
+[[backends]]
+name = "echo-b"
+kind = "openai"
+base_url = "http://127.0.0.1:{echo}/v1"
+[[backends.models]]
+name = "echo"
+upstream = "m"
+[[backends]]
+name = "judge-b"
+kind = "openai"
+base_url = "http://127.0.0.1:{judge}/v1"
+[[backends.models]]
+name = "judge"
+upstream = "j"
+aliases = ["grader"]
+[[live_eval]]
+name = "graded"
+models = ["echo"]
+sample_rate = 1.0
+scorer = {{ type = "judge", model = "grader", rubric = "Is it right?" }}
+[[live_eval]]
+name = "close"
+models = ["echo"]
+sample_rate = 1.0
+scorer = {{ type = "similarity", threshold = 0.8 }}
+reference = "The capital of France is Paris."
+[[live_eval]]
+name = "cheap"
+models = ["echo"]
+sample_rate = 1.0
+scorer = {{ type = "cost", max_usd = 0.5 }}
+"#,
+        state = dir.path().display(),
+        minilm = minilm.display(),
+        echo = echo.port,
+        judge = judge.port,
+    );
+    let env = [("SY_EVAL_ADMIN", "admin-secret"), ("SY_EVAL_KEY", "sk-eval-user")];
+    let admin = [("authorization", "Bearer admin-secret")];
+    let user = [("authorization", "Bearer sk-eval-user")];
+    let mut gw = common::switchyard(dir.path(), &model, &config, &env);
+    for text in ["The capital of France is Paris.", "Bananas are rich in potassium and grow in bunches."] {
+        let body = json!({"model": "echo", "messages": [{"role": "user", "content": text}]}).to_string();
+        let r = http(gw.port, "POST", "/v1/chat/completions", &user, Some(&body)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // Scored off the request path: wait (bounded) for all three evaluations.
+    let samples = |port: u16, name: &'static str| async move {
+        let r = http(port, "GET", &format!("/admin/evals/{name}/samples?limit=10"), &admin, None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["data"].as_array().cloned().unwrap_or_default()
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (a, b, c) =
+            (samples(gw.port, "graded").await, samples(gw.port, "close").await, samples(gw.port, "cheap").await);
+        if (a.len(), b.len(), c.len()) == (2, 2, 2) {
+            break;
+        }
+        assert!(Instant::now() < until, "not all scored: {a:?} {b:?} {c:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let graded = samples(gw.port, "graded").await;
+    assert!(graded.iter().all(|s| s["score"] == json!(0.8) && s["pass"] == json!(true)), "{graded:?}");
+    // Newest first: the unrelated answer, then the one that matches the reference.
+    let close = samples(gw.port, "close").await;
+    assert!(close[0]["answer"].as_str().unwrap().contains("Bananas"), "{close:?}");
+    assert_eq!((close[0]["pass"].clone(), close[1]["pass"].clone()), (json!(false), json!(true)), "{close:?}");
+    assert!(close[1]["score"].as_f64().unwrap() > 0.9, "{close:?}");
+    assert!(close[0]["score"].as_f64().unwrap() < 0.5, "{close:?}");
+    let cheap = samples(gw.port, "cheap").await;
+    assert!(
+        cheap.iter().all(|s| s["pass"] == json!(true) && s["detail"].as_str().unwrap().starts_with('$')),
+        "{cheap:?}"
+    );
+    let m = http(gw.port, "GET", "/metrics", &user, None).await.body;
+    assert_eq!(metric(&m, "llm_eval_score_count{model=\"echo\",eval_type=\"close\"}"), 2.0, "{m}");
+    assert_eq!(metric(&m, "llm_eval_score_count{model=\"echo\",eval_type=\"graded\"}"), 2.0, "{m}");
+    // The admin API: the list, and clear errors.
+    let list = http(gw.port, "GET", "/admin/evals", &admin, None).await;
+    assert_eq!(list.json()["data"].as_array().map(Vec::len), Some(3), "{}", list.body);
+    let r = http(gw.port, "GET", "/admin/evals/nope/samples", &admin, None).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = http(gw.port, "GET", "/admin/evals/close/samples?limit=0", &admin, None).await;
+    assert_eq!((r.status, r.json()["error"]["param"].as_str()), (400, Some("limit")), "{}", r.body);
+    let r = http(gw.port, "GET", "/admin/evals/close/samples", &user, None).await;
+    assert_eq!(r.status, 401, "a user's key is not the admin token: {}", r.body);
+    // Kept in the embedded store: a restart serves them again.
+    gw.kill();
+    let gw = common::switchyard(dir.path(), &model, &config, &env);
+    assert_eq!(samples(gw.port, "close").await.len(), 2);
+}

@@ -72,6 +72,18 @@ async fn reservations_settlements_and_keys() {
     assert_eq!(store.key_by_hash("h1").await.unwrap(), None);
     assert_eq!(store.key_by_id("a").await.unwrap(), Some(rekeyed));
     assert_eq!(store.list_keys().await.unwrap().len(), 1);
+
+    // Live-evaluation samples: newest first, the newest EVAL_SAMPLES_KEPT
+    // stay, and a second replica (another connection) reads the same.
+    for i in 0..gateway::store::EVAL_SAMPLES_KEPT + 3 {
+        store.put_eval_sample("e", &serde_json::json!({"n": i})).await.unwrap();
+    }
+    let replica = RedisStore::new(&format!("redis://127.0.0.1:{port}"), "t").unwrap();
+    let newest = replica.eval_samples("e", 2).await.unwrap();
+    let last = gateway::store::EVAL_SAMPLES_KEPT + 2;
+    assert_eq!(newest, vec![serde_json::json!({"n": last}), serde_json::json!({"n": last - 1})]);
+    assert_eq!(replica.eval_samples("e", usize::MAX).await.unwrap().len(), gateway::store::EVAL_SAMPLES_KEPT);
+    assert!(replica.eval_samples("none", 5).await.unwrap().is_empty());
 }
 
 /// Keeps Redis busy for `ms` with a script on a connection of its own (a

@@ -5,13 +5,21 @@
 //! name = "json-valid"              # the eval_type label of llm_eval_score
 //! models = ["support-bot"]         # models or routes it samples (default: all)
 //! sample_rate = 0.05               # share of answers scored (0 to 1)
-//! scorer = { type = "json_schema", schema = { type = "object" } }   # any `switchyard eval` scorer but the judge
+//! scorer = { type = "json_schema", schema = { type = "object" } }   # any `switchyard eval` scorer
+//! # scorer = { type = "judge", model = "gpt-4o-mini", rubric = "Polite and on topic" }   # the judge names its model
+//! # scorer = { type = "similarity", threshold = 0.8 }   # to `reference`, with the in-process embedding model
 //! reference = "Paris"              # the expected answer, for scorers that compare
 //! threshold = 0.9                  # alert when the rolling mean drops below
 //! window = 100                     # samples in the rolling mean
 //! webhook = "https://hooks.example/alerts"   # POSTed once per crossing (3 tries)
 //! queue = 1000                     # samples waiting to be scored; beyond, dropped and counted
-//! store = "eval-samples.jsonl"     # every scored sample (default: the last 1,000 in memory)
+//! log = "eval-samples.jsonl"       # also append every scored sample here
+//! ```
+//!
+//! Scored samples are kept in the state store (`[state]`: the embedded
+//! file, or Redis shared by replicas), the newest 1,000 per evaluation,
+//! and served by `GET /admin/evals/{name}/samples`.
+//! ```text
 //! ```
 
 use super::{invalid, ConfigError};
@@ -31,7 +39,7 @@ pub struct RawLiveEval {
     window: Option<usize>,
     webhook: Option<String>,
     queue: Option<usize>,
-    store: Option<std::path::PathBuf>,
+    log: Option<std::path::PathBuf>,
 }
 
 pub fn validate(raw: Vec<RawLiveEval>) -> Result<Vec<LiveEvalConfig>, ConfigError> {
@@ -46,8 +54,8 @@ pub fn validate(raw: Vec<RawLiveEval>) -> Result<Vec<LiveEvalConfig>, ConfigErro
         }
         let json = serde_json::to_value(&e.scorer).map_err(|err| invalid(&path("scorer"), err.to_string()))?;
         let scorer: Scorer = serde_json::from_value(json).map_err(|err| invalid(&path("scorer"), err.to_string()))?;
-        if matches!(scorer, Scorer::Judge { .. }) {
-            return Err(invalid(&path("scorer"), "the judge scores suites (switchyard eval), not live samples yet"));
+        if matches!(scorer, Scorer::Judge { model: None, .. }) {
+            return Err(invalid(&path("scorer"), "a live judge names its 'model'"));
         }
         scorer.check(e.reference.as_deref()).map_err(|err| invalid(&path("scorer"), err))?;
         if e.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
@@ -72,7 +80,7 @@ pub fn validate(raw: Vec<RawLiveEval>) -> Result<Vec<LiveEvalConfig>, ConfigErro
             window,
             webhook: e.webhook,
             queue: e.queue.unwrap_or(1000).max(1),
-            store: e.store,
+            log: e.log,
         });
     }
     Ok(out)
@@ -97,6 +105,7 @@ mod tests {
                 "[[live_eval]]\nname = \"j\"\nsample_rate = 1.0\nscorer = { type = \"judge\", rubric = \"x\" }\n",
                 "scorer",
             ),
+            ("[[live_eval]]\nname = \"j\"\nsample_rate = 1.0\nscorer = { type = \"similarity\" }\n", "scorer"),
             (
                 "[[live_eval]]\nname = \"j\"\nsample_rate = 1.0\nscorer = { type = \"json\" }\nwebhook = \"ftp://x\"\n",
                 "webhook",

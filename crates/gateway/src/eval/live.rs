@@ -4,14 +4,21 @@
 //! by and offers it to a bounded queue when the answer ends; when the
 //! queue is full the sample is dropped and counted, never waited for, so
 //! a request is never delayed. A worker per evaluation scores samples
-//! (`scorers`), exports them as `llm_eval_score{model,eval_type}`, keeps
-//! them (the last `KEPT` in memory, and in `store` as JSON lines), and
-//! watches a rolling mean per model: when it falls below `threshold` it
+//! (`scorers`; the judge asks its model through the gateway's own
+//! backends, similarity embeds with the in-process model), exports them as
+//! `llm_eval_score{model,eval_type}`, keeps them in the state store (the
+//! newest `EVAL_SAMPLES_KEPT` per evaluation; shared on Redis; read with
+//! `GET /admin/evals/{name}/samples`) and, with `log`, appends every one to
+//! a JSON-lines file, and watches a rolling mean per model: when it falls below `threshold` it
 //! logs a warning and posts to `webhook` (with retries) once per
 //! crossing; it re-arms when the mean is back at or above it.
 
-use super::scorers::{Output, Scorer};
+use super::judge;
+use super::scorers::{self, Output, Scorer, Verdict};
+use crate::policy::pricing::PriceTable;
+use crate::store::StateStore;
 use axum::body::Bytes;
+use backend_api::{Backend, EmbeddingBackend};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -23,16 +30,14 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rand::Rng;
 use serde_json::json;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Samples kept in memory per evaluation.
-pub const KEPT: usize = 1000;
 /// Webhook attempts per alert, with doubling waits from `WEBHOOK_BACKOFF`.
 const WEBHOOK_TRIES: u32 = 3;
 const WEBHOOK_BACKOFF: Duration = Duration::from_millis(200);
@@ -52,7 +57,8 @@ pub struct LiveEvalConfig {
     pub window: usize,
     pub webhook: Option<String>,
     pub queue: usize,
-    pub store: Option<PathBuf>,
+    /// A JSON-lines file every scored sample is appended to.
+    pub log: Option<PathBuf>,
 }
 
 /// A sampled answer.
@@ -62,6 +68,8 @@ pub struct Sample {
     pub question: String,
     pub answer: String,
     pub latency_ms: f64,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -107,8 +115,8 @@ impl EvalMetrics {
     }
 }
 
-/// A scored sample as kept and stored.
-#[derive(Debug, Clone, serde::Serialize)]
+/// A scored sample as stored.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Scored {
     pub eval: String,
     pub model: String,
@@ -116,6 +124,10 @@ pub struct Scored {
     pub answer: String,
     pub score: f64,
     pub pass: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Unix time in milliseconds.
+    pub at_ms: u64,
 }
 
 struct Evaluation {
@@ -123,27 +135,60 @@ struct Evaluation {
     queue: mpsc::Sender<Sample>,
 }
 
+/// What scorers that need a model use, and where samples go.
+#[derive(Clone)]
+pub struct Tools {
+    pub store: Arc<dyn StateStore>,
+    /// Judge model as configured → its own name and its backend.
+    pub judges: BTreeMap<String, (String, Arc<dyn Backend>)>,
+    /// The in-process embedding model (its name, and it), for `similarity`.
+    pub embedder: Option<(String, Arc<dyn EmbeddingBackend>)>,
+    /// For `cost`.
+    pub prices: PriceTable,
+}
+
 /// The running evaluations.
 pub struct LiveEval {
     evals: Vec<Evaluation>,
     pub metrics: Arc<EvalMetrics>,
-    kept: Arc<Mutex<VecDeque<Scored>>>,
+    store: Arc<dyn StateStore>,
 }
 
 impl LiveEval {
-    /// Starts a worker per evaluation (call inside a Tokio runtime).
-    pub fn start(configs: Vec<LiveEvalConfig>) -> Arc<Self> {
+    /// Starts a worker per evaluation (call inside a Tokio runtime). The
+    /// caller has checked that every judge and similarity scorer has its model.
+    pub fn start(configs: Vec<LiveEvalConfig>, tools: Tools) -> Arc<Self> {
         let metrics = Arc::new(EvalMetrics::default());
-        let kept = Arc::new(Mutex::new(VecDeque::new()));
         let evals = configs
             .into_iter()
             .map(|config| {
                 let (tx, rx) = mpsc::channel(config.queue.max(1));
-                tokio::spawn(worker(config.clone(), rx, metrics.clone(), kept.clone()));
+                tokio::spawn(worker(config.clone(), rx, metrics.clone(), tools.clone()));
                 Evaluation { config, queue: tx }
             })
             .collect();
-        Arc::new(LiveEval { evals, metrics, kept })
+        Arc::new(LiveEval { evals, metrics, store: tools.store })
+    }
+
+    /// The evaluations' names and settings, for the admin API.
+    pub fn describe(&self) -> Vec<serde_json::Value> {
+        self.evals
+            .iter()
+            .map(|e| {
+                let c = &e.config;
+                json!({"name": c.name, "models": c.models, "sample_rate": c.sample_rate, "scorer": c.scorer.name(),
+                       "threshold": c.threshold, "window": c.window})
+            })
+            .collect()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.evals.iter().any(|e| e.config.name == name)
+    }
+
+    /// The newest stored samples of evaluation `name`, newest first.
+    pub async fn samples(&self, name: &str, limit: usize) -> Result<Vec<serde_json::Value>, crate::store::StoreError> {
+        self.store.eval_samples(name, limit).await
     }
 
     /// The evaluations that sample this answer of `model` (a fresh draw each).
@@ -167,11 +212,6 @@ impl LiveEval {
             }
         }
     }
-
-    /// The most recent scored samples, oldest first.
-    pub fn recent(&self) -> Vec<Scored> {
-        self.kept.lock().map(|k| k.iter().cloned().collect()).unwrap_or_default()
-    }
 }
 
 /// Rolling scores of one model, and whether its alert is raised.
@@ -181,26 +221,20 @@ struct Window {
     alerting: bool,
 }
 
-async fn worker(
-    config: LiveEvalConfig,
-    mut rx: mpsc::Receiver<Sample>,
-    metrics: Arc<EvalMetrics>,
-    kept: Arc<Mutex<VecDeque<Scored>>>,
-) {
+async fn worker(config: LiveEvalConfig, mut rx: mpsc::Receiver<Sample>, metrics: Arc<EvalMetrics>, tools: Tools) {
     let mut windows: HashMap<String, Window> = HashMap::new();
-    let mut store = config.store.as_ref().and_then(|p| {
+    let mut log = config.log.as_ref().and_then(|p| {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(p)
             .map_err(
-                |e| tracing::error!(path = %p.display(), error = %e, "live evaluation: cannot open the sample store"),
+                |e| tracing::error!(path = %p.display(), error = %e, "live evaluation: cannot open the sample log"),
             )
             .ok()
     });
     while let Some(s) = rx.recv().await {
-        let out = Output { text: &s.answer, expected: config.reference.as_deref(), latency_ms: s.latency_ms };
-        let verdict = config.scorer.score(&out);
+        let verdict = grade(&config, &tools, &s).await;
         let label = EvalLabel { model: s.model.clone(), eval_type: config.name.clone() };
         metrics.score.get_or_create(&label).observe(verdict.score);
         let scored = Scored {
@@ -210,19 +244,18 @@ async fn worker(
             answer: s.answer,
             score: verdict.score,
             pass: verdict.pass,
+            detail: verdict.detail,
+            at_ms: crate::store::unix_ms(),
         };
-        if let Some(f) = store.as_mut() {
-            if let Ok(line) = serde_json::to_string(&scored) {
-                if let Err(e) = writeln!(f, "{line}") {
+        if let Ok(value) = serde_json::to_value(&scored) {
+            if let Some(f) = log.as_mut() {
+                if let Err(e) = writeln!(f, "{value}") {
                     tracing::warn!(error = %e, "live evaluation: writing a sample failed");
                 }
             }
-        }
-        if let Ok(mut k) = kept.lock() {
-            if k.len() >= KEPT {
-                k.pop_front();
+            if let Err(e) = tools.store.put_eval_sample(&config.name, &value).await {
+                tracing::warn!(error = %e, "live evaluation: storing a sample failed");
             }
-            k.push_back(scored);
         }
         let w = windows.entry(s.model.clone()).or_default();
         if w.scores.len() >= config.window {
@@ -249,6 +282,53 @@ async fn worker(
             w.alerting = false;
         }
     }
+}
+
+/// One sample's verdict: in place for the cheap scorers, through a model
+/// for the judge and similarity, on a blocking thread for a command.
+async fn grade(config: &LiveEvalConfig, tools: &Tools, s: &Sample) -> Verdict {
+    let price = tools.prices.models.get(&s.model);
+    let cost_usd = price.map(|p| {
+        (f64::from(s.prompt_tokens) * p.input_per_million + f64::from(s.completion_tokens) * p.output_per_million) / 1e6
+    });
+    let out = Output { text: &s.answer, expected: config.reference.as_deref(), latency_ms: s.latency_ms, cost_usd };
+    match &config.scorer {
+        Scorer::Judge { model, .. } => {
+            let Some((name, backend)) = model.as_ref().and_then(|m| tools.judges.get(m)) else {
+                return Verdict::of(false, Some("no judge model".into()));
+            };
+            let asked =
+                judge::Asked { question: &s.question, answer: &s.answer, expected: config.reference.as_deref() };
+            judge::grade(&config.scorer, &asked, |prompt, attempt| ask_judge(name, backend, prompt, attempt)).await
+        }
+        Scorer::Similarity { .. } => match &tools.embedder {
+            Some((name, e)) => scorers::similarity(e.as_ref(), name, &config.scorer, &out).await,
+            None => Verdict::of(false, Some("no embedding model".into())),
+        },
+        Scorer::Command { .. } => {
+            let (scorer, text, expected) = (config.scorer.clone(), s.answer.clone(), config.reference.clone());
+            let latency_ms = s.latency_ms;
+            tokio::task::spawn_blocking(move || {
+                scorer.score(&Output { text: &text, expected: expected.as_deref(), latency_ms, cost_usd })
+            })
+            .await
+            .unwrap_or_else(|e| Verdict::of(false, Some(format!("the scorer stopped: {e}"))))
+        }
+        scorer => scorer.score(&out),
+    }
+}
+
+/// One judge call through the gateway's backend of the judge model.
+async fn ask_judge(
+    model: &str,
+    backend: &Arc<dyn Backend>,
+    prompt: (String, String),
+    attempt: u32,
+) -> Result<String, String> {
+    let request = judge::request(model, prompt, attempt);
+    let stream = backend.generate(request).await.map_err(|e| e.to_string())?;
+    let done = crate::dialect::collect::collect(stream).await.map_err(|e| e.to_string())?;
+    Ok(done.text)
 }
 
 /// Posts an alert, retrying failures; gives up with a log line.
@@ -296,16 +376,32 @@ mod tests {
             window: 10,
             webhook: None,
             queue,
-            store: None,
+            log: None,
+        }
+    }
+
+    fn tools() -> Tools {
+        Tools {
+            store: Arc::new(crate::store::embedded::EmbeddedStore::in_memory()),
+            judges: BTreeMap::new(),
+            embedder: None,
+            prices: PriceTable::default(),
         }
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_full_queue_drops_and_counts_without_waiting() {
-        let live = LiveEval::start(vec![config(1)]);
+        let live = LiveEval::start(vec![config(1)], tools());
         assert!(live.pick("not-sampled").is_empty());
         let picked = live.pick("m");
-        let sample = Sample { model: "m".into(), question: "q".into(), answer: "{}".into(), latency_ms: 1.0 };
+        let sample = Sample {
+            model: "m".into(),
+            question: "q".into(),
+            answer: "{}".into(),
+            latency_ms: 1.0,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+        };
         // The worker cannot run between these (one thread, no await): one
         // fits the queue, nine are dropped, and none of the calls waits.
         let started = std::time::Instant::now();
@@ -316,14 +412,16 @@ mod tests {
         let mut out = String::new();
         assert!(live.metrics.render(&mut out).is_ok());
         assert!(out.contains("llm_eval_dropped_total{eval_type=\"e\"} 9"), "{out}");
-        // Once the worker runs, the queued one is scored.
+        // Once the worker runs, the queued one is scored and stored.
+        let mut stored = Vec::new();
         for _ in 0..100 {
-            if !live.recent().is_empty() {
+            stored = live.samples("e", 10).await.unwrap_or_default();
+            if !stored.is_empty() {
                 break;
             }
             tokio::task::yield_now().await;
         }
-        assert_eq!(live.recent().len(), 1);
-        assert!(live.recent()[0].pass);
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0]["pass"], json!(true), "{stored:?}");
     }
 }

@@ -1,8 +1,58 @@
 //! Scorers: each turns a case's output into a score in [0, 1] and a
-//! verdict. `value` fields default to the case's `expected`.
+//! verdict. `value` fields default to the case's `expected`. Patterns and
+//! schemas are compiled once, when the scorer is read (a bad one is an
+//! error there, before any model call), not on every answer scored.
+//! Two scorers need a model: the judge (`judge::grade`) and embedding
+//! similarity (`similarity`); their callers grade them.
 
-use serde::Deserialize;
+use backend_api::{EmbedInput, EmbedRequest, EmbeddingBackend};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use std::sync::Arc;
+
+/// A regular expression, compiled when read.
+#[derive(Clone, Debug)]
+pub struct Pattern(regex::Regex);
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(d)?;
+        regex::Regex::new(&source).map(Pattern).map_err(serde::de::Error::custom)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// A JSON Schema, compiled when read.
+#[derive(Clone)]
+pub struct Schema {
+    source: Value,
+    validator: Arc<jsonschema::Validator>,
+}
+
+impl<'de> Deserialize<'de> for Schema {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let source = Value::deserialize(d)?;
+        let validator = jsonschema::validator_for(&source).map_err(|e| serde::de::Error::custom(e.to_string()))?;
+        Ok(Schema { source, validator: Arc::new(validator) })
+    }
+}
+
+impl PartialEq for Schema {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Schema({})", self.source)
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -27,7 +77,7 @@ pub enum Scorer {
         value: Option<String>,
     },
     Regex {
-        pattern: String,
+        pattern: Pattern,
     },
     /// OpenAI evals' fuzzy match: after lower-casing and removing
     /// punctuation, articles and extra spaces, one text contains the other
@@ -45,11 +95,22 @@ pub enum Scorer {
     Json,
     /// The output is JSON valid against `schema`.
     JsonSchema {
-        schema: Value,
+        schema: Schema,
     },
     /// The answer took at most `max_ms`.
     Latency {
         max_ms: f64,
+    },
+    /// The answer cost at most `max_usd` (its tokens at the model's price).
+    Cost {
+        max_usd: f64,
+    },
+    /// Cosine similarity of the answer's and the reference's embeddings
+    /// (the in-process MiniLM), passing at `threshold` (default 0.8).
+    /// Graded by the caller, which holds the embedding model.
+    Similarity {
+        value: Option<String>,
+        threshold: Option<f64>,
     },
     /// An external program: the case and output as one JSON object on its
     /// standard input, a score from 0 to 1 (or `{"score", "pass"?,
@@ -93,6 +154,8 @@ pub struct Output<'a> {
     pub text: &'a str,
     pub expected: Option<&'a str>,
     pub latency_ms: f64,
+    /// What the answer cost, when its price is known.
+    pub cost_usd: Option<f64>,
 }
 
 impl Scorer {
@@ -108,6 +171,8 @@ impl Scorer {
             Scorer::Json => "json",
             Scorer::JsonSchema { .. } => "json_schema",
             Scorer::Latency { .. } => "latency",
+            Scorer::Cost { .. } => "cost",
+            Scorer::Similarity { .. } => "similarity",
             Scorer::Command { .. } => "command",
             Scorer::Judge { pairwise: false, .. } => "judge",
             Scorer::Judge { pairwise: true, .. } => "judge_pairwise",
@@ -125,11 +190,14 @@ impl Scorer {
             }
         };
         match self {
+            Scorer::Similarity { threshold: Some(t), .. } if !(0.0..=1.0).contains(t) => {
+                Err("scorer 'similarity': 'threshold' must be between 0 and 1".into())
+            }
             Scorer::Exact { value, .. }
             | Scorer::Contains { value }
             | Scorer::Icontains { value }
-            | Scorer::StartsWith { value } => needs(value),
-            Scorer::Regex { pattern } => regex::Regex::new(pattern).map(|_| ()).map_err(|e| e.to_string()),
+            | Scorer::StartsWith { value }
+            | Scorer::Similarity { value, .. } => needs(value),
             Scorer::Fuzzy { values: None } if expected.is_none() => {
                 Err("scorer 'fuzzy' needs 'values' or the case's 'expected'".into())
             }
@@ -137,12 +205,14 @@ impl Scorer {
                 (Some(_), _) | (None, Some(Ok(_))) => Ok(()),
                 _ => Err("scorer 'numeric' needs a numeric 'value' or 'expected'".into()),
             },
-            Scorer::JsonSchema { schema } => jsonschema::validator_for(schema).map(|_| ()).map_err(|e| e.to_string()),
             Scorer::Judge { pairwise: true, .. } if expected.is_none() => {
                 Err("a pairwise judge needs the case's 'expected' answer to compare with".into())
             }
             Scorer::Command { argv, .. } if argv.is_empty() => Err("scorer 'command' needs 'argv'".into()),
             Scorer::Json
+            | Scorer::Regex { .. }
+            | Scorer::JsonSchema { .. }
+            | Scorer::Cost { .. }
             | Scorer::Latency { .. }
             | Scorer::Judge { .. }
             | Scorer::Fuzzy { .. }
@@ -162,10 +232,7 @@ impl Scorer {
                 Verdict::of(out.text.to_lowercase().contains(&expected(value).to_lowercase()), None)
             }
             Scorer::StartsWith { value } => Verdict::of(out.text.trim_start().starts_with(&expected(value)), None),
-            Scorer::Regex { pattern } => match regex::Regex::new(pattern) {
-                Ok(r) => Verdict::of(r.is_match(out.text), None),
-                Err(e) => Verdict::of(false, Some(e.to_string())),
-            },
+            Scorer::Regex { pattern } => Verdict::of(pattern.0.is_match(out.text), None),
             Scorer::Fuzzy { values } => {
                 let refs =
                     values.clone().unwrap_or_else(|| out.expected.map(|e| vec![e.to_string()]).unwrap_or_default());
@@ -186,17 +253,22 @@ impl Scorer {
                 Err(e) => Verdict::of(false, Some(e.to_string())),
             },
             Scorer::JsonSchema { schema } => {
-                let why = match (serde_json::from_str::<Value>(out.text.trim()), jsonschema::validator_for(schema)) {
-                    (Err(e), _) => Some(format!("not JSON: {e}")),
-                    (_, Err(e)) => Some(format!("schema: {e}")),
-                    (Ok(v), Ok(validator)) => validator.iter_errors(&v).next().map(|e| e.to_string()),
+                let why = match serde_json::from_str::<Value>(out.text.trim()) {
+                    Err(e) => Some(format!("not JSON: {e}")),
+                    Ok(v) => schema.validator.iter_errors(&v).next().map(|e| e.to_string()),
                 };
                 Verdict::of(why.is_none(), why)
             }
             Scorer::Latency { max_ms } => {
                 Verdict::of(out.latency_ms <= *max_ms, Some(format!("{:.0} ms", out.latency_ms)))
             }
-            Scorer::Judge { .. } => Verdict::of(false, Some("a judge is graded by the runner".into())),
+            Scorer::Cost { max_usd } => match out.cost_usd {
+                Some(c) => Verdict::of(c <= *max_usd, Some(format!("${c:.6}"))),
+                None => Verdict::of(false, Some("the answer's cost is unknown (no price for its model)".into())),
+            },
+            Scorer::Judge { .. } | Scorer::Similarity { .. } => {
+                Verdict::of(false, Some(format!("scorer '{}' needs a model: graded by its caller", self.name())))
+            }
             Scorer::Command { argv, threshold, timeout_ms } => {
                 let case =
                     serde_json::json!({"output": out.text, "expected": out.expected, "latency_ms": out.latency_ms});
@@ -224,6 +296,41 @@ fn normalise(s: &str, ignore_case: bool, ignore_punctuation: bool, collapse_whit
         t = t.split_whitespace().collect::<Vec<_>>().join(" ");
     }
     t
+}
+
+/// Grades a `similarity` scorer with `embedder`'s `model`: the cosine of
+/// the answer's and the reference's vectors (clamped at 0).
+pub async fn similarity(embedder: &dyn EmbeddingBackend, model: &str, scorer: &Scorer, out: &Output<'_>) -> Verdict {
+    let Scorer::Similarity { value, threshold } = scorer else { return Verdict::of(false, None) };
+    let Some(reference) = value.as_deref().or(out.expected) else {
+        return Verdict::of(false, Some("no reference answer".into()));
+    };
+    let request = EmbedRequest {
+        request_id: "eval-similarity".into(),
+        model: model.to_string(),
+        inputs: vec![EmbedInput::Text(out.text.to_string()), EmbedInput::Text(reference.to_string())],
+        dimensions: None,
+    };
+    match embedder.embed(request).await {
+        Ok(e) if e.vectors.len() == 2 => {
+            let cosine = cosine(&e.vectors[0], &e.vectors[1]);
+            let score = cosine.clamp(0.0, 1.0);
+            Verdict { pass: score >= threshold.unwrap_or(0.8), score, detail: Some(format!("cosine {cosine:.3}")) }
+        }
+        Ok(_) => Verdict::of(false, Some("the embedding model answered the wrong number of vectors".into())),
+        Err(e) => Verdict::of(false, Some(format!("embedding failed: {e}"))),
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let n = norm(a) * norm(b);
+    if n == 0.0 || a.len() != b.len() {
+        0.0
+    } else {
+        dot / n
+    }
 }
 
 /// Runs a command scorer: JSON in, a score (or an object with one) out.
@@ -314,7 +421,7 @@ mod tests {
 
     fn score(spec: Value, text: &str, expected: Option<&str>) -> bool {
         let s: Scorer = serde_json::from_value(spec).unwrap_or(Scorer::Json);
-        s.score(&Output { text, expected, latency_ms: 10.0 }).pass
+        s.score(&Output { text, expected, latency_ms: 10.0, cost_usd: Some(0.002) }).pass
     }
 
     #[test]
@@ -334,6 +441,8 @@ mod tests {
         ));
         assert!(!score(json!({"type": "json_schema", "schema": {"type": "object", "required": ["a"]}}), "{}", None));
         assert!(score(json!({"type": "latency", "max_ms": 20}), "", None));
+        assert!(score(json!({"type": "cost", "max_usd": 0.01}), "", None));
+        assert!(!score(json!({"type": "cost", "max_usd": 0.001}), "", None));
         assert!(score(json!({"type": "starts_with", "value": "Yes"}), "  Yes, indeed", None));
         assert!(score(json!({"type": "fuzzy"}), "It is the Eiffel Tower!", Some("eiffel tower")));
         assert!(score(json!({"type": "fuzzy", "values": ["x", "Paris"]}), "paris.", None));
@@ -351,8 +460,13 @@ mod tests {
 
     #[test]
     fn bad_specs_are_caught_before_any_call() {
-        let s: Scorer = serde_json::from_value(json!({"type": "regex", "pattern": "("})).unwrap_or(Scorer::Json);
-        assert!(s.check(None).is_err());
+        // Patterns and schemas compile when read.
+        let bad = serde_json::from_value::<Scorer>(json!({"type": "regex", "pattern": "("}));
+        assert!(matches!(&bad, Err(e) if e.to_string().contains("regex parse error")), "{bad:?}");
+        let bad = serde_json::from_value::<Scorer>(json!({"type": "json_schema", "schema": {"type": 7}}));
+        assert!(bad.is_err());
+        let s: Scorer = serde_json::from_value(json!({"type": "similarity", "threshold": 2.0})).unwrap_or(Scorer::Json);
+        assert!(s.check(Some("x")).is_err() && s.check(None).is_err());
         let s: Scorer = serde_json::from_value(json!({"type": "exact"})).unwrap_or(Scorer::Json);
         assert!(s.check(None).is_err() && s.check(Some("x")).is_ok());
         assert!(serde_json::from_value::<Scorer>(json!({"type": "exact", "typo": 1})).is_err());

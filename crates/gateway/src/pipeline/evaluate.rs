@@ -30,12 +30,16 @@ impl Step for Evaluate {
                     // A route names the model that served it.
                     Ok(GenerationEvent::Started { model: Some(m), .. }) => model = m.clone(),
                     Ok(GenerationEvent::Delta { text: t, .. }) => text.push_str(t),
-                    Ok(GenerationEvent::Finished { reason, .. }) if *reason != FinishReason::ContentFilter => {
+                    Ok(GenerationEvent::Finished { reason, prompt_tokens, completion_tokens, .. })
+                        if *reason != FinishReason::ContentFilter =>
+                    {
                         let sample = Sample {
                             model: model.clone(),
                             question: question.clone(),
                             answer: std::mem::take(&mut text),
                             latency_ms: started.elapsed().as_secs_f64() * 1e3,
+                            prompt_tokens: *prompt_tokens,
+                            completion_tokens: *completion_tokens,
                         };
                         live.offer(&picked, sample);
                     }

@@ -1,5 +1,6 @@
-//! `/admin/…`: API keys (create, list, show, update, revoke), spend, and
-//! the response cache (delete an entry, purge, stats).
+//! `/admin/…`: API keys (create, list, show, update, revoke), spend, the
+//! response cache (delete an entry, purge, stats) and live evaluation's
+//! stored samples.
 //! Guarded by the admin token (`policy::auth`). A key is shown in full once,
 //! in the answer to its creation; the store keeps only its SHA-256.
 
@@ -267,6 +268,49 @@ pub async fn backends(State(state): State<AppState>) -> Json<Value> {
         })
         .collect();
     Json(json!({"object": "list", "data": data, "circuits": circuits}))
+}
+
+fn the_live_eval(state: &AppState) -> Result<&std::sync::Arc<crate::eval::live::LiveEval>, ApiError> {
+    state.live_eval().ok_or_else(|| ApiError::RouteNotFound("No live evaluation is configured ([[live_eval]]).".into()))
+}
+
+/// `GET /admin/evals`: the live evaluations.
+pub async fn list_evals(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let evals = the_live_eval(&state)?.describe();
+    Ok(Json(json!({"object": "list", "data": evals})))
+}
+
+/// Samples returned when `limit` is not given.
+const SAMPLES_PAGE: usize = 100;
+
+/// `GET /admin/evals/{name}/samples?limit=N`: the newest scored samples
+/// (question, answer, score, verdict), newest first.
+pub async fn eval_samples(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let live = the_live_eval(&state)?;
+    if !live.has(&name) {
+        return Err(ApiError::RouteNotFound(format!("No live evaluation named '{name}'.")));
+    }
+    let mut limit = SAMPLES_PAGE;
+    for (k, v) in query.as_deref().unwrap_or_default().split('&').filter_map(|kv| kv.split_once('=')) {
+        match k {
+            "limit" => {
+                limit =
+                    v.parse().ok().filter(|n| (1..=crate::store::EVAL_SAMPLES_KEPT).contains(n)).ok_or_else(|| {
+                        ApiError::invalid(
+                            format!("'limit' must be a number from 1 to {}.", crate::store::EVAL_SAMPLES_KEPT),
+                            "limit",
+                        )
+                    })?
+            }
+            other => return Err(ApiError::invalid(format!("Unknown query parameter '{other}'."), None)),
+        }
+    }
+    let samples = live.samples(&name, limit).await.map_err(store_error)?;
+    Ok(Json(json!({"object": "list", "eval": name, "data": samples})))
 }
 
 fn the_cache(state: &AppState) -> Result<&std::sync::Arc<crate::cache::Cache>, ApiError> {

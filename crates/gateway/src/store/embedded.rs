@@ -1,5 +1,5 @@
-//! The default store: counters in process memory, keys and spend in an
-//! append-only file of JSON lines.
+//! The default store: counters in process memory, keys, spend and the
+//! newest live-evaluation samples in an append-only file of JSON lines.
 //!
 //! Durability: every settled spend and every key change is written as a
 //! whole line (`write(2)`) before the call returns, so once a response has
@@ -14,10 +14,13 @@
 //! other requests): callers send their records and wait for the
 //! acknowledgement; records that arrive together go out in one write.
 
-use super::{slot_key, unix_ms, CounterSpec, CounterState, Period, Reservation, StateStore, StoreError, Ticket};
+use super::{
+    slot_key, unix_ms, CounterSpec, CounterState, Period, Reservation, StateStore, StoreError, Ticket,
+    EVAL_SAMPLES_KEPT,
+};
 use crate::policy::keys::KeyRecord;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -31,6 +34,26 @@ enum Record {
     Spend { slot: String, amount: u64, expires_ms: Option<u64> },
     /// A key created or changed (the latest record of an id wins).
     Key(KeyRecord),
+    /// A scored live-evaluation sample (the newest of each evaluation stay).
+    EvalSample { eval: String, sample: serde_json::Value },
+}
+
+/// The newest samples of each live evaluation, oldest first.
+#[derive(Default)]
+struct Samples(HashMap<String, VecDeque<serde_json::Value>>);
+
+impl Samples {
+    fn put(&mut self, eval: &str, sample: serde_json::Value) {
+        let kept = self.0.entry(eval.to_string()).or_default();
+        if kept.len() >= EVAL_SAMPLES_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(sample);
+    }
+
+    fn len(&self) -> usize {
+        self.0.values().map(VecDeque::len).sum()
+    }
 }
 
 #[derive(Default)]
@@ -79,6 +102,8 @@ pub struct EmbeddedStore {
     /// Changed only by the writer thread when there is a file (so a
     /// compaction never snapshots the map without a record the old file had).
     keys: Arc<Mutex<Keys>>,
+    /// Like `keys`, changed by the writer thread when there is a file.
+    samples: Arc<Mutex<Samples>>,
     /// The writer thread's queue; `None`: memory only (tests, or no state
     /// path configured).
     writer: Option<mpsc::Sender<Batch>>,
@@ -115,7 +140,13 @@ const COMPACT_SLACK: usize = 10_000;
 
 impl EmbeddedStore {
     pub fn in_memory() -> Self {
-        EmbeddedStore { counters: Mutex::default(), keys: Arc::default(), writer: None, path: None }
+        EmbeddedStore {
+            counters: Mutex::default(),
+            keys: Arc::default(),
+            samples: Arc::default(),
+            writer: None,
+            path: None,
+        }
     }
 
     /// Opens (or creates) the state file, replays it and compacts it.
@@ -129,6 +160,7 @@ impl EmbeddedStore {
         }
         let mut counters = Counters::default();
         let mut keys = Keys::default();
+        let mut samples = Samples::default();
         let mut lines = 0usize;
         let now = unix_ms();
         if path.exists() {
@@ -144,6 +176,7 @@ impl EmbeddedStore {
                         counters.add(&slot, i128::from(amount), expires_ms, now)
                     }
                     Ok(Record::Key(k)) => keys.put(k),
+                    Ok(Record::EvalSample { eval, sample }) => samples.put(&eval, sample),
                     // A torn last line (killed mid-write) is skipped; it was never acknowledged.
                     Err(e) => {
                         tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping unreadable state record")
@@ -154,9 +187,9 @@ impl EmbeddedStore {
         counters.values.retain(|_, (_, end)| end.is_none_or(|e| e > now));
         // At open, every counter is replayed spend.
         let spent = counters.values.clone();
-        let live = spent.len() + keys.by_hash.len();
+        let live = spent.len() + keys.by_hash.len() + samples.len();
         if lines > 2 * live + compact_slack {
-            write_snapshot(path, &spent, &keys)?;
+            write_snapshot(path, &spent, &keys, &samples)?;
             lines = live;
         }
         let mut file = open_append(path)?;
@@ -167,13 +200,20 @@ impl EmbeddedStore {
         file.sync_all().map_err(internal)?;
         let log = Log { file, path: path.to_path_buf(), lines, spent, compact_slack };
         let keys = Arc::new(Mutex::new(keys));
+        let samples = Arc::new(Mutex::new(samples));
         let (tx, rx) = mpsc::channel();
-        let writer_keys = keys.clone();
+        let kept = Kept { keys: keys.clone(), samples: samples.clone() };
         std::thread::Builder::new()
             .name("state-writer".into())
-            .spawn(move || write_loop(log, &writer_keys, &rx))
+            .spawn(move || write_loop(log, &kept, &rx))
             .map_err(|e| internal(format!("starting the state writer: {e}")))?;
-        Ok(EmbeddedStore { counters: Mutex::new(counters), keys, writer: Some(tx), path: Some(path.to_path_buf()) })
+        Ok(EmbeddedStore {
+            counters: Mutex::new(counters),
+            keys,
+            samples,
+            writer: Some(tx),
+            path: Some(path.to_path_buf()),
+        })
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -194,12 +234,22 @@ impl EmbeddedStore {
     fn lock_keys(&self) -> Result<std::sync::MutexGuard<'_, Keys>, StoreError> {
         self.keys.lock().map_err(|_| internal("key lock poisoned"))
     }
+
+    fn lock_samples(&self) -> Result<std::sync::MutexGuard<'_, Samples>, StoreError> {
+        self.samples.lock().map_err(|_| internal("sample lock poisoned"))
+    }
+}
+
+/// What the writer thread applies records to.
+struct Kept {
+    keys: Arc<Mutex<Keys>>,
+    samples: Arc<Mutex<Samples>>,
 }
 
 /// The writer thread: appends each arriving batch (with whatever else is
 /// queued, in one write), applies its key changes and spend, compacts when
 /// due, then acknowledges. Ends when the store is dropped.
-fn write_loop(mut log: Log, keys: &Mutex<Keys>, rx: &mpsc::Receiver<Batch>) {
+fn write_loop(mut log: Log, kept: &Kept, rx: &mpsc::Receiver<Batch>) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while batches.len() < GROUP_COMMIT {
@@ -211,8 +261,8 @@ fn write_loop(mut log: Log, keys: &Mutex<Keys>, rx: &mpsc::Receiver<Batch>) {
         let records: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
         let result = write_records(&mut log, &records).map_err(|e| e.to_string());
         if result.is_ok() {
-            apply(&mut log, keys, &records);
-            maybe_compact(&mut log, keys);
+            apply(&mut log, kept, &records);
+            maybe_compact(&mut log, kept);
         }
         for b in batches {
             // A caller that went away needs no answer.
@@ -223,16 +273,20 @@ fn write_loop(mut log: Log, keys: &Mutex<Keys>, rx: &mpsc::Receiver<Batch>) {
 
 /// What written records change: settled spend, and key records (the
 /// latest of an id wins).
-fn apply(log: &mut Log, keys: &Mutex<Keys>, records: &[&Record]) {
+fn apply(log: &mut Log, kept: &Kept, records: &[&Record]) {
     for r in records {
         match r {
             Record::Spend { slot, amount, expires_ms } => {
                 let entry = log.spent.entry(slot.clone()).or_insert((0, *expires_ms));
                 entry.0 += amount;
             }
-            Record::Key(k) => match keys.lock() {
+            Record::Key(k) => match kept.keys.lock() {
                 Ok(mut keys) => keys.put(k.clone()),
                 Err(_) => tracing::error!("key lock poisoned: a written key record is not applied until restart"),
+            },
+            Record::EvalSample { eval, sample } => match kept.samples.lock() {
+                Ok(mut samples) => samples.put(eval, sample.clone()),
+                Err(_) => tracing::error!("sample lock poisoned: a written sample is not kept until restart"),
             },
         }
     }
@@ -240,15 +294,15 @@ fn apply(log: &mut Log, keys: &Mutex<Keys>, records: &[&Record]) {
 
 /// Rewrites the file as a snapshot once it has grown well past one.
 /// A failure is logged and the file kept: appending still works.
-fn maybe_compact(log: &mut Log, keys: &Mutex<Keys>) {
+fn maybe_compact(log: &mut Log, kept: &Kept) {
     let now = unix_ms();
     log.spent.retain(|_, (_, end)| end.is_none_or(|e| e > now));
-    let Ok(keys) = keys.lock() else { return };
-    let live = log.spent.len() + keys.by_hash.len();
+    let (Ok(keys), Ok(samples)) = (kept.keys.lock(), kept.samples.lock()) else { return };
+    let live = log.spent.len() + keys.by_hash.len() + samples.len();
     if log.lines <= 2 * live + log.compact_slack {
         return;
     }
-    let result = write_snapshot(&log.path, &log.spent, &keys).and_then(|()| open_append(&log.path));
+    let result = write_snapshot(&log.path, &log.spent, &keys, &samples).and_then(|()| open_append(&log.path));
     match result {
         Ok(file) => {
             log.file = file;
@@ -293,12 +347,24 @@ fn write_records(log: &mut Log, records: &[&Record]) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn write_snapshot(path: &Path, spent: &HashMap<String, (u64, Option<u64>)>, keys: &Keys) -> Result<(), StoreError> {
+fn write_snapshot(
+    path: &Path,
+    spent: &HashMap<String, (u64, Option<u64>)>,
+    keys: &Keys,
+    samples: &Samples,
+) -> Result<(), StoreError> {
     let tmp = path.with_extension("compacting");
     let mut out = Vec::new();
     for k in keys.by_hash.values() {
         serde_json::to_writer(&mut out, &Record::Key(k.clone())).map_err(internal)?;
         out.push(b'\n');
+    }
+    for (eval, kept) in &samples.0 {
+        for sample in kept {
+            let r = Record::EvalSample { eval: eval.clone(), sample: sample.clone() };
+            serde_json::to_writer(&mut out, &r).map_err(internal)?;
+            out.push(b'\n');
+        }
     }
     for (slot, (amount, end)) in spent {
         let r = Record::Spend { slot: slot.clone(), amount: *amount, expires_ms: *end };
@@ -309,7 +375,8 @@ fn write_snapshot(path: &Path, spent: &HashMap<String, (u64, Option<u64>)>, keys
     f.write_all(&out).map_err(internal)?;
     f.sync_all().map_err(internal)?;
     std::fs::rename(&tmp, path).map_err(internal)?;
-    tracing::info!(file = %path.display(), records = keys.by_hash.len() + spent.len(), "state file compacted");
+    let records = keys.by_hash.len() + spent.len() + samples.len();
+    tracing::info!(file = %path.display(), records, "state file compacted");
     Ok(())
 }
 
@@ -406,6 +473,23 @@ impl StateStore for EmbeddedStore {
         all.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(all)
     }
+
+    async fn put_eval_sample(&self, eval: &str, sample: &serde_json::Value) -> Result<(), StoreError> {
+        match &self.writer {
+            Some(w) => {
+                self.append(w, vec![Record::EvalSample { eval: eval.to_string(), sample: sample.clone() }]).await
+            }
+            None => {
+                self.lock_samples()?.put(eval, sample.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn eval_samples(&self, eval: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        let samples = self.lock_samples()?;
+        Ok(samples.0.get(eval).map(|k| k.iter().rev().take(limit).cloned().collect()).unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -430,6 +514,30 @@ mod tests {
         let reopened = EmbeddedStore::open(&path)?;
         assert_eq!(reopened.read("spend", &Period::Total).await?, (0..200).sum::<u64>());
         assert_eq!(reopened.read("req", &Period::Seconds(60)).await?, 0, "rate counters are not persisted");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn eval_samples_survive_a_restart_and_only_the_newest_stay() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(internal)?;
+        let path = dir.path().join("state.log");
+        let s = EmbeddedStore::open_with(&path, 50)?;
+        for i in 0..EVAL_SAMPLES_KEPT + 5 {
+            s.put_eval_sample("e", &serde_json::json!({"n": i})).await?;
+        }
+        s.put_eval_sample("other", &serde_json::json!({"n": 0})).await?;
+        let newest = s.eval_samples("e", 2).await?;
+        assert_eq!(
+            newest,
+            vec![serde_json::json!({"n": EVAL_SAMPLES_KEPT + 4}), serde_json::json!({"n": EVAL_SAMPLES_KEPT + 3})]
+        );
+        drop(s);
+        let reopened = EmbeddedStore::open(&path)?;
+        let all = reopened.eval_samples("e", usize::MAX).await?;
+        assert_eq!(all.len(), EVAL_SAMPLES_KEPT, "capped, across the compactions");
+        assert_eq!(all.last(), Some(&serde_json::json!({"n": 5})), "the oldest were dropped");
+        assert_eq!(reopened.eval_samples("other", 10).await?.len(), 1);
+        assert!(reopened.eval_samples("none", 10).await?.is_empty());
         Ok(())
     }
 

@@ -105,7 +105,17 @@ pub trait StateStore: Send + Sync {
     async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError>;
     async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Keeps a scored sample of live evaluation `eval` (the newest
+    /// `EVAL_SAMPLES_KEPT` of each evaluation stay; on Redis, shared by
+    /// every replica).
+    async fn put_eval_sample(&self, eval: &str, sample: &serde_json::Value) -> Result<(), StoreError>;
+    /// The kept samples of `eval`, newest first, at most `limit`.
+    async fn eval_samples(&self, eval: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError>;
 }
+
+/// Live-evaluation samples kept per evaluation by the state store.
+pub const EVAL_SAMPLES_KEPT: usize = 1000;
 
 /// Milliseconds until the end of the fixed window containing `now_ms`.
 pub fn window_index_and_reset(now_ms: u64, seconds: u64) -> (u64, u64) {

@@ -310,4 +310,27 @@ impl StateStore for RedisStore {
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
+
+    async fn put_eval_sample(&self, eval: &str, sample: &serde_json::Value) -> Result<(), StoreError> {
+        let key = self.key(&format!("eval:{eval}"));
+        let mut pipe = redis::pipe();
+        pipe.cmd("LPUSH").arg(&key).arg(sample.to_string()).ignore();
+        pipe.cmd("LTRIM").arg(&key).arg(0).arg(super::EVAL_SAMPLES_KEPT - 1).ignore();
+        let mut c = self.redis.connection().await?;
+        pipe.query_async::<()>(&mut c).await.map_err(store_error)
+    }
+
+    async fn eval_samples(&self, eval: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.key(&format!("eval:{eval}"));
+        // Never more are kept; and LRANGE takes a signed 64-bit end.
+        let end = limit.min(super::EVAL_SAMPLES_KEPT) - 1;
+        let values: Vec<String> = self.redis.query(redis::cmd("LRANGE").arg(key).arg(0).arg(end)).await?;
+        values
+            .iter()
+            .map(|v| serde_json::from_str(v).map_err(|e| internal(format!("stored eval sample: {e}"))))
+            .collect()
+    }
 }
