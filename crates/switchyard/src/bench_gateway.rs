@@ -8,6 +8,10 @@
 //! budget reserved then settled, prices, and the metrics. The backend
 //! answers at once with a fixed token, so the figures are the gateway's
 //! own time: latency per request, p50 and p99, and what the policies add.
+//! `--live-eval` adds a setup with every answer sampled for live
+//! evaluation by a slow scorer (50 ms a sample) behind a one-sample
+//! queue: what sampling adds to a request when nearly every sample is
+//! dropped, and the drops counted.
 
 use anyhow::{Context, Result};
 use axum::body::Body;
@@ -32,7 +36,14 @@ pub struct GatewayBench {
     /// Also measure the Redis store (e.g. redis://127.0.0.1:6379).
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
+    /// Also measure live evaluation sampling every answer into a full queue.
+    #[arg(long)]
+    live_eval: bool,
 }
+
+/// Every answer sampled; a scorer that takes 50 ms; room for one waiting sample.
+const LIVE_EVAL_TOML: &str = "[[live_eval]]\nname = \"slow\"\nsample_rate = 1.0\nqueue = 1\n\
+    scorer = { type = \"command\", argv = [\"sh\", \"-c\", \"sleep 0.05; echo 1\"] }\n";
 
 const MODEL: &str = "instant";
 const KEY: &str = "sy-bench-gateway-key";
@@ -84,6 +95,15 @@ fn app(toml: &str) -> Result<axum::Router> {
     let policy = gateway::server::build_policy(&cfg, false)?;
     let mut state = gateway::AppState::with_policy(cfg.body_limit_bytes, policy);
     state.add_backend(Arc::new(InstantBackend));
+    if !cfg.live_eval.is_empty() {
+        let tools = gateway::eval::live::Tools {
+            store: state.policy().store.clone(),
+            judges: Default::default(),
+            embedder: None,
+            prices: cfg.policy.prices.clone(),
+        };
+        state.set_live_eval(gateway::eval::live::LiveEval::start(cfg.live_eval.clone(), tools));
+    }
     Ok(gateway::router(state))
 }
 
@@ -138,9 +158,12 @@ pub fn run(args: &GatewayBench) -> Result<()> {
         let toml = policy_toml(&format!("[state]\nstore = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\""));
         setups.push(("redis", app(&toml)?, true));
     }
+    if args.live_eval {
+        setups.push(("live-eval", app(LIVE_EVAL_TOML)?, false));
+    }
     let (rounds, requests) = (args.rounds, args.requests);
     // Requests run on a runtime worker, as the server's handlers do.
-    let (setups, samples) = tokio::runtime::Handle::current().block_on(async move {
+    let (setups, samples, live_counts) = tokio::runtime::Handle::current().block_on(async move {
         tokio::spawn(async move {
             let mut samples: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
             // Warm-up: connections, script loading, first allocations.
@@ -156,7 +179,20 @@ pub fn run(args: &GatewayBench) -> Result<()> {
                     }
                 }
             }
-            anyhow::Ok((setups, samples))
+            // What the live-eval setup scored and dropped, from its /metrics.
+            let mut live_counts = None;
+            if let Some((_, app, _)) = setups.iter().find(|(n, _, _)| *n == "live-eval") {
+                let resp = app.clone().oneshot(Request::get("/metrics").body(Body::empty())?).await?;
+                let text = String::from_utf8_lossy(&resp.into_body().collect().await?.to_bytes()).into_owned();
+                let value = |prefix: &str| -> f64 {
+                    text.lines().filter_map(|l| l.strip_prefix(prefix)?.trim().parse::<f64>().ok()).sum()
+                };
+                live_counts = Some((
+                    value("llm_eval_score_count{model=\"instant\",eval_type=\"slow\"}"),
+                    value("llm_eval_dropped_total{eval_type=\"slow\"}"),
+                ));
+            }
+            anyhow::Ok((setups, samples, live_counts))
         })
         .await?
     })?;
@@ -176,6 +212,13 @@ pub fn run(args: &GatewayBench) -> Result<()> {
             p50 - base[0],
             p99 - base[1],
             round_p99 - base[2]
+        );
+    }
+    if let Some((scored, dropped)) = live_counts {
+        let sent = (200 + rounds * requests) as f64;
+        println!(
+            "live-eval: {sent} answers sampled, {scored} scored, {dropped} dropped (queue full), {} still queued or being scored",
+            sent - scored - dropped
         );
     }
     Ok(())

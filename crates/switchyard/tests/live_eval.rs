@@ -234,3 +234,34 @@ scorer = {{ type = "cost", max_usd = 0.5 }}
     let gw = common::switchyard(dir.path(), &model, &config, &env);
     assert_eq!(samples(gw.port, "close").await.len(), 2);
 }
+
+/// Under load with a one-sample queue and a slow scorer, every request is
+/// answered and every sample is accounted for: scored or dropped (and
+/// counted), none waited for. (What sampling adds to a request's latency
+/// is measured by `switchyard bench gateway --live-eval`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_samples_not_requests() {
+    let extra = "[[live_eval]]\nname = \"slow\"\nmodels = [\"echo\"]\nsample_rate = 1.0\nqueue = 1\n\
+                 scorer = { type = \"command\", argv = [\"sh\", \"-c\", \"sleep 0.2; echo 1\"] }\n";
+    let s = setup_mocks(&[MockBackend { name: "echo-b", args: &["--echo", "--finish", "stop"], toml: ECHO }], extra);
+    let port = s.gateway.port;
+    let sent = 40;
+    let asks = (0..sent).map(|i| async move {
+        let body = json!({"model": "echo", "messages": [{"role": "user", "content": format!("q {i}")}]}).to_string();
+        http(port, "POST", "/v1/chat/completions", &[], Some(&body)).await.status
+    });
+    let statuses = futures::future::join_all(asks).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let until = Instant::now() + Duration::from_secs(10);
+    let (scored, dropped) = loop {
+        let m = http(port, "GET", "/metrics", &[], None).await.body;
+        let scored = metric(&m, "llm_eval_score_count{model=\"echo\",eval_type=\"slow\"}");
+        let dropped = metric(&m, "llm_eval_dropped_total{eval_type=\"slow\"}");
+        if scored + dropped >= f64::from(sent) || Instant::now() > until {
+            break (scored, dropped);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(scored + dropped, f64::from(sent), "scored {scored}, dropped {dropped}");
+    assert!(dropped >= 1.0 && scored >= 1.0, "scored {scored}, dropped {dropped}");
+}
