@@ -55,13 +55,15 @@ pub struct RunArgs {
     model: String,
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Repeats of every case (a case's own `repeats` wins).
-    #[arg(long, default_value_t = 1)]
-    repeats: u32,
+    /// Repeats of every case: a case's own `repeats` wins, then this, then
+    /// a YAML suite's default, then 1.
+    #[arg(long)]
+    repeats: Option<u32>,
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
-    #[arg(long, default_value_t = 256)]
-    max_tokens: u32,
+    /// Tokens per answer: the case's, then this, then the suite's, then 256.
+    #[arg(long)]
+    max_tokens: Option<u32>,
     /// Results JSON.
     #[arg(long, default_value = "eval-results.json")]
     out: PathBuf,
@@ -215,7 +217,13 @@ pub async fn run(cmd: EvalCommand) -> Result<()> {
     }
 }
 
-fn read_suite(path: &Path) -> Result<Vec<Case>> {
+/// Tokens an answer may take when neither the case, the command line nor
+/// the suite says.
+const DEFAULT_MAX_TOKENS: u32 = 256;
+
+/// Reads a suite; a case's `repeats` and `max_tokens` are its own, else
+/// the command line's (`cli`), else the YAML suite's defaults.
+fn read_suite(path: &Path, cli: (Option<u32>, Option<u32>)) -> Result<Vec<Case>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
     // Each case with where it came from, for error messages.
@@ -223,17 +231,18 @@ fn read_suite(path: &Path) -> Result<Vec<Case>> {
     if yaml {
         let at = || path.display().to_string();
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).with_context(at)?;
-        // A list of cases, or a mapping with `cases` and defaults (parsed as
-        // one or the other, so an error names the field at fault).
+        // A list of cases, or a mapping with `cases` and defaults: the text
+        // is parsed again as the one it is, so an error names the field at
+        // fault and its line.
         let file = if doc.is_sequence() {
-            let cases: Vec<Case> = serde_yaml_ng::from_value(doc).with_context(at)?;
+            let cases: Vec<Case> = serde_yaml_ng::from_str(&text).with_context(at)?;
             SuiteFile { cases, repeats: None, scorers: Vec::new(), max_tokens: None }
         } else {
-            serde_yaml_ng::from_value(doc).with_context(at)?
+            serde_yaml_ng::from_str(&text).with_context(at)?
         };
         for (i, mut case) in file.cases.into_iter().enumerate() {
-            case.repeats = case.repeats.or(file.repeats);
-            case.max_tokens = case.max_tokens.or(file.max_tokens);
+            case.repeats = case.repeats.or(cli.0).or(file.repeats);
+            case.max_tokens = case.max_tokens.or(cli.1).or(file.max_tokens);
             if case.scorers.is_empty() {
                 case.scorers = file.scorers.clone();
             }
@@ -241,7 +250,9 @@ fn read_suite(path: &Path) -> Result<Vec<Case>> {
         }
     } else {
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let case: Case = serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            let mut case: Case = serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            case.repeats = case.repeats.or(cli.0);
+            case.max_tokens = case.max_tokens.or(cli.1);
             read.push((format!("{}:{}", path.display(), i + 1), case));
         }
     }
@@ -309,7 +320,7 @@ fn backend(args: &RunArgs, url: &str, models: &[String]) -> Result<OpenAiBackend
 
 fn request(args: &RunArgs, case: &Case) -> ValidatedRequest {
     let sampling = SamplingParams { temperature: args.temperature, ..SamplingParams::default() };
-    let max_tokens = case.max_tokens.unwrap_or(args.max_tokens);
+    let max_tokens = case.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     model_request(&args.model, prompt_of(case), sampling, max_tokens)
 }
 
@@ -348,7 +359,7 @@ fn model_request(model: &str, prompt: Prompt, sampling: SamplingParams, max_toke
 /// The cache key: everything that decides the answer, and the repeat.
 fn cache_key(args: &RunArgs, target: &str, case: &Case, repeat: u32) -> String {
     digest(&json!({"url": target, "model": args.model, "messages": case.messages, "prompt": case.prompt,
-        "temperature": args.temperature, "max_tokens": case.max_tokens.unwrap_or(args.max_tokens), "repeat": repeat}))
+        "temperature": args.temperature, "max_tokens": case.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS), "repeat": repeat}))
 }
 
 /// A cache file's name: the SHA-256 of what decides a call's answer.
@@ -428,8 +439,8 @@ impl Runner<'_> {
                 // A failed call fails the case's scorers.
                 Err(e) => (Cached::default(), Some(e.to_string()), false),
             };
-        let cost_usd = self.price.map(|(input, output)| {
-            (f64::from(answer.prompt_tokens) * input + f64::from(answer.completion_tokens) * output) / 1e6
+        let cost_usd = self.price.and_then(|(input, output)| {
+            scorers::cost_usd(answer.prompt_tokens, answer.completion_tokens, input, output)
         });
         let out = Output {
             text: &answer.output,
@@ -494,7 +505,7 @@ fn question_of(case: &Case) -> String {
 }
 
 async fn run_suite(args: &RunArgs) -> Result<()> {
-    let cases = read_suite(&args.suite)?;
+    let cases = read_suite(&args.suite, (args.repeats, args.max_tokens))?;
     // The backend serves the model under test and every judge.
     let mut models = vec![args.model.clone()];
     for m in cases.iter().flat_map(|c| &c.scorers).filter_map(|s| judge_model(s, args)) {
@@ -531,16 +542,18 @@ async fn run_suite(args: &RunArgs) -> Result<()> {
         judge_tokens: (AtomicU64::new(0), AtomicU64::new(0)),
     };
     let jobs: Vec<(&Case, u32)> =
-        cases.iter().flat_map(|c| (0..c.repeats.unwrap_or(args.repeats).max(1)).map(move |r| (c, r))).collect();
+        cases.iter().flat_map(|c| (0..c.repeats.unwrap_or(1).max(1)).map(move |r| (c, r))).collect();
     let total = jobs.len();
     let mut results = Vec::with_capacity(total);
     let runner = &runner;
     let mut stream = futures::stream::iter(jobs.into_iter().map(|(case, repeat)| runner.case(case, repeat)))
         .buffer_unordered(args.concurrency.max(1));
     let progress = Progress::new(total);
+    let mut failed = 0;
     while let Some(r) = stream.next().await {
-        results.push(r?);
-        let failed = results.iter().filter(|c| c.scores.values().any(|v| !v.pass)).count();
+        let r = r?;
+        failed += usize::from(r.scores.values().any(|v| !v.pass));
+        results.push(r);
         progress.step(results.len(), failed, runner.calls.load(Relaxed));
     }
     progress.finish();
@@ -591,13 +604,35 @@ async fn run_suite(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Serves `path`'s config on a loopback port until the returned sender is
-/// dropped: its URL, and the config's prices.
-async fn local_server(
-    path: &Path,
-) -> Result<(String, gateway::policy::pricing::PriceTable, tokio::sync::oneshot::Sender<()>)> {
+/// The in-process server of `--config`: stops, and its scratch state goes,
+/// when dropped.
+struct LocalServer {
+    _stop: tokio::sync::oneshot::Sender<()>,
+    scratch: PathBuf,
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// Serves `path`'s config on a loopback port: its URL, the config's
+/// prices, and the server. It must not share files with a gateway that
+/// may be running on the same config: an embedded state file goes to a
+/// scratch folder (keys still come from the config; Redis state is
+/// shared, as replicas share it), and the response cache and live
+/// evaluation are off (the run measures the model, not the cache).
+async fn local_server(path: &Path) -> Result<(String, gateway::policy::pricing::PriceTable, LocalServer)> {
     let mut cfg = gateway::config::Config::from_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let scratch = std::env::temp_dir().join(format!("switchyard-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    if let gateway::config::StoreConfig::Embedded { path } = &mut cfg.policy.store {
+        *path = scratch.join("state.jsonl");
+    }
+    cfg.cache = None;
+    cfg.live_eval.clear();
     let state = tokio::task::block_in_place(|| gateway::server::build_state(&cfg, false))?;
     let listener = gateway::server::bind(cfg.listen).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
@@ -611,7 +646,7 @@ async fn local_server(
         }
     });
     eprintln!("serving {} in-process at http://{addr}/v1", path.display());
-    Ok((format!("http://{addr}/v1"), cfg.policy.prices.clone(), stop))
+    Ok((format!("http://{addr}/v1"), cfg.policy.prices.clone(), LocalServer { _stop: stop, scratch }))
 }
 
 /// The in-process embedding model of `similarity` scorers.
@@ -621,7 +656,10 @@ fn load_embedder(path: Option<&Path>) -> Result<engine::embedding::EmbedderHandl
         .unwrap_or_else(|| gateway::config::default_model_path(gateway::config::DEFAULT_EMBEDDING_DIR));
     let model = engine::embedding::Embedder::load(&path)
         .map_err(|e| anyhow::anyhow!("loading the embedding model at {} (for 'similarity'): {e}", path.display()))?;
-    model.spawn(engine::embedding::BatchConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))
+    // Cut to the model's window rather than refused, as the server does:
+    // a long answer is still graded (on its opening).
+    let handle = model.spawn(engine::embedding::BatchConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(handle.truncating(true))
 }
 
 /// Progress on standard error: a bar on a terminal, a line per tenth of

@@ -139,6 +139,15 @@ fn bad_suites_are_refused_before_any_call() {
     let (code, text) = eval(&["run", yaml.to_str().unwrap(), "--model", "m", "--url", "http://127.0.0.1:9/v1"]);
     assert_ne!(code, 0);
     assert!(text.contains("bad.yaml") && text.contains("typo"), "{text}");
+    // An error deep in a YAML suite names its line.
+    std::fs::write(
+        &yaml,
+        "- id: a\n  prompt: x\n  expected: y\n- id: b\n  prompt: x\n  scorers:\n    - {type: regex, pattern: \"(\"}\n",
+    )
+    .unwrap();
+    let (code, text) = eval(&["run", yaml.to_str().unwrap(), "--model", "m", "--url", "http://127.0.0.1:9/v1"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("regex parse error") && text.contains("line 7"), "{text}");
 }
 
 /// A YAML suite (suite-wide defaults, per-case scorers) against a config

@@ -240,8 +240,8 @@ async fn worker(config: LiveEvalConfig, mut rx: mpsc::Receiver<Sample>, metrics:
         let scored = Scored {
             eval: config.name.clone(),
             model: s.model.clone(),
-            question: s.question,
-            answer: s.answer,
+            question: clip(s.question),
+            answer: clip(s.answer),
             score: verdict.score,
             pass: verdict.pass,
             detail: verdict.detail,
@@ -284,12 +284,25 @@ async fn worker(config: LiveEvalConfig, mut rx: mpsc::Receiver<Sample>, metrics:
     }
 }
 
+/// Characters of a question or answer kept with a stored sample: enough to
+/// read it, bounded so 1,000 samples per evaluation stay small in memory,
+/// in the state file and in Redis.
+pub const STORED_CHARS: usize = 4000;
+
+fn clip(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(STORED_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 /// One sample's verdict: in place for the cheap scorers, through a model
 /// for the judge and similarity, on a blocking thread for a command.
 async fn grade(config: &LiveEvalConfig, tools: &Tools, s: &Sample) -> Verdict {
     let price = tools.prices.models.get(&s.model);
-    let cost_usd = price.map(|p| {
-        (f64::from(s.prompt_tokens) * p.input_per_million + f64::from(s.completion_tokens) * p.output_per_million) / 1e6
+    let cost_usd = price.and_then(|p| {
+        scorers::cost_usd(s.prompt_tokens, s.completion_tokens, p.input_per_million, p.output_per_million)
     });
     let out = Output { text: &s.answer, expected: config.reference.as_deref(), latency_ms: s.latency_ms, cost_usd };
     match &config.scorer {
@@ -387,6 +400,15 @@ mod tests {
             embedder: None,
             prices: PriceTable::default(),
         }
+    }
+
+    #[test]
+    fn stored_text_is_clipped_on_a_character_boundary() {
+        let long = "é".repeat(STORED_CHARS + 10);
+        let clipped = clip(long);
+        assert_eq!(clipped.chars().count(), STORED_CHARS + 1);
+        assert!(clipped.ends_with('…'));
+        assert_eq!(clip("short".into()), "short");
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -264,7 +264,10 @@ impl Scorer {
             }
             Scorer::Cost { max_usd } => match out.cost_usd {
                 Some(c) => Verdict::of(c <= *max_usd, Some(format!("${c:.6}"))),
-                None => Verdict::of(false, Some("the answer's cost is unknown (no price for its model)".into())),
+                None => Verdict::of(
+                    false,
+                    Some("the answer's cost is unknown (no price for its model, or no usage)".into()),
+                ),
             },
             Scorer::Judge { .. } | Scorer::Similarity { .. } => {
                 Verdict::of(false, Some(format!("scorer '{}' needs a model: graded by its caller", self.name())))
@@ -296,6 +299,21 @@ fn normalise(s: &str, ignore_case: bool, ignore_punctuation: bool, collapse_whit
         t = t.split_whitespace().collect::<Vec<_>>().join(" ");
     }
     t
+}
+
+/// What an answer cost at a price per million tokens; unknown (`None`)
+/// when no usage was reported (zero tokens both ways), so a `cost` scorer
+/// fails rather than passing a free answer that was only unmetered.
+pub fn cost_usd(
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    input_per_million: f64,
+    output_per_million: f64,
+) -> Option<f64> {
+    if prompt_tokens == 0 && completion_tokens == 0 {
+        return None;
+    }
+    Some((f64::from(prompt_tokens) * input_per_million + f64::from(completion_tokens) * output_per_million) / 1e6)
 }
 
 /// Grades a `similarity` scorer with `embedder`'s `model`: the cosine of
@@ -442,6 +460,9 @@ mod tests {
         assert!(!score(json!({"type": "json_schema", "schema": {"type": "object", "required": ["a"]}}), "{}", None));
         assert!(score(json!({"type": "latency", "max_ms": 20}), "", None));
         assert!(score(json!({"type": "cost", "max_usd": 0.01}), "", None));
+        // No usage reported is an unknown cost, not a free answer.
+        assert_eq!(cost_usd(0, 0, 1.0, 1.0), None);
+        assert_eq!(cost_usd(1000, 500, 2.0, 4.0), Some(0.004));
         assert!(!score(json!({"type": "cost", "max_usd": 0.001}), "", None));
         assert!(score(json!({"type": "starts_with", "value": "Yes"}), "  Yes, indeed", None));
         assert!(score(json!({"type": "fuzzy"}), "It is the Eiffel Tower!", Some("eiffel tower")));

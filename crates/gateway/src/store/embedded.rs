@@ -39,7 +39,7 @@ enum Record {
 }
 
 /// The newest samples of each live evaluation, oldest first.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Samples(HashMap<String, VecDeque<serde_json::Value>>);
 
 impl Samples {
@@ -82,7 +82,7 @@ impl Counters {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Keys {
     by_hash: HashMap<String, KeyRecord>,
     hash_of_id: HashMap<String, String>,
@@ -297,11 +297,18 @@ fn apply(log: &mut Log, kept: &Kept, records: &[&Record]) {
 fn maybe_compact(log: &mut Log, kept: &Kept) {
     let now = unix_ms();
     log.spent.retain(|_, (_, end)| end.is_none_or(|e| e > now));
-    let (Ok(keys), Ok(samples)) = (kept.keys.lock(), kept.samples.lock()) else { return };
+    // Copied under the locks, written without them: requests that look up
+    // a key must not wait for the snapshot's write and fsync. Only this
+    // thread changes them while there is a file, so the copy stays current.
+    let (keys, samples) = {
+        let (Ok(keys), Ok(samples)) = (kept.keys.lock(), kept.samples.lock()) else { return };
+        let live = log.spent.len() + keys.by_hash.len() + samples.len();
+        if log.lines <= 2 * live + log.compact_slack {
+            return;
+        }
+        (keys.clone(), samples.clone())
+    };
     let live = log.spent.len() + keys.by_hash.len() + samples.len();
-    if log.lines <= 2 * live + log.compact_slack {
-        return;
-    }
     let result = write_snapshot(&log.path, &log.spent, &keys, &samples).and_then(|()| open_append(&log.path));
     match result {
         Ok(file) => {
