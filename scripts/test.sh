@@ -15,8 +15,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== Rust tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
+  # The engine again on the AVX2 kernels, as a CPU without AVX-512 BF16
+  # runs it (the run above takes the best kernels this CPU has).
+  echo "== engine tests on the AVX2 fallback kernels" >&2
+  SWITCHYARD_KERNELS=avx2 cargo nextest run -p engine --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
+  SWITCHYARD_KERNELS=avx2 cargo test -p engine --locked --no-fail-fast
 fi
 
 echo "== Python client tests" >&2

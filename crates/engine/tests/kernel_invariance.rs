@@ -5,6 +5,7 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+use engine::model::bf16::Bf16Matrix;
 use engine::model::dense::DenseMatrix;
 use engine::model::q8::Q8Matrix;
 
@@ -45,5 +46,15 @@ fn dense_prompt_kernel_rows_do_not_depend_on_the_batch() {
     for (n, k) in SHAPES {
         let w = DenseMatrix::pack(&data(n * k, 3), k);
         rows_are_independent("dense", &|x| w.matmul(x), n, k);
+    }
+}
+
+#[test]
+fn bf16_prompt_kernel_rows_do_not_depend_on_the_batch() {
+    // The path this process picked (`SWITCHYARD_KERNELS` forces the
+    // fallback; CI runs this file both ways).
+    for (n, k) in SHAPES {
+        let w = Bf16Matrix::pack(&data(n * k, 4), k);
+        rows_are_independent("bf16", &|x| w.matmul(x), n, k);
     }
 }

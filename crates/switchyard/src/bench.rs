@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Guardrails(crate::bench_guard::GuardBench),
     /// Constrained decoding: schemas supported, answers valid, compile and mask time, decode rate with and without.
     Structured(crate::bench_structured::StructuredBench),
+    /// Perplexity on a fixed text through each weight format and kernel.
+    Perplexity(crate::bench_ppl::PerplexityBench),
     /// The evaluation gate's false-fail rate and power, by simulation.
     EvalGate(crate::bench_eval::EvalGateBench),
 }
@@ -64,6 +66,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Guardrails(args) => crate::bench_guard::run(&args),
         BenchCommand::Structured(args) => crate::bench_structured::run(&args),
         BenchCommand::EvalGate(args) => crate::bench_eval::run(&args),
+        BenchCommand::Perplexity(args) => crate::bench_ppl::run(&args),
     }
 }
 

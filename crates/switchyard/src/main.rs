@@ -6,6 +6,7 @@ mod bench_embed;
 mod bench_eval;
 mod bench_gateway;
 mod bench_guard;
+mod bench_ppl;
 mod bench_structured;
 mod eval_cmd;
 mod eval_report;
@@ -108,7 +109,7 @@ struct ServeArgs {
     /// Never reuse the KV cache of earlier prompts' prefixes.
     #[arg(long)]
     no_prefix_cache: bool,
-    /// Weights in memory: `fast` (f32 for prompts, Q8_0 for generation; see BENCHMARKS.md) or `native` (the file's format).
+    /// Weights in memory: `fast` (bfloat16 for prompts, Q8_0 for generation; see BENCHMARKS.md) or `native` (the file's format).
     #[arg(long, value_name = "FORMAT", value_parser = parse_weights)]
     weights: Option<engine::WeightFormat>,
     /// Serve beyond loopback even with no API keys and no admin token (anyone who can reach it can use it).

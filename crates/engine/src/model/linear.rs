@@ -1,6 +1,7 @@
 //! A linear layer: the file's quantized weights through candle's kernels,
 //! or the engine's own batch-invariant kernels (see `WeightFormat`).
 
+use super::bf16::Bf16Matrix;
 use super::dense::DenseMatrix;
 use super::q8::Q8Matrix;
 use crate::EngineError;
@@ -14,10 +15,11 @@ pub enum WeightFormat {
     /// Exactly as stored in the file, through candle's kernels (what
     /// candle-transformers runs; the reference for correctness tests).
     Native,
-    /// Two batch-invariant kernels of our own: prompt rows through an f32
-    /// copy of the weights (`dense`), generated rows through Q8_0 weights
-    /// and a tiled int8 kernel (`q8`) that reads each weight once for up
-    /// to four rows, so decoding many sequences costs little more than one
+    /// Two batch-invariant kernels of our own: prompt rows through a
+    /// bfloat16 copy of the weights (`bf16`: AVX-512 BF16 where the CPU
+    /// has it, else AVX2 over the same bf16 weights widened in registers),
+    /// generated rows through Q8_0 weights and a tiled int8 kernel (`q8`)
+    /// that reads each weight once for up to four rows, so decoding many sequences costs little more than one
     /// (candle's Q8_0 kernel costs the same per row at any batch size, and
     /// Q4_1 has no SIMD kernel in candle at all). See BENCHMARKS.md.
     #[default]
@@ -26,7 +28,30 @@ pub enum WeightFormat {
 
 enum Kernels {
     Native(QMatMul),
-    Fast { dense: DenseMatrix, decode: Q8Matrix },
+    Fast { dense: Prompt, decode: Q8Matrix },
+}
+
+/// The prompt kernel's weights: bf16, or (`SWITCHYARD_KERNELS=f32`, for
+/// comparison) the previous f32 copy.
+enum Prompt {
+    Bf16(Bf16Matrix),
+    F32(DenseMatrix),
+}
+
+impl Prompt {
+    fn matmul(&self, x: &[f32]) -> Vec<f32> {
+        match self {
+            Prompt::Bf16(w) => w.matmul(x),
+            Prompt::F32(w) => w.matmul(x),
+        }
+    }
+
+    fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
+        match self {
+            Prompt::Bf16(w) => w.matmul_into(x, y, rows),
+            Prompt::F32(w) => w.matmul_into(x, y, rows),
+        }
+    }
 }
 
 pub struct Linear {
@@ -65,7 +90,11 @@ impl Linear {
             }
             let decode = Q8Matrix::quantize(&dense, in_dim)
                 .ok_or_else(|| EngineError::Model(format!("cannot quantize a {out_dim} x {in_dim} weight")))?;
-            let dense = DenseMatrix::pack(&dense, in_dim);
+            let dense = if super::bf16::f32_prompt_weights() {
+                Prompt::F32(DenseMatrix::pack(&dense, in_dim))
+            } else {
+                Prompt::Bf16(Bf16Matrix::pack(&dense, in_dim))
+            };
             return Ok(Linear { kernels: Kernels::Fast { dense, decode }, in_dim, out_dim });
         }
         let dtype = parts[0].dtype();

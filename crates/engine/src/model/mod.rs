@@ -1,8 +1,10 @@
 //! Model architectures. One file per architecture, built from small
 //! modules over plain f32 rows; matmuls go through our own batch-invariant
-//! kernels (`dense` for prompt rows, `q8` for generated rows) or, with
-//! `WeightFormat::Native`, through candle's quantized kernels.
+//! kernels (`bf16` for prompt rows, `q8` for generated rows; `dense`, f32,
+//! for the embedding model) or, with `WeightFormat::Native`, through
+//! candle's quantized kernels.
 
+pub mod bf16;
 pub mod dense;
 mod linear;
 mod llama;
