@@ -25,6 +25,20 @@ use std::path::PathBuf;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+extern "C" {
+    /// mimalloc's own (in the library the allocator above links): frees
+    /// what its threads hold and returns unused pages to the system.
+    fn mi_collect(force: bool);
+}
+
+/// Returns to the system the pages freed while the models loaded (the
+/// f32 buffers weights pass through on their way to bf16 and int8), which
+/// the allocator would otherwise keep resident for reuse: ~300 MB here.
+fn release_load_buffers() {
+    // SAFETY: a plain call into the linked allocator, valid at any time.
+    unsafe { mi_collect(true) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",
@@ -205,6 +219,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
     }
     let state = tokio::task::block_in_place(|| gateway::server::build_state(&cfg, insecure))?;
+    release_load_buffers();
     let listener = gateway::server::bind(cfg.listen).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(url = %format!("http://{addr}/v1"), models = ?cfg.models.iter().map(|m| &m.name).collect::<Vec<_>>(), "serving");

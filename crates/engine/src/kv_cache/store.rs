@@ -11,7 +11,52 @@ pub struct KvStore {
     kv_width: usize,
     num_blocks: usize,
     /// Per layer: (keys, values).
-    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    layers: Vec<(Zeroed, Zeroed)>,
+}
+
+/// Zeroed f32 storage in an anonymous mapping of its own, so its pages
+/// cost memory only when first written. (A zeroed `Vec` does not promise
+/// that: an allocator that reuses pages freed while the weights were
+/// converted zeroes them, and they count at once — ~160 MB of a 1 GiB
+/// pool here.) Falls back to the heap if the mapping fails.
+enum Zeroed {
+    Mapped(memmap2::MmapMut, usize),
+    Heap(Vec<f32>),
+}
+
+impl Zeroed {
+    fn new(len: usize) -> Self {
+        match memmap2::MmapMut::map_anon((len * std::mem::size_of::<f32>()).max(1)) {
+            Ok(map) => Zeroed::Mapped(map, len),
+            Err(e) => {
+                tracing::warn!(error = %e, "KV cache: anonymous mapping failed, using the heap");
+                Zeroed::Heap(vec![0.0; len])
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Zeroed {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            // SAFETY: the mapping is page-aligned, at least `len` f32s long,
+            // zero-initialised, and lives as long as `self`; any bits are
+            // a valid f32.
+            Zeroed::Mapped(map, len) => unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<f32>(), *len) },
+            Zeroed::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Zeroed {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        match self {
+            // SAFETY: as in `deref`, and `&mut self` makes this the only view.
+            Zeroed::Mapped(map, len) => unsafe { std::slice::from_raw_parts_mut(map.as_mut_ptr().cast::<f32>(), *len) },
+            Zeroed::Heap(v) => v,
+        }
+    }
 }
 
 impl KvStore {
@@ -20,7 +65,7 @@ impl KvStore {
         2 * n_layer * block_size * kv_width * std::mem::size_of::<f32>()
     }
 
-    /// Zeroed storage; the allocator maps the pages lazily, so a large
+    /// Zeroed storage whose pages are mapped lazily (`Zeroed`), so a large
     /// budget costs memory only as blocks are first written.
     pub fn new(n_layer: usize, block_size: usize, kv_width: usize, num_blocks: usize) -> Self {
         let len = num_blocks * block_size * kv_width;
@@ -28,7 +73,7 @@ impl KvStore {
             block_size,
             kv_width,
             num_blocks,
-            layers: (0..n_layer).map(|_| (vec![0.0; len], vec![0.0; len])).collect(),
+            layers: (0..n_layer).map(|_| (Zeroed::new(len), Zeroed::new(len))).collect(),
         }
     }
 
@@ -72,7 +117,7 @@ impl KvStore {
         n: usize,
     ) -> impl Iterator<Item = (&'a [f32], &'a [f32])> + 'a {
         let (bs, w) = (self.block_size, self.kv_width);
-        let (ks, vs) = self.layers.get(layer).map_or((&[][..], &[][..]), |(k, v)| (k.as_slice(), v.as_slice()));
+        let (ks, vs) = self.layers.get(layer).map_or((&[][..], &[][..]), |(k, v)| (&k[..], &v[..]));
         table.iter().enumerate().take(n.div_ceil(bs)).map(move |(i, &b)| {
             let len = (n - i * bs).min(bs) * w;
             let start = b as usize * bs * w;

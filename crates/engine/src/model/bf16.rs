@@ -90,7 +90,8 @@ pub fn to_bf16(v: f32) -> u16 {
     (bits.wrapping_add(rounding) >> 16) as u16
 }
 
-fn from_bf16(b: u16) -> f32 {
+/// bf16 bits → f32 (exact).
+pub fn from_bf16(b: u16) -> f32 {
     f32::from_bits(u32::from(b) << 16)
 }
 

@@ -22,11 +22,29 @@ struct Layer {
 
 pub struct Llama {
     cfg: LlamaConfig,
-    embed: Vec<f32>,
+    embed: TokenEmbeddings,
     layers: Vec<Layer>,
     norm: Vec<f32>,
     lm_head: Linear,
     rope: RopeTable,
+}
+
+/// The token-embedding table: f32 with `Native` weights (the reference),
+/// bfloat16 with `Fast` ones (half the memory: 56 MB instead of 113 for
+/// this model; perplexity in BENCHMARKS.md).
+enum TokenEmbeddings {
+    F32(Vec<f32>),
+    Bf16(Vec<u16>),
+}
+
+impl TokenEmbeddings {
+    /// Appends token `tok`'s row (`d` wide) to `x`.
+    fn push_row(&self, tok: usize, d: usize, x: &mut Vec<f32>) {
+        match self {
+            TokenEmbeddings::F32(t) => x.extend_from_slice(&t[tok * d..(tok + 1) * d]),
+            TokenEmbeddings::Bf16(t) => x.extend(t[tok * d..(tok + 1) * d].iter().map(|b| super::bf16::from_bf16(*b))),
+        }
+    }
 }
 
 /// One sequence's share of a step: `tokens` sit at positions `start..`,
@@ -109,6 +127,13 @@ impl Llama {
                 cfg.n_embd
             )));
         }
+        // `SWITCHYARD_KERNELS=f32` keeps everything as before, to compare.
+        let embed = match format {
+            WeightFormat::Fast if !super::bf16::f32_prompt_weights() => {
+                TokenEmbeddings::Bf16(embed.iter().map(|v| super::bf16::to_bf16(*v)).collect())
+            }
+            _ => TokenEmbeddings::F32(embed),
+        };
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let mut t = |s: &str| file.tensor(&format!("blk.{i}.{s}.weight"));
@@ -191,7 +216,7 @@ impl Llama {
                 if tok >= cfg.vocab_size {
                     return Err(EngineError::Model(format!("token id {tok} out of vocabulary")));
                 }
-                x.extend_from_slice(&self.embed[tok * d..(tok + 1) * d]);
+                self.embed.push_row(tok, d, &mut x);
             }
         }
         let mut h = vec![0.0; x.len()];
