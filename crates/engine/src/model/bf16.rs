@@ -13,7 +13,7 @@
 //! - `Avx2`: the same bf16 weights widened to f32 in registers (a shift and
 //!   a mask), f32 activations, FMA; 6 rows × 16 columns per tile. Also
 //!   what runs where AVX-512 BF16 is missing, and what
-//!   `SWITCHYARD_KERNELS=avx2` forces (CI tests both paths).
+//!   `SWITCHYARD_KERNELS=avx2` forces (CI tests both paths; `cpu`).
 //!
 //! In both, every output element is one chain over k in order, whatever
 //! the tile it lands in, so a row's result does not depend on the other
@@ -40,42 +40,17 @@ pub enum Kernel {
     Portable,
 }
 
-/// What `SWITCHYARD_KERNELS` asks for (read once).
-fn asked() -> &'static str {
-    static ASKED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ASKED.get_or_init(|| std::env::var("SWITCHYARD_KERNELS").unwrap_or_default())
-}
-
-/// The kernel this process uses: the best the CPU has, unless
-/// `SWITCHYARD_KERNELS=avx2` (or `portable`) asks for less.
+/// The kernel this process uses (`cpu::features`).
 pub fn kernel() -> Kernel {
-    static KERNEL: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
-    *KERNEL.get_or_init(|| detect(asked()))
+    kernel_for(super::cpu::features())
 }
 
-/// `SWITCHYARD_KERNELS=f32`: prompt rows through the previous kernel, an
-/// f32 copy of every weight (`dense`): twice the memory, kept to measure
-/// against in one sitting.
-pub fn f32_prompt_weights() -> bool {
-    asked() == "f32"
-}
-
-fn detect(asked: &str) -> Kernel {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        let bf16 = avx2 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16");
-        match asked {
-            "portable" => Kernel::Portable,
-            "avx2" if avx2 => Kernel::Avx2,
-            _ if bf16 => Kernel::Avx512Bf16,
-            _ if avx2 => Kernel::Avx2,
-            _ => Kernel::Portable,
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = asked;
+fn kernel_for(f: super::cpu::Features) -> Kernel {
+    if f.avx512_bf16 {
+        Kernel::Avx512Bf16
+    } else if f.avx2 {
+        Kernel::Avx2
+    } else {
         Kernel::Portable
     }
 }
@@ -336,6 +311,10 @@ mod tests {
             }
         }
         y
+    }
+
+    fn detect(asked: &str) -> Kernel {
+        kernel_for(crate::model::cpu::detect(asked))
     }
 
     fn kernels() -> Vec<Kernel> {

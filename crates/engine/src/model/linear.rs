@@ -90,7 +90,7 @@ impl Linear {
             }
             let decode = Q8Matrix::quantize(&dense, in_dim)
                 .ok_or_else(|| EngineError::Model(format!("cannot quantize a {out_dim} x {in_dim} weight")))?;
-            let dense = if super::bf16::f32_prompt_weights() {
+            let dense = if super::cpu::f32_prompt_weights() {
                 Prompt::F32(DenseMatrix::pack(&dense, in_dim))
             } else {
                 Prompt::Bf16(Bf16Matrix::pack(&dense, in_dim))

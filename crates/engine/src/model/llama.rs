@@ -129,7 +129,7 @@ impl Llama {
         }
         // `SWITCHYARD_KERNELS=f32` keeps everything as before, to compare.
         let embed = match format {
-            WeightFormat::Fast if !super::bf16::f32_prompt_weights() => {
+            WeightFormat::Fast if !super::cpu::f32_prompt_weights() => {
                 TokenEmbeddings::Bf16(embed.iter().map(|v| super::bf16::to_bf16(*v)).collect())
             }
             _ => TokenEmbeddings::F32(embed),

@@ -5,6 +5,7 @@
 //! candle's quantized kernels.
 
 pub mod bf16;
+pub mod cpu;
 pub mod dense;
 mod linear;
 mod llama;
