@@ -7,6 +7,7 @@
 //! `cargo run --release -p engine --example dense_probe`
 use engine::model::bf16::{kernel, Bf16Matrix};
 use engine::model::dense::DenseMatrix;
+use engine::model::RowMatmul;
 use std::time::Instant;
 
 fn time(m: usize, macs_per_row: usize, f: impl Fn()) -> f64 {

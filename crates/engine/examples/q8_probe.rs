@@ -5,6 +5,7 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use engine::model::q8::Q8Matrix;
+use engine::model::RowMatmul;
 use std::time::Instant;
 
 fn main() -> candle_core::Result<()> {

@@ -8,6 +8,7 @@
 use engine::model::bf16::Bf16Matrix;
 use engine::model::dense::DenseMatrix;
 use engine::model::q8::Q8Matrix;
+use engine::model::RowMatmul;
 
 fn data(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -8,6 +8,7 @@
 //! and pools with one matmul.
 
 use crate::model::dense::DenseMatrix;
+use crate::model::RowMatmul;
 use candle_core::{CpuStorage, Device, Module, Storage, Tensor};
 use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 use serde::Deserialize;

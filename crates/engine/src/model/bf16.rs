@@ -98,15 +98,14 @@ impl Bf16Matrix {
     pub fn bytes(&self) -> usize {
         self.panels.len() * 2
     }
+}
 
-    /// `y[m × n] = x[m × k] · wᵀ`.
-    pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
-        let m = x.len().checked_div(self.k).unwrap_or(0);
-        super::parallel::new_matrix(m, self.n, |y, rows| self.matmul_into(x, y, rows))
+impl super::parallel::RowMatmul for Bf16Matrix {
+    fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
     }
 
-    /// Row `r` of `x · wᵀ` into row `rows[r]` of `y` (`n` wide).
-    pub fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
+    fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
         let (n, k) = (self.n, self.k);
         let m = x.len().checked_div(k).unwrap_or(0).min(rows.len());
         if m == 0 || n == 0 {
@@ -297,6 +296,7 @@ unsafe fn tile_f32_avx2(xf: &[f32], pairs: usize, r0: usize, rows: usize, panels
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RowMatmul;
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
         (0..len).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()

@@ -42,15 +42,14 @@ impl DenseMatrix {
     pub fn out_dim(&self) -> usize {
         self.n
     }
+}
 
-    /// `y[m × n] = x[m × k] · wᵀ`.
-    pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
-        let m = x.len().checked_div(self.k).unwrap_or(0);
-        super::parallel::new_matrix(m, self.n, |y, rows| self.matmul_into(x, y, rows))
+impl super::parallel::RowMatmul for DenseMatrix {
+    fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
     }
 
-    /// Row `r` of `x · wᵀ` into row `rows[r]` of `y` (`n` wide).
-    pub fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
+    fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
         let (n, k) = (self.n, self.k);
         let m = x.len().checked_div(k).unwrap_or(0).min(rows.len());
         // Work item: one panel.
@@ -97,6 +96,7 @@ fn tile(x: &[f32], k: usize, r0: usize, rows: usize, panel: &[f32]) -> [[f32x8; 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RowMatmul;
 
     fn matmul_rows(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
         DenseMatrix::pack(w, k).matmul(x)

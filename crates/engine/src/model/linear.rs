@@ -4,6 +4,7 @@
 use super::bf16::Bf16Matrix;
 use super::dense::DenseMatrix;
 use super::q8::Q8Matrix;
+use super::RowMatmul;
 use crate::EngineError;
 use candle_core::quantized::{QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -28,30 +29,12 @@ pub enum WeightFormat {
 
 enum Kernels {
     Native(QMatMul),
-    Fast { dense: Prompt, decode: Q8Matrix },
-}
-
-/// The prompt kernel's weights: bf16, or (`SWITCHYARD_KERNELS=f32`, for
-/// comparison) the previous f32 copy.
-enum Prompt {
-    Bf16(Bf16Matrix),
-    F32(DenseMatrix),
-}
-
-impl Prompt {
-    fn matmul(&self, x: &[f32]) -> Vec<f32> {
-        match self {
-            Prompt::Bf16(w) => w.matmul(x),
-            Prompt::F32(w) => w.matmul(x),
-        }
-    }
-
-    fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
-        match self {
-            Prompt::Bf16(w) => w.matmul_into(x, y, rows),
-            Prompt::F32(w) => w.matmul_into(x, y, rows),
-        }
-    }
+    /// Prompt rows through `dense`: bf16 weights, or (`SWITCHYARD_KERNELS=f32`,
+    /// to compare) the previous f32 copy.
+    Fast {
+        dense: Box<dyn RowMatmul>,
+        decode: Q8Matrix,
+    },
 }
 
 pub struct Linear {
@@ -90,10 +73,10 @@ impl Linear {
             }
             let decode = Q8Matrix::quantize(&dense, in_dim)
                 .ok_or_else(|| EngineError::Model(format!("cannot quantize a {out_dim} x {in_dim} weight")))?;
-            let dense = if super::cpu::f32_prompt_weights() {
-                Prompt::F32(DenseMatrix::pack(&dense, in_dim))
+            let dense: Box<dyn RowMatmul> = if super::cpu::f32_prompt_weights() {
+                Box::new(DenseMatrix::pack(&dense, in_dim))
             } else {
-                Prompt::Bf16(Bf16Matrix::pack(&dense, in_dim))
+                Box::new(Bf16Matrix::pack(&dense, in_dim))
             };
             return Ok(Linear { kernels: Kernels::Fast { dense, decode }, in_dim, out_dim });
         }

@@ -16,3 +16,4 @@ pub mod q8;
 pub use linear::WeightFormat;
 pub use llama::{BatchItem, Llama, StepLogits};
 pub use ops::RopeTable;
+pub use parallel::RowMatmul;

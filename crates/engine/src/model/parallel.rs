@@ -48,6 +48,23 @@ pub fn threads() -> usize {
     *THREADS.get_or_init(candle_core::utils::get_num_threads)
 }
 
+/// A matmul whose result for a row does not depend on the other rows of
+/// the call (the engine's kernels: `bf16`, `dense`, `q8`).
+pub trait RowMatmul: Send + Sync {
+    /// `(n, k)`: the weights are `n × k`.
+    fn dims(&self) -> (usize, usize);
+
+    /// Row `r` of `x · wᵀ` into row `rows[r]` of `y` (`n` wide).
+    fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]);
+
+    /// `y[m × n] = x[m × k] · wᵀ`.
+    fn matmul(&self, x: &[f32]) -> Vec<f32> {
+        let (n, k) = self.dims();
+        let m = x.len().checked_div(k).unwrap_or(0);
+        new_matrix(m, n, |y, rows| self.matmul_into(x, y, rows))
+    }
+}
+
 /// A new `m × n` matrix filled by `fill(y, rows)` with the identity row map
 /// (for kernels whose `matmul_into` writes chosen rows of a larger one).
 pub fn new_matrix(m: usize, n: usize, fill: impl FnOnce(&mut [f32], &[usize])) -> Vec<f32> {

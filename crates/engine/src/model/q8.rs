@@ -110,43 +110,6 @@ impl Q8Matrix {
         self.n
     }
 
-    /// `y[m × n] = x[m × k] · wᵀ`.
-    pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
-        let m = x.len().checked_div(self.k).unwrap_or(0);
-        super::parallel::new_matrix(m, self.n, |y, rows| self.matmul_into(x, y, rows))
-    }
-
-    /// Row `r` of `x · wᵀ` into row `rows[r]` of `y` (`n` wide).
-    pub fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
-        let (k, n) = (self.k, self.n);
-        let m = (x.len() / k).min(rows.len());
-        if m == 0 || n == 0 {
-            return;
-        }
-        let xq = quantize_rows(&x[..m * k]);
-        let items = super::parallel::threads() * ITEMS_PER_THREAD;
-        let item_width = n.div_ceil(items).next_multiple_of(8).max(32);
-        super::parallel::column_blocks_into(y, n, &rows[..m], item_width, |c0, c1| {
-            let mut out = vec![0.0f32; m * (c1 - c0)];
-            for cb in (c0..c1).step_by(COL_BLOCK) {
-                let cb_end = (cb + COL_BLOCK).min(c1);
-                let mut r0 = 0;
-                while r0 < m {
-                    let rows = MAX_ROWS.min(m - r0);
-                    // One column per tile keeps the weight stream sequential.
-                    match rows {
-                        1 => self.tiles::<1, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
-                        2 => self.tiles::<2, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
-                        3 => self.tiles::<3, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
-                        _ => self.tiles::<4, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
-                    }
-                    r0 += rows;
-                }
-            }
-            out
-        })
-    }
-
     /// Rows `r0..r0+R` against columns `cols.0..cols.1`, `C` at a time,
     /// into `out` (rows × the item's width, the item starting at
     /// `item.0`). A partial last column tile repeats its first column and
@@ -176,6 +139,42 @@ impl Q8Matrix {
                 }
             }
         }
+    }
+}
+
+impl super::parallel::RowMatmul for Q8Matrix {
+    fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    fn matmul_into(&self, x: &[f32], y: &mut [f32], rows: &[usize]) {
+        let (k, n) = (self.k, self.n);
+        let m = (x.len() / k).min(rows.len());
+        if m == 0 || n == 0 {
+            return;
+        }
+        let xq = quantize_rows(&x[..m * k]);
+        let items = super::parallel::threads() * ITEMS_PER_THREAD;
+        let item_width = n.div_ceil(items).next_multiple_of(8).max(32);
+        super::parallel::column_blocks_into(y, n, &rows[..m], item_width, |c0, c1| {
+            let mut out = vec![0.0f32; m * (c1 - c0)];
+            for cb in (c0..c1).step_by(COL_BLOCK) {
+                let cb_end = (cb + COL_BLOCK).min(c1);
+                let mut r0 = 0;
+                while r0 < m {
+                    let rows = MAX_ROWS.min(m - r0);
+                    // One column per tile keeps the weight stream sequential.
+                    match rows {
+                        1 => self.tiles::<1, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
+                        2 => self.tiles::<2, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
+                        3 => self.tiles::<3, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
+                        _ => self.tiles::<4, 1>(&xq, r0, (c0, c1), (cb, cb_end), &mut out),
+                    }
+                    r0 += rows;
+                }
+            }
+            out
+        })
     }
 }
 
@@ -267,6 +266,7 @@ fn portable_tile<const R: usize, const C: usize>(xs: &[QRow<f32>; R], ws: &[QRow
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RowMatmul;
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
