@@ -7,6 +7,7 @@
 //! matmul, folds 1/sqrt(d) into the query weights, uses the fused softmax
 //! and pools with one matmul.
 
+use crate::model::bf16::Bf16Matrix;
 use crate::model::dense::DenseMatrix;
 use crate::model::RowMatmul;
 use candle_core::{CpuStorage, Device, Module, Storage, Tensor};
@@ -33,9 +34,10 @@ fn absolute() -> String {
     "absolute".into()
 }
 
-/// `x · wᵀ + b` on the engine's dense kernel.
+/// `x · wᵀ + b` on the engine's prompt kernel (bf16 weights; the f32
+/// `dense` one with `SWITCHYARD_KERNELS=f32`).
 struct Linear {
-    w: DenseMatrix,
+    w: Box<dyn RowMatmul>,
     b: Tensor,
 }
 
@@ -43,7 +45,13 @@ impl Linear {
     /// From `(out, in)` weights and `out` biases.
     fn new(w: &Tensor, b: Tensor) -> candle_core::Result<Self> {
         let k = w.dim(1)?;
-        Ok(Linear { w: DenseMatrix::pack(&w.flatten_all()?.to_vec1::<f32>()?, k), b })
+        let w = w.flatten_all()?.to_vec1::<f32>()?;
+        let w: Box<dyn RowMatmul> = if crate::model::cpu::f32_prompt_weights() {
+            Box::new(DenseMatrix::pack(&w, k))
+        } else {
+            Box::new(Bf16Matrix::pack(&w, k))
+        };
+        Ok(Linear { w, b })
     }
 
     fn load(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Self> {
@@ -58,7 +66,7 @@ impl Linear {
             candle_core::bail!("dense matmul: expected contiguous f32 on the CPU");
         };
         let y = self.w.matmul(&data[start..end]);
-        Tensor::from_vec(y, (m, self.w.out_dim()), &Device::Cpu)?.broadcast_add(&self.b)
+        Tensor::from_vec(y, (m, self.w.dims().0), &Device::Cpu)?.broadcast_add(&self.b)
     }
 }
 
