@@ -19,8 +19,6 @@
 //! Scored samples are kept in the state store (`[state]`: the embedded
 //! file, or Redis shared by replicas), the newest 1,000 per evaluation,
 //! and served by `GET /admin/evals/{name}/samples`.
-//! ```text
-//! ```
 
 use super::{invalid, ConfigError};
 use crate::eval::live::LiveEvalConfig;
