@@ -147,19 +147,19 @@ pub fn build_state(cfg: &Config, insecure: bool) -> Result<AppState, ServeError>
     if !cfg.live_eval.is_empty() {
         let names: Vec<&str> = cfg.live_eval.iter().map(|e| e.name.as_str()).collect();
         tracing::info!(evaluations = ?names, "live evaluation");
-        let tools = live_eval_tools(&state, cfg, cache_embedder.clone())?;
-        state.set_live_eval(crate::eval::live::LiveEval::start(cfg.live_eval.clone(), tools));
+        start_live_eval(&mut state, cfg, cache_embedder.clone())?;
     }
     Ok(state)
 }
 
-/// What live evaluations grade with: the state store, the judges' backends
-/// and the embedding model, each checked to exist.
-fn live_eval_tools(
-    state: &AppState,
+/// Starts `cfg`'s live evaluations on `state`, with what they grade with:
+/// the state store, the judges' backends and the embedding model, each
+/// checked to exist.
+pub fn start_live_eval(
+    state: &mut AppState,
     cfg: &Config,
     embedder: Option<(String, Arc<dyn backend_api::EmbeddingBackend>)>,
-) -> Result<crate::eval::live::Tools, ServeError> {
+) -> Result<(), ServeError> {
     use crate::eval::scorers::Scorer;
     let mut judges = std::collections::BTreeMap::new();
     for e in &cfg.live_eval {
@@ -180,12 +180,14 @@ fn live_eval_tools(
             _ => {}
         }
     }
-    Ok(crate::eval::live::Tools {
+    let tools = crate::eval::live::Tools {
         store: state.policy().store.clone(),
         judges,
         embedder,
         prices: cfg.policy.prices.clone(),
-    })
+    };
+    state.set_live_eval(crate::eval::live::LiveEval::start(cfg.live_eval.clone(), tools));
+    Ok(())
 }
 
 /// Loads the in-process embedding model and starts its batching actor.

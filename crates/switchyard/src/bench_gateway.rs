@@ -96,13 +96,7 @@ fn app(toml: &str) -> Result<axum::Router> {
     let mut state = gateway::AppState::with_policy(cfg.body_limit_bytes, policy);
     state.add_backend(Arc::new(InstantBackend));
     if !cfg.live_eval.is_empty() {
-        let tools = gateway::eval::live::Tools {
-            store: state.policy().store.clone(),
-            judges: Default::default(),
-            embedder: None,
-            prices: cfg.policy.prices.clone(),
-        };
-        state.set_live_eval(gateway::eval::live::LiveEval::start(cfg.live_eval.clone(), tools));
+        gateway::server::start_live_eval(&mut state, &cfg, None)?;
     }
     Ok(gateway::router(state))
 }

@@ -12,7 +12,9 @@
 
 use crate::eval_report as report;
 use anyhow::{bail, Context, Result};
-use backend_api::{Backend, ChatTurn, Demands, Prompt, Role, SamplingParams, StopParams, ValidatedRequest};
+use backend_api::{
+    Backend, ChatTurn, Demands, EmbeddingBackend, Prompt, Role, SamplingParams, StopParams, ValidatedRequest,
+};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use gateway::backends::config::{BackendConfig, Dialect, RemoteModel, Timeouts};
@@ -21,6 +23,7 @@ use gateway::dialect::collect::collect;
 use gateway::eval::judge;
 use gateway::eval::scorers::{self, Output, Scorer, Verdict};
 use gateway::eval::stats::{adjust, compare_numeric, compare_pass_fail, Comparison};
+use gateway::policy::pricing::{Price, PriceTable};
 use gateway::registry::{Capabilities, ModelCard};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -389,8 +392,8 @@ struct Runner<'a> {
     backend: OpenAiBackend,
     /// For `similarity` scorers.
     embedder: Option<engine::embedding::EmbedderHandle>,
-    /// The model's price (input, output per million tokens), for `cost`.
-    price: Option<(f64, f64)>,
+    /// The model's price, for `cost`.
+    price: Option<Price>,
     calls: AtomicUsize,
     judge_tokens: (AtomicU64, AtomicU64),
 }
@@ -439,9 +442,8 @@ impl Runner<'_> {
                 // A failed call fails the case's scorers.
                 Err(e) => (Cached::default(), Some(e.to_string()), false),
             };
-        let cost_usd = self.price.and_then(|(input, output)| {
-            scorers::cost_usd(answer.prompt_tokens, answer.completion_tokens, input, output)
-        });
+        let cost_usd =
+            self.price.as_ref().and_then(|p| scorers::cost_usd(answer.prompt_tokens, answer.completion_tokens, p));
         let out = Output {
             text: &answer.output,
             expected: case.expected.as_deref(),
@@ -455,21 +457,10 @@ impl Runner<'_> {
             let verdict = match (&error, s) {
                 (Some(e), _) => Verdict::of(false, Some(format!("the model call failed: {e}"))),
                 (None, Scorer::Judge { .. }) => self.judge(s, case, &answer.output).await,
-                (None, Scorer::Similarity { .. }) => match &self.embedder {
-                    Some(e) => scorers::similarity(e, e.model_name(), s, &out).await,
-                    None => Verdict::of(false, Some("no embedding model loaded".into())),
-                },
-                // A program may take its time: off the runtime's threads.
-                (None, Scorer::Command { .. }) => {
-                    let (s, text, expected) = (s.clone(), answer.output.clone(), case.expected.clone());
-                    let latency_ms = answer.latency_ms;
-                    tokio::task::spawn_blocking(move || {
-                        s.score(&Output { text: &text, expected: expected.as_deref(), latency_ms, cost_usd })
-                    })
-                    .await
-                    .unwrap_or_else(|e| Verdict::of(false, Some(format!("the scorer stopped: {e}"))))
+                (None, s) => {
+                    let embedder = self.embedder.as_ref().map(|e| (e.model_name(), e as &dyn EmbeddingBackend));
+                    scorers::grade(s, &out, embedder).await
                 }
-                (None, s) => s.score(&out),
             };
             scores.insert(name, verdict);
         }
@@ -521,14 +512,17 @@ async fn run_suite(args: &RunArgs) -> Result<()> {
         None => (args.url.clone(), args.url.clone()),
         Some(path) => {
             let (url, prices, stop) = local_server(path).await?;
-            price = prices.models.get(&args.model).map(|p| (p.input_per_million, p.output_per_million));
+            price = prices.models.get(&args.model).copied();
             _server = Some(stop);
             let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             (url, format!("config:{:x}", Sha256::digest(&text)))
         }
     };
     if args.input_per_million.is_some() || args.output_per_million.is_some() {
-        price = Some((args.input_per_million.unwrap_or(0.0), args.output_per_million.unwrap_or(0.0)));
+        price = Some(Price {
+            input_per_million: args.input_per_million.unwrap_or(0.0),
+            output_per_million: args.output_per_million.unwrap_or(0.0),
+        });
     }
     let similar = cases.iter().flat_map(|c| &c.scorers).any(|s| matches!(s, Scorer::Similarity { .. }));
     let embedder = if similar { Some(load_embedder(args.embedding_model.as_deref())?) } else { None };
@@ -623,7 +617,7 @@ impl Drop for LocalServer {
 /// scratch folder (keys still come from the config; Redis state is
 /// shared, as replicas share it), and the response cache and live
 /// evaluation are off (the run measures the model, not the cache).
-async fn local_server(path: &Path) -> Result<(String, gateway::policy::pricing::PriceTable, LocalServer)> {
+async fn local_server(path: &Path) -> Result<(String, PriceTable, LocalServer)> {
     let mut cfg = gateway::config::Config::from_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let scratch = std::env::temp_dir().join(format!("switchyard-eval-{}", std::process::id()));
@@ -649,17 +643,17 @@ async fn local_server(path: &Path) -> Result<(String, gateway::policy::pricing::
     Ok((format!("http://{addr}/v1"), cfg.policy.prices.clone(), LocalServer { _stop: stop, scratch }))
 }
 
-/// The in-process embedding model of `similarity` scorers.
+/// The in-process embedding model of `similarity` scorers, loaded as the
+/// server loads it, cut to the model's window rather than refused (a long
+/// answer is still graded, on its opening).
 fn load_embedder(path: Option<&Path>) -> Result<engine::embedding::EmbedderHandle> {
-    let path = path
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| gateway::config::default_model_path(gateway::config::DEFAULT_EMBEDDING_DIR));
-    let model = engine::embedding::Embedder::load(&path)
-        .map_err(|e| anyhow::anyhow!("loading the embedding model at {} (for 'similarity'): {e}", path.display()))?;
-    // Cut to the model's window rather than refused, as the server does:
-    // a long answer is still graded (on its opening).
-    let handle = model.spawn(engine::embedding::BatchConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(handle.truncating(true))
+    let mut settings = gateway::config::EmbeddingSettings { truncate: true, required: true, ..Default::default() };
+    if let Some(path) = path {
+        settings.path = path.to_path_buf();
+    }
+    gateway::server::start_embedder(&settings)
+        .with_context(|| format!("loading the embedding model at {} (for 'similarity')", settings.path.display()))?
+        .with_context(|| format!("no embedding model at {}", settings.path.display()))
 }
 
 /// Progress on standard error: a bar on a terminal, a line per tenth of

@@ -7,8 +7,7 @@
 //! matmul, folds 1/sqrt(d) into the query weights, uses the fused softmax
 //! and pools with one matmul.
 
-use crate::model::bf16::Bf16Matrix;
-use crate::model::dense::DenseMatrix;
+use crate::model::bf16::prompt_matrix;
 use crate::model::RowMatmul;
 use candle_core::{CpuStorage, Device, Module, Storage, Tensor};
 use candle_nn::{layer_norm, LayerNorm, VarBuilder};
@@ -45,13 +44,7 @@ impl Linear {
     /// From `(out, in)` weights and `out` biases.
     fn new(w: &Tensor, b: Tensor) -> candle_core::Result<Self> {
         let k = w.dim(1)?;
-        let w = w.flatten_all()?.to_vec1::<f32>()?;
-        let w: Box<dyn RowMatmul> = if crate::model::cpu::f32_prompt_weights() {
-            Box::new(DenseMatrix::pack(&w, k))
-        } else {
-            Box::new(Bf16Matrix::pack(&w, k))
-        };
-        Ok(Linear { w, b })
+        Ok(Linear { w: prompt_matrix(&w.flatten_all()?.to_vec1::<f32>()?, k), b })
     }
 
     fn load(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Self> {

@@ -55,6 +55,16 @@ fn kernel_for(f: super::cpu::Features) -> Kernel {
     }
 }
 
+/// The prompt kernel over row-major `n × k` weights: bf16, or with
+/// `SWITCHYARD_KERNELS=f32` (to compare) the previous f32 copy (`dense`).
+pub fn prompt_matrix(w: &[f32], k: usize) -> Box<dyn super::RowMatmul> {
+    if super::cpu::f32_prompt_weights() {
+        Box::new(super::dense::DenseMatrix::pack(w, k))
+    } else {
+        Box::new(Bf16Matrix::pack(w, k))
+    }
+}
+
 /// f32 → bf16 bits, rounding to nearest even (NaN stays NaN).
 pub fn to_bf16(v: f32) -> u16 {
     let bits = v.to_bits();

@@ -1,8 +1,6 @@
 //! A linear layer: the file's quantized weights through candle's kernels,
 //! or the engine's own batch-invariant kernels (see `WeightFormat`).
 
-use super::bf16::Bf16Matrix;
-use super::dense::DenseMatrix;
 use super::q8::Q8Matrix;
 use super::RowMatmul;
 use crate::EngineError;
@@ -73,11 +71,7 @@ impl Linear {
             }
             let decode = Q8Matrix::quantize(&dense, in_dim)
                 .ok_or_else(|| EngineError::Model(format!("cannot quantize a {out_dim} x {in_dim} weight")))?;
-            let dense: Box<dyn RowMatmul> = if super::cpu::f32_prompt_weights() {
-                Box::new(DenseMatrix::pack(&dense, in_dim))
-            } else {
-                Box::new(Bf16Matrix::pack(&dense, in_dim))
-            };
+            let dense = super::bf16::prompt_matrix(&dense, in_dim);
             return Ok(Linear { kernels: Kernels::Fast { dense, decode }, in_dim, out_dim });
         }
         let dtype = parts[0].dtype();

@@ -297,38 +297,21 @@ fn clip(mut text: String) -> String {
     text
 }
 
-/// One sample's verdict: in place for the cheap scorers, through a model
-/// for the judge and similarity, on a blocking thread for a command.
+/// One sample's verdict: the judge through the gateway's backend of its
+/// model, every other scorer as `scorers::grade` does.
 async fn grade(config: &LiveEvalConfig, tools: &Tools, s: &Sample) -> Verdict {
-    let price = tools.prices.models.get(&s.model);
-    let cost_usd = price.and_then(|p| {
-        scorers::cost_usd(s.prompt_tokens, s.completion_tokens, p.input_per_million, p.output_per_million)
-    });
-    let out = Output { text: &s.answer, expected: config.reference.as_deref(), latency_ms: s.latency_ms, cost_usd };
-    match &config.scorer {
-        Scorer::Judge { model, .. } => {
-            let Some((name, backend)) = model.as_ref().and_then(|m| tools.judges.get(m)) else {
-                return Verdict::of(false, Some("no judge model".into()));
-            };
-            let asked =
-                judge::Asked { question: &s.question, answer: &s.answer, expected: config.reference.as_deref() };
-            judge::grade(&config.scorer, &asked, |prompt, attempt| ask_judge(name, backend, prompt, attempt)).await
-        }
-        Scorer::Similarity { .. } => match &tools.embedder {
-            Some((name, e)) => scorers::similarity(e.as_ref(), name, &config.scorer, &out).await,
-            None => Verdict::of(false, Some("no embedding model".into())),
-        },
-        Scorer::Command { .. } => {
-            let (scorer, text, expected) = (config.scorer.clone(), s.answer.clone(), config.reference.clone());
-            let latency_ms = s.latency_ms;
-            tokio::task::spawn_blocking(move || {
-                scorer.score(&Output { text: &text, expected: expected.as_deref(), latency_ms, cost_usd })
-            })
-            .await
-            .unwrap_or_else(|e| Verdict::of(false, Some(format!("the scorer stopped: {e}"))))
-        }
-        scorer => scorer.score(&out),
+    if let Scorer::Judge { model, .. } = &config.scorer {
+        let Some((name, backend)) = model.as_ref().and_then(|m| tools.judges.get(m)) else {
+            return Verdict::of(false, Some("no judge model".into()));
+        };
+        let asked = judge::Asked { question: &s.question, answer: &s.answer, expected: config.reference.as_deref() };
+        return judge::grade(&config.scorer, &asked, |prompt, attempt| ask_judge(name, backend, prompt, attempt)).await;
     }
+    let price = tools.prices.models.get(&s.model);
+    let cost_usd = price.and_then(|p| scorers::cost_usd(s.prompt_tokens, s.completion_tokens, p));
+    let out = Output { text: &s.answer, expected: config.reference.as_deref(), latency_ms: s.latency_ms, cost_usd };
+    let embedder = tools.embedder.as_ref().map(|(name, e)| (name.as_str(), e.as_ref()));
+    scorers::grade(&config.scorer, &out, embedder).await
 }
 
 /// One judge call through the gateway's backend of the judge model.

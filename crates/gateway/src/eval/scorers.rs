@@ -5,6 +5,8 @@
 //! Two scorers need a model: the judge (`judge::grade`) and embedding
 //! similarity (`similarity`); their callers grade them.
 
+use crate::cache::semantic::dot;
+use crate::policy::pricing::Price;
 use backend_api::{EmbedInput, EmbedRequest, EmbeddingBackend};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -301,19 +303,38 @@ fn normalise(s: &str, ignore_case: bool, ignore_punctuation: bool, collapse_whit
     t
 }
 
-/// What an answer cost at a price per million tokens; unknown (`None`)
-/// when no usage was reported (zero tokens both ways), so a `cost` scorer
-/// fails rather than passing a free answer that was only unmetered.
-pub fn cost_usd(
-    prompt_tokens: u32,
-    completion_tokens: u32,
-    input_per_million: f64,
-    output_per_million: f64,
-) -> Option<f64> {
+/// What an answer cost at `price`; unknown (`None`) when no usage was
+/// reported (zero tokens both ways), so a `cost` scorer fails rather than
+/// passing a free answer that was only unmetered.
+pub fn cost_usd(prompt_tokens: u32, completion_tokens: u32, price: &Price) -> Option<f64> {
     if prompt_tokens == 0 && completion_tokens == 0 {
         return None;
     }
-    Some((f64::from(prompt_tokens) * input_per_million + f64::from(completion_tokens) * output_per_million) / 1e6)
+    let (input, output) = (f64::from(prompt_tokens), f64::from(completion_tokens));
+    Some((input * price.input_per_million + output * price.output_per_million) / 1e6)
+}
+
+/// Grades every scorer but the judge (whose callers ask its model each in
+/// their own way): in place, through `embedder` (its model's name and it)
+/// for similarity, on a blocking thread for a command (a program may take
+/// its time; the async runtime's threads must not wait for it).
+pub async fn grade(scorer: &Scorer, out: &Output<'_>, embedder: Option<(&str, &dyn EmbeddingBackend)>) -> Verdict {
+    match scorer {
+        Scorer::Similarity { .. } => match embedder {
+            Some((model, e)) => similarity(e, model, scorer, out).await,
+            None => Verdict::of(false, Some("no embedding model".into())),
+        },
+        Scorer::Command { .. } => {
+            let (scorer, text, expected) = (scorer.clone(), out.text.to_string(), out.expected.map(str::to_string));
+            let (latency_ms, cost_usd) = (out.latency_ms, out.cost_usd);
+            tokio::task::spawn_blocking(move || {
+                scorer.score(&Output { text: &text, expected: expected.as_deref(), latency_ms, cost_usd })
+            })
+            .await
+            .unwrap_or_else(|e| Verdict::of(false, Some(format!("the scorer stopped: {e}"))))
+        }
+        scorer => scorer.score(out),
+    }
 }
 
 /// Grades a `similarity` scorer with `embedder`'s `model`: the cosine of
@@ -341,13 +362,11 @@ pub async fn similarity(embedder: &dyn EmbeddingBackend, model: &str, scorer: &S
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let n = norm(a) * norm(b);
-    if n == 0.0 || a.len() != b.len() {
+    let norms = (dot(a, a) * dot(b, b)).sqrt();
+    if norms == 0.0 || a.len() != b.len() {
         0.0
     } else {
-        dot / n
+        f64::from(dot(a, b) / norms)
     }
 }
 
@@ -461,8 +480,9 @@ mod tests {
         assert!(score(json!({"type": "latency", "max_ms": 20}), "", None));
         assert!(score(json!({"type": "cost", "max_usd": 0.01}), "", None));
         // No usage reported is an unknown cost, not a free answer.
-        assert_eq!(cost_usd(0, 0, 1.0, 1.0), None);
-        assert_eq!(cost_usd(1000, 500, 2.0, 4.0), Some(0.004));
+        let price = |input_per_million, output_per_million| Price { input_per_million, output_per_million };
+        assert_eq!(cost_usd(0, 0, &price(1.0, 1.0)), None);
+        assert_eq!(cost_usd(1000, 500, &price(2.0, 4.0)), Some(0.004));
         assert!(!score(json!({"type": "cost", "max_usd": 0.001}), "", None));
         assert!(score(json!({"type": "starts_with", "value": "Yes"}), "  Yes, indeed", None));
         assert!(score(json!({"type": "fuzzy"}), "It is the Eiffel Tower!", Some("eiffel tower")));

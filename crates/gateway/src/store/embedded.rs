@@ -300,15 +300,14 @@ fn maybe_compact(log: &mut Log, kept: &Kept) {
     // Copied under the locks, written without them: requests that look up
     // a key must not wait for the snapshot's write and fsync. Only this
     // thread changes them while there is a file, so the copy stays current.
-    let (keys, samples) = {
+    let (keys, samples, live) = {
         let (Ok(keys), Ok(samples)) = (kept.keys.lock(), kept.samples.lock()) else { return };
         let live = log.spent.len() + keys.by_hash.len() + samples.len();
         if log.lines <= 2 * live + log.compact_slack {
             return;
         }
-        (keys.clone(), samples.clone())
+        (keys.clone(), samples.clone(), live)
     };
-    let live = log.spent.len() + keys.by_hash.len() + samples.len();
     let result = write_snapshot(&log.path, &log.spent, &keys, &samples).and_then(|()| open_append(&log.path));
     match result {
         Ok(file) => {
