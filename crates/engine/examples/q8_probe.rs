@@ -1,10 +1,13 @@
 //! Decode-kernel throughput on this model's shapes over 30 layers (so the
 //! weights stream from memory as in a real step): candle's Q8_0 kernel vs
-//! the engine's own tiled int8 kernel, by number of rows.
-//! `cargo run --release -p engine --example q8_probe`
+//! the engine's own int8 kernels (AVX2 tiles, and the AVX-512 VNNI panels
+//! where the CPU has them), by number of rows. `LAYERS=1` keeps one
+//! layer's weights (3.7 MB) in cache.
+//! `RAYON_NUM_THREADS=1 cargo run --release -p engine --example q8_probe`
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use engine::model::q8::Q8Matrix;
+use engine::model::q8_panels::{self, Q8Panels};
 use engine::model::RowMatmul;
 use std::time::Instant;
 
@@ -14,11 +17,16 @@ fn main() -> candle_core::Result<()> {
     let layers: usize = std::env::var("LAYERS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let macs_per_row: usize = layers * shapes.iter().map(|(n, k)| n * k).sum::<usize>();
     let mut ours = Vec::new();
+    let mut panels = Vec::new();
     let mut candle = Vec::new();
     for l in 0..layers {
         for (s, &(n, k)) in shapes.iter().enumerate() {
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 31 + l * 7 + s) % 211) as f32 * 1e-3 - 0.1).collect();
-            ours.push((Q8Matrix::quantize(&w, k).ok_or_else(|| candle_core::Error::Msg("k".into()))?, k));
+            let q = Q8Matrix::quantize(&w, k).ok_or_else(|| candle_core::Error::Msg("k".into()))?;
+            if q8_panels::available() {
+                panels.push((Q8Panels::repack(&q, true), k));
+            }
+            ours.push((q, k));
             let t = Tensor::from_slice(&w, (n, k), &dev)?;
             candle.push((QMatMul::from_qtensor(QTensor::quantize(&t, GgmlDType::Q8_0)?)?, k));
         }
@@ -49,14 +57,24 @@ fn main() -> candle_core::Result<()> {
             }
             Ok(())
         })?;
+        let v = time(&|| {
+            for (mm, k) in &panels {
+                std::hint::black_box(mm.matmul(if *k == 576 { &x576 } else { &x1536 }));
+            }
+            Ok(())
+        })?;
         let g = |s: f64| (macs_per_row * m) as f64 / s / 1e9;
+        let vnni = if panels.is_empty() {
+            "no AVX-512 VNNI".to_string()
+        } else {
+            format!("VNNI panels {:6.2} ms/step {:5.1} GMAC/s ({:.2}x AVX2)", v * 1e3, g(v), o / v)
+        };
         println!(
-            "m={m:3}: candle Q8_0 {:6.2} ms/step {:5.1} GMAC/s | ours {:6.2} ms/step {:5.1} GMAC/s | ours/candle speed {:.2}x",
+            "m={m:3}: candle Q8_0 {:6.2} ms {:5.1} GMAC/s | AVX2 tiles {:6.2} ms {:5.1} GMAC/s | {vnni}",
             c * 1e3,
             g(c),
             o * 1e3,
             g(o),
-            c / o
         );
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! Batch invariance rests on this: both of the engine's kernels give a row
+//! Batch invariance rests on this: each of the engine's kernels gives a row
 //! the same bits whatever rows share the matmul, on the model's shapes,
 //! across every tiling remainder. (candle's f32 GEMM does not, which is
 //! why the engine has its own kernels.)
@@ -7,7 +7,7 @@
 
 use engine::model::bf16::Bf16Matrix;
 use engine::model::dense::DenseMatrix;
-use engine::model::q8::Q8Matrix;
+use engine::model::q8::{self, Q8Matrix};
 use engine::model::RowMatmul;
 
 fn data(len: usize, seed: u64) -> Vec<f32> {
@@ -39,6 +39,16 @@ fn int8_decode_kernel_rows_do_not_depend_on_the_batch() {
     for (n, k) in SHAPES {
         let q = Q8Matrix::quantize(&data(n * k, 2), k).unwrap();
         rows_are_independent("q8", &|x| q.matmul(x), n, k);
+    }
+}
+
+#[test]
+fn the_decode_kernel_this_process_picked_rows_do_not_depend_on_the_batch() {
+    // AVX-512 VNNI panels where the CPU has them (CI also runs this file
+    // with `SWITCHYARD_KERNELS=avx2`, which takes the AVX2 tiles).
+    for (n, k) in SHAPES {
+        let q = q8::decode_matrix(&data(n * k, 5), k).unwrap();
+        rows_are_independent("decode", &|x| q.matmul(x), n, k);
     }
 }
 

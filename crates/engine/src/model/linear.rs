@@ -1,7 +1,6 @@
 //! A linear layer: the file's quantized weights through candle's kernels,
 //! or the engine's own batch-invariant kernels (see `WeightFormat`).
 
-use super::q8::Q8Matrix;
 use super::RowMatmul;
 use crate::EngineError;
 use candle_core::quantized::{QMatMul, QStorage, QTensor};
@@ -17,8 +16,10 @@ pub enum WeightFormat {
     /// Two batch-invariant kernels of our own: prompt rows through a
     /// bfloat16 copy of the weights (`bf16`: AVX-512 BF16 where the CPU
     /// has it, else AVX2 over the same bf16 weights widened in registers),
-    /// generated rows through Q8_0 weights and a tiled int8 kernel (`q8`)
-    /// that reads each weight once for up to four rows, so decoding many sequences costs little more than one
+    /// generated rows through Q8_0 weights and a tiled int8 kernel that
+    /// reads each weight once for up to four rows (`q8_panels` on AVX-512
+    /// VNNI, else `q8`'s AVX2 tiles), so decoding many sequences costs
+    /// little more than one
     /// (candle's Q8_0 kernel costs the same per row at any batch size, and
     /// Q4_1 has no SIMD kernel in candle at all). See BENCHMARKS.md.
     #[default]
@@ -31,7 +32,7 @@ enum Kernels {
     /// to compare) the previous f32 copy.
     Fast {
         dense: Box<dyn RowMatmul>,
-        decode: Q8Matrix,
+        decode: Box<dyn RowMatmul>,
     },
 }
 
@@ -69,7 +70,7 @@ impl Linear {
                 let w = p.dequantize(&Device::Cpu).and_then(|w| w.flatten_all()).and_then(|w| w.to_vec1::<f32>());
                 dense.extend(w.map_err(candle_err)?);
             }
-            let decode = Q8Matrix::quantize(&dense, in_dim)
+            let decode = super::q8::decode_matrix(&dense, in_dim)
                 .ok_or_else(|| EngineError::Model(format!("cannot quantize a {out_dim} x {in_dim} weight")))?;
             let dense = super::bf16::prompt_matrix(&dense, in_dim);
             return Ok(Linear { kernels: Kernels::Fast { dense, decode }, in_dim, out_dim });

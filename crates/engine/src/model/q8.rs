@@ -22,12 +22,13 @@
 //! per-32-block format needs remains (BENCHMARKS.md, "the step's serial
 //! work onto both cores").
 //!
-//! An AVX-512 VNNI variant was measured on a Zen 5 core and dropped: two
-//! blocks per `vpdpbusd` (weights offset by 128, the offset removed per
-//! lane in integers, 64-byte-aligned rows) did 37–39 GMAC/s against this
-//! path's 44–45 at 4–32 rows, and 13–17 against 21 at one row: the
-//! per-block convert, scale and FMA stay, now on 512-bit vectors built by
-//! blends (BENCHMARKS.md, "Engine kernels on AVX-512 BF16").
+//! On CPUs with AVX-512 VNNI, `decode_matrix` repacks these same blocks
+//! for `q8_panels` instead (3x this kernel at 16 rows). A first VNNI
+//! variant in this row-major layout, two blocks per `vpdpbusd`, was
+//! slower than this AVX2 path (37–39 vs 44–45 GMAC/s at 4–32 rows): the
+//! per-block convert, scale and FMA stayed, on vectors built by blends.
+//! The panel layout is what removed them (BENCHMARKS.md, "Engine kernels
+//! on AVX-512").
 
 use half::f16;
 
@@ -54,11 +55,13 @@ pub struct Q8Matrix {
 type QRow<'a, S> = (&'a [i8], &'a [S]);
 
 /// Rows of activations, quantized per block.
-struct Q8Rows {
-    quants: Vec<i8>,
-    scales: Vec<f32>,
+pub(super) struct Q8Rows {
+    pub quants: Vec<i8>,
+    pub scales: Vec<f32>,
 }
 
+/// Quantizes one block of activations (the portable path, and the
+/// reference the AVX-512 one reproduces bit for bit).
 fn quantize_block(x: &[f32], out: &mut [i8]) -> f32 {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let d = amax / 127.0;
@@ -69,9 +72,57 @@ fn quantize_block(x: &[f32], out: &mut [i8]) -> f32 {
     d
 }
 
-fn quantize_rows(x: &[f32]) -> Q8Rows {
+/// One 32-value block with AVX-512: the same maximum (exact in any
+/// order), scale, product and rounding (half away from zero, as
+/// `f32::round`: add the sign's 0.5⁻ and truncate, exact for every f32)
+/// as `quantize_block`.
+///
+/// # Safety
+/// Needs AVX-512F and BW; `x` and `out` hold at least 32 values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantize_block_avx512(x: &[f32], out: &mut [i8]) -> f32 {
+    use std::arch::x86_64::*;
+    // SAFETY: 32 f32 in bounds (caller's contract).
+    let v = unsafe { [_mm512_loadu_ps(x.as_ptr()), _mm512_loadu_ps(x.as_ptr().add(16))] };
+    let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+    let d = amax / 127.0;
+    let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+    let (inv, half, sign) = (_mm512_set1_ps(inv), _mm512_set1_ps(0.49999997), _mm512_set1_epi32(i32::MIN));
+    let (lo, hi) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0));
+    for (i, v) in v.iter().enumerate() {
+        let t = _mm512_mul_ps(*v, inv);
+        let signed_half = _mm512_castsi512_ps(_mm512_or_si512(
+            _mm512_and_si512(_mm512_castps_si512(t), sign),
+            _mm512_castps_si512(half),
+        ));
+        let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(_mm512_add_ps(t, signed_half));
+        let q = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
+        // SAFETY: 16 bytes at `16 i` of the 32 (caller's contract).
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(16 * i).cast::<__m128i>(), _mm512_cvtepi32_epi8(q)) };
+    }
+    d
+}
+
+/// Every matmul of a step quantizes its rows on the calling thread while
+/// the others wait, so this is vectorized by hand where the CPU allows:
+/// the scalar loop was ~10 % of a decode step at 16 rows.
+pub(super) fn quantize_rows(x: &[f32]) -> Q8Rows {
+    quantize_rows_with(x, super::cpu::features().avx512_vnni)
+}
+
+fn quantize_rows_with(x: &[f32], avx512: bool) -> Q8Rows {
     let mut quants = vec![0i8; x.len()];
-    let scales = x.chunks_exact(BLOCK).zip(quants.chunks_exact_mut(BLOCK)).map(|(x, q)| quantize_block(x, q)).collect();
+    let blocks = x.chunks_exact(BLOCK).zip(quants.chunks_exact_mut(BLOCK));
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: `avx512_vnni` implies AVX-512F and BW (`cpu::detect`);
+        // `chunks_exact` hands out whole 32-value blocks.
+        let scales = blocks.map(|(x, q)| unsafe { quantize_block_avx512(x, q) }).collect();
+        return Q8Rows { quants, scales };
+    }
+    let _ = avx512;
+    let scales = blocks.map(|(x, q)| quantize_block(x, q)).collect();
     Q8Rows { quants, scales }
 }
 
@@ -79,6 +130,18 @@ fn quantize_rows(x: &[f32]) -> Q8Rows {
 #[inline(always)]
 fn reduce(l: [f32; 8]) -> f32 {
     ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
+}
+
+/// The decode kernel over row-major `n × k` weights: Q8_0 repacked for
+/// AVX-512 VNNI where the CPU has it (`q8_panels`), else this module's
+/// AVX2 tiles. `None` when k is not a multiple of 32.
+pub fn decode_matrix(w: &[f32], k: usize) -> Option<Box<dyn super::RowMatmul>> {
+    let q = Q8Matrix::quantize(w, k)?;
+    if super::q8_panels::available() {
+        Some(Box::new(super::q8_panels::Q8Panels::repack(&q, true)))
+    } else {
+        Some(Box::new(q))
+    }
 }
 
 impl Q8Matrix {
@@ -108,6 +171,11 @@ impl Q8Matrix {
 
     pub fn out_dim(&self) -> usize {
         self.n
+    }
+
+    /// The quantized weights, row-major, and their per-block scales.
+    pub fn blocks(&self) -> (&[i8], &[f16]) {
+        (&self.quants, &self.scales)
     }
 
     /// Rows `r0..r0+R` against columns `cols.0..cols.1`, `C` at a time,
@@ -326,6 +394,22 @@ mod tests {
         let exact: f32 = x.iter().zip(&w).map(|(a, b)| a * b).sum();
         let y = quantized(&w, k).matmul(&x);
         assert!((y[0] - exact).abs() < 1e-3, "{} vs {exact}", y[0]);
+    }
+
+    #[test]
+    fn vectorized_quantization_equals_the_scalar_one() {
+        if !crate::model::cpu::features().avx512_vnni {
+            return;
+        }
+        // Ties (x.5) both ways, the value just below a half, zeros, and a
+        // block whose maximum is 127 so the scale is exactly 1.
+        let mut x = data(64 * 32, 9);
+        x[..8].copy_from_slice(&[127.0, 0.5, -0.5, 2.5, -3.5, 0.49999997, -126.5, 0.0]);
+        x[32..64].fill(0.0);
+        let (fast, slow) = (quantize_rows_with(&x, true), quantize_rows_with(&x, false));
+        assert_eq!(fast.quants, slow.quants);
+        assert_eq!(fast.scales, slow.scales);
+        assert_eq!(&slow.quants[..8], &[127, 1, -1, 3, -4, 0, -127, 0]);
     }
 
     #[test]
