@@ -96,6 +96,7 @@ impl Q8Panels {
 
     /// Rows `r0..r0 + R` against panels `p0..p0 + TILE_PANELS` (a panel
     /// past the last repeats the first; discarded by the caller).
+    #[inline(always)]
     fn tile<const R: usize>(&self, x: &XRows, r0: usize, p0: usize) -> [[f32; TILE_PANELS * PANEL]; R] {
         let kb = self.k / BLOCK;
         let n_panels = self.n.div_ceil(PANEL);
@@ -205,7 +206,30 @@ impl Q8Panels {
         })
     }
 
-    fn tiles_into<const R: usize>(&self, x: &XRows, r0: usize, (c0, c1): (usize, usize), out: &mut [f32]) {
+    fn tiles_into<const R: usize>(&self, x: &XRows, r0: usize, cols: (usize, usize), out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd {
+            // SAFETY: `simd` is set only when the CPU has AVX-512F, BW and
+            // VNNI (`available`).
+            return unsafe { self.tiles_into_vnni::<R>(x, r0, cols, out) };
+        }
+        self.tiles_loop::<R>(x, r0, cols, out);
+    }
+
+    /// The tile loop compiled with the VNNI features, so `tile_vnni` is
+    /// inlined into it (the crate is built for x86-64-v3: across a plain
+    /// function's call it could not be).
+    ///
+    /// # Safety
+    /// Needs AVX-512F, BW and VNNI.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn tiles_into_vnni<const R: usize>(&self, x: &XRows, r0: usize, cols: (usize, usize), out: &mut [f32]) {
+        self.tiles_loop::<R>(x, r0, cols, out);
+    }
+
+    #[inline(always)]
+    fn tiles_loop<const R: usize>(&self, x: &XRows, r0: usize, (c0, c1): (usize, usize), out: &mut [f32]) {
         let width = c1 - c0;
         for c in (c0..c1).step_by(TILE_PANELS * PANEL) {
             let tile = self.tile::<R>(x, r0, c / PANEL);
