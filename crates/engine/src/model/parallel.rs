@@ -144,6 +144,25 @@ impl SharedMatrix {
     }
 }
 
+/// Test support: `len` values in [-1, 1) from a fixed hash of the index.
+#[cfg(test)]
+pub(crate) fn test_data(len: usize, seed: u32) -> Vec<f32> {
+    (0..len).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 2000) as f32 / 1000.0 - 1.0).collect()
+}
+
+/// Test support: row 13 of `x` (`k` wide, at least 40 rows) gets the
+/// same bits from `mm` alone and among neighbours in batches of several
+/// sizes and offsets.
+#[cfg(test)]
+pub(crate) fn assert_rows_independent(label: &str, mm: &dyn RowMatmul, x: &[f32]) {
+    let (n, k) = mm.dims();
+    let alone = mm.matmul(&x[13 * k..14 * k]);
+    for (start, m) in [(13, 2), (12, 3), (10, 5), (0, 40), (11, 9), (13, 4)] {
+        let y = mm.matmul(&x[start * k..(start + m) * k]);
+        assert_eq!(&y[(13 - start) * n..(14 - start) * n], alone.as_slice(), "{label}: among {m} rows");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

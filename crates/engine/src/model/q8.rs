@@ -348,11 +348,7 @@ mod tests {
     use super::*;
     use crate::model::RowMatmul;
 
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 2000) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
+    use crate::model::parallel::test_data as data;
 
     fn quantized(w: &[f32], k: usize) -> Q8Matrix {
         Q8Matrix::quantize(w, k).unwrap_or_else(|| unreachable!("k is a multiple of 32"))
@@ -376,12 +372,7 @@ mod tests {
     fn rows_do_not_depend_on_their_neighbours() {
         let k = 64;
         let (x, w) = (data(40 * k, 3), data(70 * k, 4));
-        let q = quantized(&w, k);
-        let alone = q.matmul(&x[13 * k..14 * k]);
-        for (start, m) in [(13, 2), (12, 3), (10, 5), (0, 40), (11, 9), (13, 4)] {
-            let y = q.matmul(&x[start * k..(start + m) * k]);
-            assert_eq!(&y[(13 - start) * 70..(14 - start) * 70], alone.as_slice(), "among {m} rows");
-        }
+        crate::model::parallel::assert_rows_independent("q8", &quantized(&w, k), &x);
     }
 
     #[test]
@@ -404,8 +395,19 @@ mod tests {
         let x: Vec<f32> = (0..k).map(|i| if i % 3 == 0 { -1.0 } else { 1.0 }).collect();
         let w: Vec<f32> = (0..k).map(|i| if i % 2 == 0 { -1.0 } else { 1.0 }).collect();
         let exact: f32 = x.iter().zip(&w).map(|(a, b)| a * b).sum();
-        let y = quantized(&w, k).matmul(&x);
-        assert!((y[0] - exact).abs() < 1e-3, "{} vs {exact}", y[0]);
+        let q = quantized(&w, k);
+        // This kernel, and the VNNI panels' portable and (where the CPU
+        // has it) VNNI paths over the same blocks.
+        let panels = |simd| Box::new(super::super::q8_panels::Q8Panels::repack(&q, simd)) as Box<dyn RowMatmul>;
+        let mut kernels =
+            vec![("q8", Box::new(quantized(&w, k)) as Box<dyn RowMatmul>), ("panels, portable", panels(false))];
+        if super::super::q8_panels::available() {
+            kernels.push(("panels, VNNI", panels(true)));
+        }
+        for (label, mm) in kernels {
+            let y = mm.matmul(&x);
+            assert!((y[0] - exact).abs() < 1e-3, "{label}: {} vs {exact}", y[0]);
+        }
     }
 
     #[test]

@@ -283,11 +283,7 @@ mod tests {
     use super::*;
     use crate::model::RowMatmul;
 
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 2000) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
+    use crate::model::parallel::test_data as data;
 
     fn matrix(n: usize, k: usize, seed: u32, simd: bool) -> Q8Panels {
         let q = Q8Matrix::quantize(&data(n * k, seed), k).unwrap_or_else(|| unreachable!("k is a multiple of 32"));
@@ -323,12 +319,7 @@ mod tests {
         let k = 64;
         let x = data(40 * k, 3);
         for simd in paths() {
-            let q = matrix(70, k, 4, simd);
-            let alone = q.matmul(&x[13 * k..14 * k]);
-            for (start, m) in [(13, 2), (12, 3), (10, 5), (0, 40), (11, 9), (13, 4)] {
-                let y = q.matmul(&x[start * k..(start + m) * k]);
-                assert_eq!(&y[(13 - start) * 70..(14 - start) * 70], alone.as_slice(), "simd {simd}, among {m} rows");
-            }
+            crate::model::parallel::assert_rows_independent(&format!("simd {simd}"), &matrix(70, k, 4, simd), &x);
         }
     }
 
@@ -340,19 +331,5 @@ mod tests {
         let (m, n, k) = (7, 53, 160);
         let x = data(m * k, 5);
         assert_eq!(matrix(n, k, 6, true).matmul(&x), matrix(n, k, 6, false).matmul(&x));
-    }
-
-    #[test]
-    fn extreme_values_do_not_saturate() {
-        // Every product at the ±127 limit, both signs: exact integer sums.
-        let k = 64;
-        let x: Vec<f32> = (0..k).map(|i| if i % 3 == 0 { -1.0 } else { 1.0 }).collect();
-        let w: Vec<f32> = (0..k).map(|i| if i % 2 == 0 { -1.0 } else { 1.0 }).collect();
-        let exact: f32 = x.iter().zip(&w).map(|(a, b)| a * b).sum();
-        let q = Q8Matrix::quantize(&w, k).unwrap_or_else(|| unreachable!());
-        for simd in paths() {
-            let y = Q8Panels::repack(&q, simd).matmul(&x);
-            assert!((y[0] - exact).abs() < 1e-3, "simd {simd}: {} vs {exact}", y[0]);
-        }
     }
 }
