@@ -89,11 +89,6 @@ impl Q8Panels {
         Q8Panels { n, k, lines, scales, simd }
     }
 
-    /// Bytes the weights take (quants and scales).
-    pub fn bytes(&self) -> usize {
-        self.lines.len() * 64 + self.scales.len() * 2
-    }
-
     /// Rows `r0..r0 + R` against panels `p0..p0 + TILE_PANELS` (a panel
     /// past the last repeats the first; discarded by the caller).
     #[inline(always)]
