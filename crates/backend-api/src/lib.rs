@@ -128,6 +128,8 @@ pub struct ModelInfo {
     pub id: String,
     pub context_length: u32,
     pub owned_by: String,
+    /// The file's card, for embedded models.
+    pub details: Option<protocol::ModelDetails>,
 }
 
 /// Anything that turns a validated request into a stream of tokens: the

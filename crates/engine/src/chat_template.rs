@@ -19,6 +19,23 @@ pub enum TemplateError {
 /// ChatML, for GGUF files that carry no template of their own.
 pub const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/// Gemma's turns (`<start_of_turn>user` … `<end_of_turn>`; the assistant is
+/// `model`, a system turn goes before the first user turn), for Gemma files
+/// that carry no template. No `bos_token`: the tokenizer adds BOS itself.
+pub const GEMMA: &str = "{% if messages[0]['role'] == 'system' %}{% set first_user_prefix = messages[0]['content'] + '\n\n' %}{% set loop_messages = messages[1:] %}{% else %}{% set first_user_prefix = '' %}{% set loop_messages = messages %}{% endif %}{% for message in loop_messages %}{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}";
+
+/// Phi-3's `<|user|>` … `<|end|>` turns.
+pub const PHI3: &str = "{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}";
+
+/// The template for a file that carries none, by its architecture.
+pub fn for_family(architecture: &str) -> &'static str {
+    match architecture {
+        "gemma2" | "gemma3" => GEMMA,
+        "phi3" => PHI3,
+        _ => CHATML,
+    }
+}
+
 pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
@@ -26,6 +43,9 @@ pub struct ChatTemplate {
     /// The template renders `tools` and tool calls itself; otherwise the
     /// generic format of `constraint::tools` is written into the turns.
     has_tools: bool,
+    /// The tokenizer adds BOS itself, so a template's own leading BOS text
+    /// is dropped (as llama.cpp does), never encoded twice.
+    strip_bos: bool,
 }
 
 #[derive(Serialize)]
@@ -58,7 +78,19 @@ impl ChatTemplate {
         env.set_lstrip_blocks(true);
         env.add_template_owned(TEMPLATE_NAME, source.to_string()).map_err(|e| TemplateError::Compile(e.to_string()))?;
         let has_tools = source.contains("tools");
-        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string(), has_tools })
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+            has_tools,
+            strip_bos: false,
+        })
+    }
+
+    /// Tells the template that the tokenizer adds BOS to every prompt.
+    pub fn with_tokenizer_bos(mut self, adds_bos: bool) -> Self {
+        self.strip_bos = adds_bos && !self.bos_token.is_empty();
+        self
     }
 
     /// Renders the conversation, ending with the assistant's turn opener;
@@ -77,6 +109,10 @@ impl ChatTemplate {
             add_generation_prompt => true,
             bos_token => self.bos_token,
             eos_token => self.eos_token,
+        })
+        .map(|out| match out.strip_prefix(&self.bos_token) {
+            Some(rest) if self.strip_bos => rest.to_string(),
+            _ => out,
         })
         .map_err(|e| TemplateError::Render(e.to_string()))
     }
@@ -152,6 +188,20 @@ mod tests {
         // Without a tools section the generic format goes into the turns.
         let plain = ChatTemplate::new(CHATML, "", "")?.render(&[turn("user", "hi")], Some(&defs))?;
         assert!(plain.starts_with("<|im_start|>system\n# Tools") && plain.contains("<tool_call>"), "{plain}");
+        Ok(())
+    }
+
+    #[test]
+    fn gemma_turns_and_a_leading_bos_the_tokenizer_adds_anyway() -> Result<(), TemplateError> {
+        let t = ChatTemplate::new(GEMMA, "<bos>", "<eos>")?;
+        let out = t.render(&[turn("system", "Be brief."), turn("user", "Hi"), turn("assistant", "Hello")], None)?;
+        assert_eq!(
+            out,
+            "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n<start_of_turn>model\n"
+        );
+        let with_bos = ChatTemplate::new("{{ bos_token }}x", "<bos>", "")?;
+        assert_eq!(with_bos.render(&[turn("user", "a")], None)?, "<bos>x");
+        assert_eq!(with_bos.with_tokenizer_bos(true).render(&[turn("user", "a")], None)?, "x");
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! template and the quantized tensors.
 
 use crate::tokenizer::TokenizerSpec;
+use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::QTensor;
 use candle_core::Device;
@@ -21,26 +22,10 @@ pub enum GgufError {
     MissingKey(String),
     #[error("GGUF metadata key '{key}' has the wrong type: {message}")]
     BadKey { key: String, message: String },
-    #[error("unsupported architecture '{0}' (llama-family models only)")]
+    #[error("unsupported architecture '{0}' (supported: llama, mistral, granite, qwen2, qwen3, gemma2, gemma3, phi3)")]
     UnsupportedArchitecture(String),
     #[error("tensor '{name}': {message}")]
     Tensor { name: String, message: String },
-}
-
-/// Llama-family hyper-parameters from `{arch}.*` metadata.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LlamaConfig {
-    pub architecture: String,
-    pub n_layer: usize,
-    pub n_embd: usize,
-    pub n_ff: usize,
-    pub n_head: usize,
-    pub n_head_kv: usize,
-    pub head_dim: usize,
-    pub rope_theta: f32,
-    pub rms_eps: f32,
-    pub context_length: usize,
-    pub vocab_size: usize,
 }
 
 /// An open GGUF file: metadata parsed, tensors read on demand.
@@ -49,8 +34,6 @@ pub struct GgufFile {
     reader: BufReader<File>,
     pub name: Option<String>,
 }
-
-const SUPPORTED_ARCHS: &[&str] = &["llama", "mistral", "granite"];
 
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self, GgufError> {
@@ -61,15 +44,15 @@ impl GgufFile {
         Ok(GgufFile { content, reader, name })
     }
 
-    fn get(&self, key: &str) -> Result<&Value, GgufError> {
+    pub(crate) fn get(&self, key: &str) -> Result<&Value, GgufError> {
         self.content.metadata.get(key).ok_or_else(|| GgufError::MissingKey(key.to_string()))
     }
 
-    fn bad(key: &str, e: impl std::fmt::Display) -> GgufError {
+    pub(crate) fn bad(key: &str, e: impl std::fmt::Display) -> GgufError {
         GgufError::BadKey { key: key.to_string(), message: e.to_string() }
     }
 
-    fn usize_key(&self, key: &str) -> Result<usize, GgufError> {
+    pub(crate) fn usize_key(&self, key: &str) -> Result<usize, GgufError> {
         let v = self.get(key)?;
         let n = match v {
             Value::U64(_) | Value::I64(_) => v.to_u64().map_err(|e| Self::bad(key, e))?,
@@ -78,56 +61,16 @@ impl GgufFile {
         usize::try_from(n).map_err(|e| Self::bad(key, e))
     }
 
-    fn f32_key(&self, key: &str) -> Result<f32, GgufError> {
+    pub(crate) fn f32_key(&self, key: &str) -> Result<f32, GgufError> {
         self.get(key)?.to_f32().map_err(|e| Self::bad(key, e))
     }
 
-    fn string_key(&self, key: &str) -> Result<&str, GgufError> {
+    pub(crate) fn string_key(&self, key: &str) -> Result<&str, GgufError> {
         self.get(key)?.to_string().map(String::as_str).map_err(|e| Self::bad(key, e))
     }
 
-    fn opt_u32(&self, key: &str) -> Option<u32> {
+    pub(crate) fn opt_u32(&self, key: &str) -> Option<u32> {
         self.content.metadata.get(key).and_then(|v| v.to_u32().ok())
-    }
-
-    pub fn config(&self) -> Result<LlamaConfig, GgufError> {
-        let arch = self.string_key("general.architecture")?.to_string();
-        if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
-            return Err(GgufError::UnsupportedArchitecture(arch));
-        }
-        let k = |s: &str| format!("{arch}.{s}");
-        let n_embd = self.usize_key(&k("embedding_length"))?;
-        let n_head = self.usize_key(&k("attention.head_count"))?;
-        let n_head_kv = self.usize_key(&k("attention.head_count_kv")).unwrap_or(n_head);
-        if n_head == 0 || n_head_kv == 0 || n_embd % n_head != 0 || n_head % n_head_kv != 0 {
-            return Err(Self::bad(
-                &k("attention.head_count"),
-                format!("{n_head} heads / {n_head_kv} kv heads for width {n_embd}"),
-            ));
-        }
-        let head_dim = n_embd / n_head;
-        if head_dim % 2 != 0 {
-            return Err(Self::bad(&k("embedding_length"), "head dimension must be even for rotary embeddings"));
-        }
-        let vocab_size = match self.usize_key(&k("vocab_size")) {
-            Ok(v) => v,
-            Err(_) => {
-                self.get("tokenizer.ggml.tokens")?.to_vec().map_err(|e| Self::bad("tokenizer.ggml.tokens", e))?.len()
-            }
-        };
-        Ok(LlamaConfig {
-            n_layer: self.usize_key(&k("block_count"))?,
-            n_embd,
-            n_ff: self.usize_key(&k("feed_forward_length"))?,
-            n_head,
-            n_head_kv,
-            head_dim,
-            rope_theta: self.f32_key(&k("rope.freq_base")).unwrap_or(10_000.0),
-            rms_eps: self.f32_key(&k("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
-            context_length: self.usize_key(&k("context_length")).unwrap_or(4096),
-            vocab_size,
-            architecture: arch,
-        })
     }
 
     pub fn tokenizer_spec(&self) -> Result<TokenizerSpec, GgufError> {
@@ -144,28 +87,43 @@ impl GgufFile {
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
+        let model = self.string_key("tokenizer.ggml.model")?.to_string();
+        // SentencePiece files may leave these out; llama.cpp's defaults then apply.
+        let spm = model == "llama";
+        let flag = |key: &str, default: bool| {
+            self.content.metadata.get(key).and_then(|v| v.to_bool().ok()).unwrap_or(default)
+        };
+        let scores = match self.content.metadata.get("tokenizer.ggml.scores") {
+            Some(v) => v
+                .to_vec()
+                .map_err(|e| Self::bad("tokenizer.ggml.scores", e))?
+                .iter()
+                .map(|s| s.to_f32().map_err(|e| Self::bad("tokenizer.ggml.scores", e)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let id_or = |key: &str, default: u32| self.opt_u32(key).or(spm.then_some(default));
         Ok(TokenizerSpec {
-            model: self.string_key("tokenizer.ggml.model")?.to_string(),
             pre: self.string_key("tokenizer.ggml.pre").ok().map(str::to_string),
             tokens: strings("tokenizer.ggml.tokens")?,
             token_types,
+            scores,
             merges: if self.content.metadata.contains_key("tokenizer.ggml.merges") {
                 strings("tokenizer.ggml.merges")?
             } else {
                 Vec::new()
             },
-            bos_id: self.opt_u32("tokenizer.ggml.bos_token_id"),
-            eos_id: self.opt_u32("tokenizer.ggml.eos_token_id"),
+            bos_id: id_or("tokenizer.ggml.bos_token_id", 1),
+            eos_id: id_or("tokenizer.ggml.eos_token_id", 2),
+            unk_id: id_or("tokenizer.ggml.unknown_token_id", 0),
             extra_eog_ids: ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]
                 .iter()
                 .filter_map(|k| self.opt_u32(k))
                 .collect(),
-            add_bos: self
-                .content
-                .metadata
-                .get("tokenizer.ggml.add_bos_token")
-                .and_then(|v| v.to_bool().ok())
-                .unwrap_or(false),
+            add_bos: flag("tokenizer.ggml.add_bos_token", spm),
+            add_eos: flag("tokenizer.ggml.add_eos_token", false),
+            add_space_prefix: flag("tokenizer.ggml.add_space_prefix", spm),
+            model,
         })
     }
 
@@ -181,6 +139,59 @@ impl GgufFile {
         self.content
             .tensor(&mut self.reader, name, &Device::Cpu)
             .map_err(|e| GgufError::Tensor { name: name.to_string(), message: e.to_string() })
+    }
+
+    /// The tensor's shape as GGUF lists it (innermost dimension first is
+    /// candle's reversed order: rows × columns for a matrix).
+    pub fn tensor_dims(&self, name: &str) -> Option<Vec<usize>> {
+        self.content.tensor_infos.get(name).map(|t| t.shape.dims().to_vec())
+    }
+
+    /// The storage type of each tensor, counted (for the model card).
+    pub fn tensor_types(&self) -> Vec<(GgmlDType, usize)> {
+        let mut counts: Vec<(GgmlDType, usize)> = Vec::new();
+        for info in self.content.tensor_infos.values() {
+            match counts.iter_mut().find(|(t, _)| *t == info.ggml_dtype) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((info.ggml_dtype, 1)),
+            }
+        }
+        counts
+    }
+
+    /// The file type llama.cpp's quantizer wrote (`general.file_type`), by
+    /// name; else the most common tensor type.
+    pub fn quantization(&self) -> String {
+        let named = match self.opt_u32("general.file_type") {
+            Some(0) => "F32",
+            Some(1) => "F16",
+            Some(2) => "Q4_0",
+            Some(3) => "Q4_1",
+            Some(7) => "Q8_0",
+            Some(8) => "Q5_0",
+            Some(9) => "Q5_1",
+            Some(10) => "Q2_K",
+            Some(11) => "Q3_K_S",
+            Some(12) => "Q3_K_M",
+            Some(13) => "Q3_K_L",
+            Some(14) => "Q4_K_S",
+            Some(15) => "Q4_K_M",
+            Some(16) => "Q5_K_S",
+            Some(17) => "Q5_K_M",
+            Some(18) => "Q6_K",
+            Some(32) => "BF16",
+            _ => "",
+        };
+        if !named.is_empty() {
+            return named.to_string();
+        }
+        let most = self.tensor_types().into_iter().max_by_key(|(_, n)| *n);
+        most.map(|(t, _)| format!("{t:?}")).unwrap_or_default()
+    }
+
+    /// Parameters stored in the file (every tensor's elements).
+    pub fn parameter_count(&self) -> usize {
+        self.content.tensor_infos.values().map(|t| t.shape.elem_count()).sum()
     }
 
     pub fn metadata(&self) -> &HashMap<String, Value> {

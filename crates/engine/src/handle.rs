@@ -31,6 +31,7 @@ struct Inner {
     tokenizer: Arc<Tokenizer>,
     template: ChatTemplate,
     context_length: usize,
+    details: protocol::ModelDetails,
     requests: UnboundedSender<EngineRequest>,
     stats: Arc<EngineStats>,
     /// `None` when the vocabulary could not be read for grammars (then
@@ -45,7 +46,7 @@ impl LocalModel {
             return Err(EngineError::Config("max_num_seqs and max_num_batched_tokens must be at least 1".into()));
         }
         let (tx, rx) = unbounded_channel();
-        let LocalModel { model, tokenizer, template, context_length, .. } = self;
+        let LocalModel { model, tokenizer, template, context_length, details, .. } = self;
         let block_bytes = model.kv_block_bytes();
         let capacity = config.num_blocks(block_bytes) * crate::kv_cache::BLOCK_SIZE;
         if capacity == 0 {
@@ -85,6 +86,7 @@ impl LocalModel {
                 tokenizer,
                 template,
                 context_length,
+                details,
                 requests: tx,
                 stats,
                 grammars,
@@ -222,6 +224,7 @@ impl Backend for EngineHandle {
             id: self.inner.model_id.clone(),
             context_length: self.inner.context_length as u32,
             owned_by: "switchyard".into(),
+            details: Some(self.inner.details.clone()),
         }]
     }
 

@@ -13,7 +13,7 @@
 //! deadlocks and never fails a request for lack of memory.
 
 use crate::kv_cache::{BlockPool, KvStore, BLOCK_SIZE};
-use crate::model::{BatchItem, Llama};
+use crate::model::{BatchItem, Decoder};
 use crate::sequence::{EngineRequest, Sequence};
 use crate::stats::EngineStats;
 use crate::tokenizer::Tokenizer;
@@ -55,7 +55,7 @@ fn admission_watermark(total_blocks: usize) -> usize {
 }
 
 pub(crate) struct Scheduler {
-    model: Llama,
+    model: Decoder,
     kv: KvStore,
     pool: BlockPool,
     tokenizer: Arc<Tokenizer>,
@@ -69,7 +69,7 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     pub(crate) fn new(
-        model: Llama,
+        model: Decoder,
         tokenizer: Arc<Tokenizer>,
         config: EngineConfig,
         context_length: usize,

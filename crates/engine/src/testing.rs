@@ -11,7 +11,12 @@ use std::path::Path;
 /// The default model as `scripts/setup-models.sh` installs it, for tests
 /// that run the real model; the error says how to get it.
 pub fn default_model() -> Result<std::path::PathBuf, String> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    installed_model("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// Another file `scripts/setup-models.sh` installs (e.g. `gemma-3-270m-q4_k_m.gguf`).
+pub fn installed_model(name: &str) -> Result<std::path::PathBuf, String> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(name);
     if p.exists() {
         Ok(p)
     } else {

@@ -28,7 +28,7 @@ impl EmbeddingBackend for EmbeddingRoute {
 
     fn models(&self) -> Vec<ModelInfo> {
         let owned_by = "route".to_string();
-        vec![ModelInfo { id: self.name.clone(), context_length: 0, owned_by }]
+        vec![ModelInfo { id: self.name.clone(), context_length: 0, owned_by, details: None }]
     }
 
     /// The models of one route may differ: the client's `dimensions` goes to each.

@@ -262,7 +262,7 @@ impl Backend for FallbackRoute {
     /// large for some is served by the others).
     fn models(&self) -> Vec<ModelInfo> {
         let context = self.targets.iter().map(|t| t.card.context_length).max().unwrap_or(0);
-        vec![ModelInfo { id: self.config.name.clone(), context_length: context, owned_by: "route".into() }]
+        vec![ModelInfo { id: self.config.name.clone(), context_length: context, owned_by: "route".into(), details: None }]
     }
 
     /// Counted as the largest of its models' counts (admission reserves enough for any).

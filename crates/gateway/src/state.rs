@@ -299,6 +299,7 @@ impl AppState {
                     id: name.clone(),
                     context_length: 0,
                     owned_by: e.name().to_string(),
+                    details: None,
                 }));
             }
         }

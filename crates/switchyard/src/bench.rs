@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use engine::model::{BatchItem, Llama};
+use engine::model::{BatchItem, Decoder};
 use engine::{LocalModel, WeightFormat};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -104,7 +104,7 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
         started.elapsed().as_secs_f64(),
         rayon_threads()
     );
-    let model: &Llama = &local.model;
+    let model: &Decoder = &local.model;
     let vocab = model.config().vocab_size;
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
     // One warm-up run, then the measured ones.
@@ -159,7 +159,7 @@ fn engine_bench(args: &EngineBench) -> Result<()> {
 /// `b` sequences prefilled with `batch_prompt_tokens` each, then
 /// `gen_tokens` steps that decode one token for every sequence: the
 /// decode-only throughput of a full continuous batch.
-fn batched_decode(model: &Llama, args: &EngineBench, b: usize) -> Result<()> {
+fn batched_decode(model: &Decoder, args: &EngineBench, b: usize) -> Result<()> {
     anyhow::ensure!(b >= 1, "--batch sizes must be >= 1");
     let (pp, vocab) = (args.batch_prompt_tokens.max(1), model.config().vocab_size);
     let per_seq = (pp + args.gen_tokens).div_ceil(engine::kv_cache::BLOCK_SIZE);

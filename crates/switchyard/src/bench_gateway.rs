@@ -58,7 +58,7 @@ impl Backend for InstantBackend {
     }
 
     fn models(&self) -> Vec<ModelInfo> {
-        vec![ModelInfo { id: MODEL.into(), context_length: 8192, owned_by: "bench".into() }]
+        vec![ModelInfo { id: MODEL.into(), context_length: 8192, owned_by: "bench".into(), details: None }]
     }
 
     async fn generate(&self, request: ValidatedRequest) -> Result<GenerationStream, BackendError> {

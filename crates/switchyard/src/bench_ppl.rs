@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use engine::model::{BatchItem, Llama};
+use engine::model::{BatchItem, Decoder};
 use engine::{LocalModel, WeightFormat};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,7 +29,7 @@ pub struct PerplexityBench {
 
 /// Mean negative log-likelihood of each next token, every row through the
 /// prompt kernel (`prompt`) or the decode kernel.
-fn mean_nll(model: &Llama, ids: &[u32], prompt: bool) -> Result<f64> {
+fn mean_nll(model: &Decoder, ids: &[u32], prompt: bool) -> Result<f64> {
     let (mut kv, blocks) = model.kv_for_one(ids.len());
     let mut total = 0.0f64;
     for (pos, pair) in ids.windows(2).enumerate() {

@@ -32,7 +32,7 @@ impl EmbeddingBackend for EmbedderHandle {
 
     fn models(&self) -> Vec<ModelInfo> {
         let id = self.model_name().to_string();
-        vec![ModelInfo { id, context_length: self.max_tokens() as u32, owned_by: "switchyard".into() }]
+        vec![ModelInfo { id, context_length: self.max_tokens() as u32, owned_by: "switchyard".into(), details: None }]
     }
 
     fn dimensions(&self, _model: &str) -> Option<u32> {

@@ -40,6 +40,8 @@ pub struct Linear {
     kernels: Kernels,
     in_dim: usize,
     out_dim: usize,
+    /// Added to every output row (Qwen 2's Q/K/V).
+    bias: Option<Vec<f32>>,
 }
 
 fn candle_err(e: candle_core::Error) -> EngineError {
@@ -73,7 +75,7 @@ impl Linear {
             let decode = super::q8::decode_matrix(&dense, in_dim)
                 .ok_or_else(|| EngineError::Model(format!("cannot quantize a {out_dim} x {in_dim} weight")))?;
             let dense = super::bf16::prompt_matrix(&dense, in_dim);
-            return Ok(Linear { kernels: Kernels::Fast { dense, decode }, in_dim, out_dim });
+            return Ok(Linear { kernels: Kernels::Fast { dense, decode }, in_dim, out_dim, bias: None });
         }
         let dtype = parts[0].dtype();
         let qt = if parts.len() == 1 {
@@ -94,18 +96,44 @@ impl Linear {
                 .map_err(candle_err)?;
             QTensor::quantize(&Tensor::cat(&f32s, 0).map_err(candle_err)?, dtype).map_err(candle_err)?
         };
-        Ok(Linear { kernels: Kernels::Native(QMatMul::from_qtensor(qt).map_err(candle_err)?), in_dim, out_dim })
+        Ok(Linear { kernels: Kernels::Native(QMatMul::from_qtensor(qt).map_err(candle_err)?), in_dim, out_dim, bias: None })
+    }
+
+    /// The same layer with a bias added to each output row.
+    pub fn with_bias(mut self, bias: Vec<f32>) -> Result<Self, EngineError> {
+        if bias.len() != self.out_dim {
+            return Err(EngineError::Model(format!("bias of {} values for {} outputs", bias.len(), self.out_dim)));
+        }
+        self.bias = Some(bias);
+        Ok(self)
     }
 
     pub fn out_dim(&self) -> usize {
         self.out_dim
     }
 
-    /// `x` is `rows × in_dim`; returns `rows × out_dim`. Rows flagged in
-    /// `prompt_rows` take the dense kernel (when there is one), the others
-    /// the quantized one. Each kernel's result for a row is independent of
-    /// the other rows, so a sequence gets the same bits alone or batched.
+    pub fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
+    /// `x` is `rows × in_dim`; returns `rows × out_dim`, bias added.
     pub fn forward(&self, x: &[f32], prompt_rows: &[bool]) -> Result<Vec<f32>, EngineError> {
+        let mut y = self.matmul(x, prompt_rows)?;
+        if let Some(b) = &self.bias {
+            for row in y.chunks_exact_mut(self.out_dim) {
+                for (v, b) in row.iter_mut().zip(b) {
+                    *v += b;
+                }
+            }
+        }
+        Ok(y)
+    }
+
+    /// Rows flagged in `prompt_rows` take the dense kernel (when there is
+    /// one), the others the quantized one. Each kernel's result for a row
+    /// is independent of the other rows, so a sequence gets the same bits
+    /// alone or batched.
+    fn matmul(&self, x: &[f32], prompt_rows: &[bool]) -> Result<Vec<f32>, EngineError> {
         let rows = x.len() / self.in_dim;
         let (dense, decode) = match &self.kernels {
             Kernels::Native(mm) => return self.candle(mm, x, rows),

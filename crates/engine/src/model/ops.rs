@@ -19,17 +19,45 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     });
 }
 
-/// `gate_up` rows are `[gate (n_ff) | up (n_ff)]`; returns `silu(gate) * up`,
-/// eight lanes at a time (the tail through the same code, padded).
+/// RMS norm of each `weight.len()`-wide head of `x`, in place (Qwen 3 and
+/// Gemma 3 normalise every query and key head on its own).
+pub fn rms_norm_heads(x: &mut [f32], weight: &[f32], eps: f32) {
+    let dim = weight.len();
+    for head in x.chunks_exact_mut(dim) {
+        let mean_sq = head.iter().map(|v| v * v).sum::<f32>() / dim as f32;
+        let scale = 1.0 / (mean_sq + eps).sqrt();
+        for (v, w) in head.iter_mut().zip(weight) {
+            *v = *v * scale * w;
+        }
+    }
+}
+
+/// `gate_up` rows are `[gate (n_ff) | up (n_ff)]`; returns `silu(gate) * up`.
 pub fn swiglu(gate_up: &[f32], n_ff: usize) -> Vec<f32> {
+    gated(gate_up, n_ff, |g| g / (f32x8::ONE + (-g).exp()))
+}
+
+/// The same with GELU's tanh approximation: `gelu(gate) * up` (Gemma's GeGLU).
+pub fn geglu(gate_up: &[f32], n_ff: usize) -> Vec<f32> {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    gated(gate_up, n_ff, |g| {
+        let inner = f32x8::splat(SQRT_2_OVER_PI) * (g + f32x8::splat(0.044_715) * g * g * g);
+        // tanh(z) = 1 - 2 / (1 + e^{2z}), which saturates cleanly at both ends.
+        let tanh = f32x8::ONE - f32x8::splat(2.0) / (f32x8::ONE + (inner + inner).exp());
+        f32x8::splat(0.5) * g * (f32x8::ONE + tanh)
+    })
+}
+
+/// `act(gate) * up` per row, eight lanes at a time (the tail through the
+/// same code, padded, so every element gets the same function).
+fn gated(gate_up: &[f32], n_ff: usize, act: impl Fn(f32x8) -> f32x8 + Sync) -> Vec<f32> {
     let rows = gate_up.len() / (2 * n_ff);
     let mut out = vec![0.0f32; rows * n_ff];
-    let silu_mul = |g: &[f32], u: &[f32], o: &mut [f32]| {
+    let act_mul = |g: &[f32], u: &[f32], o: &mut [f32]| {
         let (mut ga, mut ua) = ([0.0f32; LANES], [0.0f32; LANES]);
         ga[..g.len()].copy_from_slice(g);
         ua[..u.len()].copy_from_slice(u);
-        let g = f32x8::from(ga);
-        let r = g / (f32x8::ONE + (-g).exp()) * f32x8::from(ua);
+        let r = act(f32x8::from(ga)) * f32x8::from(ua);
         o.copy_from_slice(&r.to_array()[..o.len()]);
     };
     let parallel = out.len() >= super::parallel::PARALLEL_MIN_VALUES;
@@ -37,10 +65,17 @@ pub fn swiglu(gate_up: &[f32], n_ff: usize) -> Vec<f32> {
         let Some(row) = gate_up.get(r * 2 * n_ff..(r + 1) * 2 * n_ff) else { return };
         let (gate, up) = row.split_at(n_ff);
         for ((g, u), o) in gate.chunks(LANES).zip(up.chunks(LANES)).zip(dst.chunks_mut(LANES)) {
-            silu_mul(g, u, o);
+            act_mul(g, u, o);
         }
     });
     out
+}
+
+/// `c · tanh(v / c)` in place (Gemma 2's soft-capping of scores and logits).
+pub fn softcap(values: &mut [f32], c: f32) {
+    for v in values.iter_mut() {
+        *v = c * (*v / c).tanh();
+    }
 }
 
 /// Attention scores of one query head against one block of 16 keys stored
@@ -90,9 +125,16 @@ pub(crate) fn lanes(s: &[f32]) -> f32x8 {
     f32x8::from(a)
 }
 
-pub fn add_in_place(acc: &mut [f32], x: &[f32]) {
-    for (a, b) in acc.iter_mut().zip(x) {
-        *a += b;
+/// `acc += scale · x` (the residual add; `scale` is 1 but for Granite).
+pub fn add_scaled(acc: &mut [f32], x: &[f32], scale: f32) {
+    if scale == 1.0 {
+        for (a, b) in acc.iter_mut().zip(x) {
+            *a += b;
+        }
+    } else {
+        for (a, b) in acc.iter_mut().zip(x) {
+            *a += scale * b;
+        }
     }
 }
 
@@ -135,14 +177,22 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    pub fn new(head_dim: usize, max_positions: usize, theta: f32) -> Self {
+    /// Angles `pos / scale · θ^(-2i/d) / factor_i` for every position; the
+    /// factors (Llama 3.1, LongRoPE) default to 1.
+    pub fn new(head_dim: usize, max_positions: usize, theta: f32, scale: f32, factors: Option<&[f32]>) -> Self {
         let half = head_dim / 2;
+        let freqs: Vec<f32> = (0..half)
+            .map(|i| {
+                let f = 1.0 / theta.powf((2 * i) as f32 / head_dim as f32);
+                f / factors.and_then(|fs| fs.get(i)).copied().unwrap_or(1.0)
+            })
+            .collect();
         let mut cos = Vec::with_capacity(max_positions * half);
         let mut sin = Vec::with_capacity(max_positions * half);
         for pos in 0..max_positions {
-            for i in 0..half {
-                let freq = 1.0 / theta.powf((2 * i) as f32 / head_dim as f32);
-                let angle = pos as f32 * freq;
+            let p = pos as f32 / scale;
+            for f in &freqs {
+                let angle = p * f;
                 cos.push(angle.cos());
                 sin.push(angle.sin());
             }
@@ -154,17 +204,29 @@ impl RopeTable {
         self.cos.len() / self.half.max(1)
     }
 
-    /// Rotates each head of one token's `x` (heads × head_dim) at `pos`.
-    /// GGUF llama weights are permuted for the interleaved pairing
-    /// (x[2i], x[2i+1]), llama.cpp's "normal" rope.
-    pub fn apply(&self, x: &mut [f32], pos: usize) {
-        let base = pos * self.half;
-        let (cos, sin) = (&self.cos[base..base + self.half], &self.sin[base..base + self.half]);
-        for head in x.chunks_exact_mut(2 * self.half) {
-            for i in 0..self.half {
-                let (a, b) = (head[2 * i], head[2 * i + 1]);
-                head[2 * i] = a * cos[i] - b * sin[i];
-                head[2 * i + 1] = a * sin[i] + b * cos[i];
+    /// Rotates each head of one token's `x` (heads × head_dim) at `pos`,
+    /// pairing dimensions as the family does (`RopeStyle`).
+    pub fn apply(&self, x: &mut [f32], pos: usize, style: super::config::RopeStyle) {
+        let half = self.half;
+        let base = pos * half;
+        let (cos, sin) = (&self.cos[base..base + half], &self.sin[base..base + half]);
+        for head in x.chunks_exact_mut(2 * half) {
+            match style {
+                super::config::RopeStyle::Interleaved => {
+                    for i in 0..half {
+                        let (a, b) = (head[2 * i], head[2 * i + 1]);
+                        head[2 * i] = a * cos[i] - b * sin[i];
+                        head[2 * i + 1] = a * sin[i] + b * cos[i];
+                    }
+                }
+                super::config::RopeStyle::Neox => {
+                    let (lo, hi) = head.split_at_mut(half);
+                    for i in 0..half {
+                        let (a, b) = (lo[i], hi[i]);
+                        lo[i] = a * cos[i] - b * sin[i];
+                        hi[i] = a * sin[i] + b * cos[i];
+                    }
+                }
             }
         }
     }
@@ -181,6 +243,16 @@ mod tests {
         rms_norm(&x, &[1.0; 4], 0.0, &mut out);
         let rms = (out.iter().map(|v| v * v).sum::<f32>() / 4.0).sqrt();
         assert!((rms - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn geglu_matches_the_tanh_gelu_formula() {
+        let g: Vec<f32> = (0..19).map(|i| (i as f32 - 9.0) * 0.9).collect();
+        let gate_up: Vec<f32> = g.iter().chain(std::iter::repeat_n(&2.0, 19)).copied().collect();
+        for (a, x) in geglu(&gate_up, 19).iter().zip(&g) {
+            let want = 0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh()) * 2.0;
+            assert!((a - want).abs() <= 1e-5 * (1.0 + want.abs()), "{x}: {a} vs {want}");
+        }
     }
 
     #[test]
@@ -239,12 +311,20 @@ mod tests {
 
     #[test]
     fn rope_at_zero_is_identity_and_preserves_norm() {
-        let t = RopeTable::new(4, 8, 10_000.0);
-        let mut x = [1.0f32, 2.0, 3.0, 4.0];
-        t.apply(&mut x, 0);
-        assert_eq!(x, [1.0, 2.0, 3.0, 4.0]);
-        t.apply(&mut x, 5);
-        let norm: f32 = x.iter().map(|v| v * v).sum();
-        assert!((norm - 30.0).abs() < 1e-4);
+        use crate::model::RopeStyle;
+        let t = RopeTable::new(4, 8, 10_000.0, 1.0, None);
+        for style in [RopeStyle::Interleaved, RopeStyle::Neox] {
+            let mut x = [1.0f32, 2.0, 3.0, 4.0];
+            t.apply(&mut x, 0, style);
+            assert_eq!(x, [1.0, 2.0, 3.0, 4.0]);
+            t.apply(&mut x, 5, style);
+            let norm: f32 = x.iter().map(|v| v * v).sum();
+            assert!((norm - 30.0).abs() < 1e-4);
+        }
+        // NeoX pairs x[i] with x[i + d/2]: at position 1 the first
+        // dimension (frequency 1) turns (1, 0) into (cos 1, sin 1).
+        let mut x = [1.0f32, 0.0, 0.0, 0.0];
+        t.apply(&mut x, 1, RopeStyle::Neox);
+        assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[2] - 1f32.sin()).abs() < 1e-6 && x[1] == 0.0);
     }
 }

@@ -1,30 +1,38 @@
 //! Tokenizer built from a GGUF file's own metadata (`tokenizer.ggml.*`), so
-//! any llama-family GGUF works without a separate tokenizer.json.
+//! any GGUF works without a separate tokenizer.json. Token ids equal
+//! llama.cpp's (tests/data/reference holds its recorded answers).
 //!
-//! - `bpe`: byte-level BPE (`tokenizer.ggml.model = "gpt2"`).
-//! - `pretokenize`: the split regexes named by `tokenizer.ggml.pre`.
+//! - `bpe`: byte-level BPE (`tokenizer.ggml.model = "gpt2"`: SmolLM, Qwen, Llama 3).
+//! - `spm`: SentencePiece-style (`"llama"`: Llama 2, Mistral, Gemma, Phi-3).
+//! - `pretokenize`: the split regexes named by `tokenizer.ggml.pre` (BPE).
+//! - `specials`: control and user-defined tokens written in the text.
 //! - `stream`: incremental decoding that only emits whole UTF-8 characters.
 
 mod bpe;
 pub use bpe::byte_chars;
 mod pretokenize;
+mod specials;
+mod spm;
 mod stream;
 
 pub use stream::StreamDecoder;
 
 use bpe::BytePairEncoder;
 use pretokenize::PreTokenizer;
+use specials::{Fragment, Specials};
+use spm::SentencePiece;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum TokenizerError {
-    #[error("unsupported tokenizer model '{0}' (only byte-level BPE, 'gpt2', is supported)")]
+    #[error("unsupported tokenizer model '{0}' (byte-level BPE 'gpt2' and SentencePiece 'llama' are supported)")]
     UnsupportedModel(String),
     #[error("tokenizer metadata is invalid: {0}")]
     InvalidMetadata(String),
 }
 
 /// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
+const TOKEN_TYPE_UNKNOWN: i32 = 2;
 const TOKEN_TYPE_CONTROL: i32 = 3;
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
@@ -35,31 +43,42 @@ pub struct TokenizerSpec {
     pub pre: Option<String>,
     pub tokens: Vec<String>,
     pub token_types: Vec<i32>,
+    /// SentencePiece merge scores (`tokenizer.ggml.scores`).
+    pub scores: Vec<f32>,
     pub merges: Vec<String>,
     pub bos_id: Option<u32>,
     pub eos_id: Option<u32>,
+    pub unk_id: Option<u32>,
     /// Extra end-of-generation ids (`tokenizer.ggml.eot_token_id`, `eom_token_id`).
     pub extra_eog_ids: Vec<u32>,
     pub add_bos: bool,
+    pub add_eos: bool,
+    /// SentencePiece: a space before text that follows the start or a special token.
+    pub add_space_prefix: bool,
+}
+
+enum Model {
+    Bpe { bpe: BytePairEncoder, pre: PreTokenizer },
+    Spm { spm: SentencePiece, add_space_prefix: bool },
 }
 
 pub struct Tokenizer {
-    bpe: BytePairEncoder,
-    pre: PreTokenizer,
-    /// Special tokens matched verbatim in text, longest first.
-    specials: Vec<(String, u32)>,
-    is_special: Vec<bool>,
+    model: Model,
+    /// Control and user-defined tokens, matched verbatim in text.
+    specials: Specials,
+    /// Control (and unknown) tokens: no text of their own.
+    is_control: Vec<bool>,
+    /// User-defined tokens: their text as written, never merged or escaped.
+    is_user_defined: Vec<bool>,
     bos_id: Option<u32>,
     eos_id: Option<u32>,
     eog_ids: Vec<u32>,
     add_bos: bool,
+    add_eos: bool,
 }
 
 impl Tokenizer {
     pub fn from_spec(spec: &TokenizerSpec) -> Result<Self, TokenizerError> {
-        if spec.model != "gpt2" {
-            return Err(TokenizerError::UnsupportedModel(spec.model.clone()));
-        }
         let vocab_size = spec.tokens.len();
         if vocab_size == 0 {
             return Err(TokenizerError::InvalidMetadata("empty token list".into()));
@@ -71,20 +90,29 @@ impl Tokenizer {
                 vocab_size
             )));
         }
-        let mut is_special = vec![false; vocab_size];
+        let model = match spec.model.as_str() {
+            "gpt2" => Model::Bpe {
+                bpe: BytePairEncoder::new(&spec.tokens, &spec.merges)?,
+                pre: PreTokenizer::for_name(spec.pre.as_deref()),
+            },
+            "llama" => Model::Spm {
+                spm: SentencePiece::new(&spec.tokens, &spec.scores, spec.unk_id)?,
+                add_space_prefix: spec.add_space_prefix,
+            },
+            other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
+        };
+        let mut is_control = vec![false; vocab_size];
+        let mut is_user_defined = vec![false; vocab_size];
         let mut specials = Vec::new();
         for (id, ty) in spec.token_types.iter().enumerate() {
-            if *ty == TOKEN_TYPE_CONTROL || *ty == TOKEN_TYPE_USER_DEFINED {
-                is_special[id] = true;
-                if !spec.tokens[id].is_empty() {
-                    specials.push((spec.tokens[id].clone(), id as u32));
-                }
+            match *ty {
+                TOKEN_TYPE_CONTROL | TOKEN_TYPE_UNKNOWN => is_control[id] = true,
+                TOKEN_TYPE_USER_DEFINED => is_user_defined[id] = true,
+                _ => continue,
             }
+            specials.push((spec.tokens[id].clone(), id as u32));
         }
-        specials.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
-        let bpe = BytePairEncoder::new(&spec.tokens, &spec.merges)?;
-        let pre = PreTokenizer::for_name(spec.pre.as_deref());
-        for id in spec.bos_id.iter().chain(spec.eos_id.iter()).chain(spec.extra_eog_ids.iter()) {
+        for id in spec.bos_id.iter().chain(&spec.eos_id).chain(&spec.unk_id).chain(&spec.extra_eog_ids) {
             if *id as usize >= vocab_size {
                 return Err(TokenizerError::InvalidMetadata(format!("special token id {id} out of range")));
             }
@@ -93,32 +121,40 @@ impl Tokenizer {
         // control tokens (as llama.cpp does), so chat models stop at their turn end.
         let mut eog_ids: Vec<u32> = spec.eos_id.into_iter().chain(spec.extra_eog_ids.iter().copied()).collect();
         for (text, id) in &specials {
-            if matches!(
-                text.as_str(),
-                "<|im_end|>" | "<|eot_id|>" | "<|endoftext|>" | "<|end|>" | "<end_of_turn>" | "<|eom_id|>"
-            ) && !eog_ids.contains(id)
+            if is_control[*id as usize]
+                && matches!(
+                    text.as_str(),
+                    "<|im_end|>" | "<|eot_id|>" | "<|endoftext|>" | "<|end|>" | "<end_of_turn>" | "<|eom_id|>"
+                )
+                && !eog_ids.contains(id)
             {
                 eog_ids.push(*id);
             }
         }
         Ok(Tokenizer {
-            bpe,
-            pre,
-            specials,
-            is_special,
+            model,
+            specials: Specials::new(specials),
+            is_control,
+            is_user_defined,
             bos_id: spec.bos_id,
             eos_id: spec.eos_id,
             eog_ids,
             add_bos: spec.add_bos,
+            add_eos: spec.add_eos,
         })
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.is_special.len()
+        self.is_control.len()
     }
 
     pub fn bos_id(&self) -> Option<u32> {
         self.bos_id
+    }
+
+    /// Whether `encode` puts BOS first.
+    pub fn adds_bos(&self) -> bool {
+        self.add_bos && self.bos_id.is_some()
     }
 
     pub fn eos_id(&self) -> Option<u32> {
@@ -133,68 +169,92 @@ impl Tokenizer {
         &self.eog_ids
     }
 
+    /// The vocabulary kind, as GGUF names it (`gpt2`, `llama`).
+    pub fn kind(&self) -> &'static str {
+        match self.model {
+            Model::Bpe { .. } => "gpt2",
+            Model::Spm { .. } => "llama",
+        }
+    }
+
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.bpe.token(id)
+        match &self.model {
+            Model::Bpe { bpe, .. } => bpe.token(id),
+            Model::Spm { spm, .. } => spm.token(id),
+        }
     }
 
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.bpe.id(text)
+        match &self.model {
+            Model::Bpe { bpe, .. } => bpe.id(text),
+            Model::Spm { spm, .. } => spm.id(text),
+        }
     }
 
-    /// Encodes text. Special tokens written in the text (`<|im_start|>`) become
-    /// their single ids; the BOS token is prepended when the model asks for it.
+    /// Encodes text as llama.cpp tokenizes a prompt: special tokens written
+    /// in the text (`<|im_start|>`) become their single ids; BOS (and EOS)
+    /// are added when the file asks for them.
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut ids = Vec::with_capacity(text.len() / 3 + 2);
         if self.add_bos {
-            if let Some(bos) = self.bos_id {
-                ids.push(bos);
-            }
+            ids.extend(self.bos_id);
         }
-        // Next occurrence of each special token, refreshed only once passed,
-        // so the text is scanned once per special token, not once per match.
-        let find_from = |s: &str, from: usize| text[from..].find(s).map(|p| p + from);
-        let mut next: Vec<Option<usize>> = self.specials.iter().map(|(s, _)| find_from(s, 0)).collect();
-        let mut pos = 0;
-        loop {
-            // Earliest match; the longest special wins at equal positions (sorted longest first).
-            let best = next.iter().enumerate().filter_map(|(i, p)| p.map(|p| (p, i))).min();
-            let Some((start, i)) = best else {
-                self.encode_ordinary(&text[pos..], &mut ids);
-                break;
-            };
-            let (special, id) = &self.specials[i];
-            self.encode_ordinary(&text[pos..start], &mut ids);
-            ids.push(*id);
-            pos = start + special.len();
-            for (j, p) in next.iter_mut().enumerate() {
-                if p.is_some_and(|p| p < pos) {
-                    *p = find_from(&self.specials[j].0, pos);
+        // SentencePiece puts a space before text at the start or after a special token.
+        let mut after_special = true;
+        for fragment in self.specials.partition(text) {
+            match fragment {
+                Fragment::Token(id) => {
+                    ids.push(id);
+                    after_special = true;
+                }
+                Fragment::Text(t) => {
+                    self.encode_ordinary(t, after_special, &mut ids);
+                    after_special = false;
                 }
             }
+        }
+        if self.add_eos {
+            ids.extend(self.eos_id);
         }
         ids
     }
 
-    fn encode_ordinary(&self, text: &str, out: &mut Vec<u32>) {
-        for piece in self.pre.split(text) {
-            self.bpe.encode_piece(piece.as_bytes(), out);
+    fn encode_ordinary(&self, text: &str, after_special: bool, out: &mut Vec<u32>) {
+        match &self.model {
+            Model::Bpe { bpe, pre } => {
+                for piece in pre.split(text) {
+                    bpe.encode_piece(piece.as_bytes(), out);
+                }
+            }
+            Model::Spm { spm, add_space_prefix } if *add_space_prefix && after_special => {
+                spm.encode(&format!(" {text}"), out)
+            }
+            Model::Spm { spm, .. } => spm.encode(text, out),
         }
     }
 
-    /// A control token's text (`<|im_end|>`); `None` for ordinary tokens.
+    /// A control token's text (`<|im_end|>`); `None` for text tokens.
     pub fn special_text(&self, id: u32) -> Option<&str> {
-        match self.is_special.get(id as usize) {
-            Some(true) => self.bpe.token(id),
+        match self.is_control.get(id as usize) {
+            Some(true) => self.token_text(id),
             _ => None,
         }
     }
 
-    /// The raw bytes of one token; control tokens render as nothing.
+    /// The raw bytes of one token; control tokens render as nothing,
+    /// user-defined ones as written.
     pub fn token_bytes(&self, id: u32) -> Vec<u8> {
-        if self.is_special.get(id as usize).copied().unwrap_or(false) {
+        let i = id as usize;
+        if self.is_control.get(i).copied().unwrap_or(true) {
             return Vec::new();
         }
-        self.bpe.decode_token(id)
+        if self.is_user_defined[i] {
+            return self.token_text(id).unwrap_or("").as_bytes().to_vec();
+        }
+        match &self.model {
+            Model::Bpe { bpe, .. } => bpe.decode_token(id),
+            Model::Spm { spm, .. } => spm.decode_token(id),
+        }
     }
 
     /// Decodes ids to text, skipping control tokens; invalid UTF-8 becomes U+FFFD.
@@ -206,7 +266,11 @@ impl Tokenizer {
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokenizer").field("vocab_size", &self.vocab_size()).field("pre", &self.pre.name()).finish()
+        let pre = match &self.model {
+            Model::Bpe { pre, .. } => pre.name(),
+            Model::Spm { .. } => "sentencepiece",
+        };
+        f.debug_struct("Tokenizer").field("vocab_size", &self.vocab_size()).field("pre", &pre).finish()
     }
 }
 
@@ -223,7 +287,7 @@ pub(crate) fn tiny_spec() -> TokenizerSpec {
         bos_id: Some(1),
         eos_id: Some(2),
         extra_eog_ids: vec![],
-        add_bos: false,
+        ..TokenizerSpec::default()
     }
 }
 
@@ -285,7 +349,7 @@ mod tests {
 
     #[test]
     fn rejects_other_models() {
-        let spec = TokenizerSpec { model: "llama".into(), ..tiny_spec() };
+        let spec = TokenizerSpec { model: "t5".into(), ..tiny_spec() };
         assert!(matches!(Tokenizer::from_spec(&spec), Err(TokenizerError::UnsupportedModel(_))));
     }
 }

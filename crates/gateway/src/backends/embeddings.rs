@@ -22,7 +22,7 @@ impl EmbeddingBackend for OpenAiBackend {
         c.models
             .iter()
             .filter(|m| m.card.capabilities.embeddings)
-            .map(|m| ModelInfo { id: m.name.clone(), context_length: m.context_length, owned_by: c.name.clone() })
+            .map(|m| ModelInfo { id: m.name.clone(), context_length: m.context_length, owned_by: c.name.clone(), details: None })
             .collect()
     }
 

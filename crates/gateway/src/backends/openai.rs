@@ -582,6 +582,7 @@ impl Backend for OpenAiBackend {
                 id: m.name.clone(),
                 context_length: m.context_length,
                 owned_by: self.config.name.clone(),
+                details: None,
             })
             .collect()
     }
