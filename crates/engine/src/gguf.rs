@@ -26,6 +26,8 @@ pub enum GgufError {
     UnsupportedArchitecture(String),
     #[error("tensor '{name}': {message}")]
     Tensor { name: String, message: String },
+    #[error("tensor '{name}' is stored as {kind}, which is not supported (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K are)")]
+    UnsupportedType { name: String, kind: String },
 }
 
 /// An open GGUF file: metadata parsed, tensors read on demand.
@@ -39,7 +41,11 @@ impl GgufFile {
     pub fn open(path: &Path) -> Result<Self, GgufError> {
         let file = File::open(path).map_err(|source| GgufError::Open { path: path.display().to_string(), source })?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| GgufError::Format(e.to_string()))?;
+        let content = match Content::read(&mut reader) {
+            Ok(c) => c,
+            // Name the tensor and its type, which candle's message does not.
+            Err(e) => return Err(unsupported_tensor(path).unwrap_or_else(|| GgufError::Format(e.to_string()))),
+        };
         let name = content.metadata.get("general.name").and_then(|v| v.to_string().ok()).cloned();
         Ok(GgufFile { content, reader, name })
     }
@@ -196,5 +202,136 @@ impl GgufFile {
 
     pub fn metadata(&self) -> &HashMap<String, Value> {
         &self.content.metadata
+    }
+}
+
+/// GGML tensor types candle reads (`GgmlDType`), by their GGUF id.
+const READ_TYPES: &[u32] = &[0, 1, 2, 3, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 30];
+
+/// The name of a GGML type id we cannot read.
+fn type_name(id: u32) -> String {
+    let known = [
+        (16, "IQ2_XXS"),
+        (17, "IQ2_XS"),
+        (18, "IQ3_XXS"),
+        (19, "IQ1_S"),
+        (20, "IQ4_NL"),
+        (21, "IQ3_S"),
+        (22, "IQ2_S"),
+        (23, "IQ4_XS"),
+        (24, "I8"),
+        (25, "I16"),
+        (26, "I32"),
+        (27, "I64"),
+        (28, "F64"),
+        (29, "IQ1_M"),
+        (34, "TQ1_0"),
+        (35, "TQ2_0"),
+        (39, "MXFP4"),
+    ];
+    known.iter().find(|(k, _)| *k == id).map_or_else(|| format!("GGML type {id}"), |(_, n)| n.to_string())
+}
+
+/// Reads `n` bytes; lengths come from the file, so absurd ones are refused
+/// rather than allocated.
+fn bytes(r: &mut impl std::io::Read, n: usize) -> Option<Vec<u8>> {
+    if n > 1 << 30 {
+        return None;
+    }
+    let mut b = vec![0u8; n];
+    r.read_exact(&mut b).ok()?;
+    Some(b)
+}
+
+fn le_u64(r: &mut impl std::io::Read, n: usize) -> Option<u64> {
+    let mut b = [0u8; 8];
+    r.read_exact(b.get_mut(..n)?).ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// Skips one metadata value of GGUF type `ty`.
+fn skip_value(r: &mut impl std::io::Read, ty: u64, depth: usize) -> Option<()> {
+    // Widths of u8, i8, u16, i16, u32, i32, f32, bool, -, -, u64, i64, f64.
+    const FIXED: [usize; 13] = [1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8];
+    match ty {
+        8 => {
+            let n = le_u64(r, 8)?;
+            std::io::copy(&mut std::io::Read::take(&mut *r, n), &mut std::io::sink()).ok()?;
+        }
+        9 if depth < 4 => {
+            let (elem, n) = (le_u64(r, 4)?, le_u64(r, 8)?);
+            for _ in 0..n {
+                skip_value(r, elem, depth + 1)?;
+            }
+        }
+        t => {
+            let w = *FIXED.get(usize::try_from(t).ok()?).filter(|w| **w > 0)?;
+            le_u64(r, w)?;
+        }
+    }
+    Some(())
+}
+
+/// Walks the GGUF header (v2/v3) to the first tensor of a type we cannot
+/// read: candle refuses such a file naming only the type's number.
+fn unsupported_tensor(path: &Path) -> Option<GgufError> {
+    let mut r = BufReader::new(File::open(path).ok()?);
+    if le_u64(&mut r, 4)? != 0x4655_4747 || le_u64(&mut r, 4)? < 2 {
+        return None;
+    }
+    let (n_tensors, n_kv) = (le_u64(&mut r, 8)?, le_u64(&mut r, 8)?);
+    for _ in 0..n_kv {
+        let key_len = le_u64(&mut r, 8)?;
+        bytes(&mut r, usize::try_from(key_len).ok()?)?;
+        let ty = le_u64(&mut r, 4)?;
+        skip_value(&mut r, ty, 0)?;
+    }
+    for _ in 0..n_tensors {
+        let name_len = le_u64(&mut r, 8)?;
+        let name = String::from_utf8_lossy(&bytes(&mut r, usize::try_from(name_len).ok()?)?).into_owned();
+        let n_dims = le_u64(&mut r, 4)?;
+        for _ in 0..n_dims.min(8) {
+            le_u64(&mut r, 8)?;
+        }
+        let ty = le_u64(&mut r, 4)? as u32;
+        le_u64(&mut r, 8)?;
+        if !READ_TYPES.contains(&ty) {
+            return Some(GgufError::UnsupportedType { name, kind: type_name(ty) });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tensor_of_an_unreadable_type_is_named_with_its_type() {
+        // GGUF v3: one metadata string, then one tensor stored as IQ4_XS (23).
+        let mut f = Vec::new();
+        f.extend_from_slice(b"GGUF");
+        f.extend_from_slice(&3u32.to_le_bytes());
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.extend_from_slice(&1u64.to_le_bytes());
+        let key = b"general.architecture";
+        f.extend_from_slice(&(key.len() as u64).to_le_bytes());
+        f.extend_from_slice(key);
+        f.extend_from_slice(&8u32.to_le_bytes());
+        f.extend_from_slice(&5u64.to_le_bytes());
+        f.extend_from_slice(b"llama");
+        let name = b"blk.0.ffn_down.weight";
+        f.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        f.extend_from_slice(name);
+        f.extend_from_slice(&2u32.to_le_bytes());
+        f.extend_from_slice(&256u64.to_le_bytes());
+        f.extend_from_slice(&4u64.to_le_bytes());
+        f.extend_from_slice(&23u32.to_le_bytes());
+        f.extend_from_slice(&0u64.to_le_bytes());
+        let dir = tempfile::tempdir().ok();
+        let Some(path) = dir.as_ref().map(|d| d.path().join("iq4.gguf")) else { return };
+        assert!(std::fs::write(&path, &f).is_ok());
+        let err = GgufFile::open(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("'blk.0.ffn_down.weight' is stored as IQ4_XS"), "{err}");
     }
 }
