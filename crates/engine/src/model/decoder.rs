@@ -346,7 +346,9 @@ impl Decoder {
             let attn = self.attention(kv, l, &queries, &rows, batch);
             let mut out = layer.o.forward(&attn, &prompt_rows)?;
             if let Some(w) = &layer.post_attn_norm {
-                rms_norm(&out.clone(), w, cfg.rms_eps, &mut out);
+                // Into the scratch rows, then swapped: no copy of `out`.
+                rms_norm(&out, w, cfg.rms_eps, &mut h);
+                std::mem::swap(&mut out, &mut h);
             }
             add_scaled(&mut x, &out, variant.residual_scale);
             rms_norm(&x, &layer.ffn_norm, cfg.rms_eps, &mut h);
@@ -357,7 +359,8 @@ impl Decoder {
             };
             let mut out = layer.down.forward(&act, &prompt_rows)?;
             if let Some(w) = &layer.post_ffn_norm {
-                rms_norm(&out.clone(), w, cfg.rms_eps, &mut out);
+                rms_norm(&out, w, cfg.rms_eps, &mut h);
+                std::mem::swap(&mut out, &mut h);
             }
             add_scaled(&mut x, &out, variant.residual_scale);
         }
