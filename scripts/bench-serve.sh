@@ -2,7 +2,7 @@
 # Serving benchmark, side by side: starts Switchyard (release build) and, if
 # LLAMA_SERVER points at a llama.cpp `llama-server` binary, llama.cpp's server
 # on the same GGUF, one after the other, and drives each with
-# ../shared/bench/serve_bench.py (random workload at concurrency 1, 4, 16, 32,
+# scripts/bench/serve_bench.py (random workload at concurrency 1, 4, 16, 32,
 # then the shared-prefix workload; Switchyard's prefix run is repeated with
 # --no-prefix-cache for the on/off comparison). Prints a markdown table; JSON per run in
 # $OUT (default target/bench-serve).
@@ -10,7 +10,7 @@
 #   LLAMA_SERVER=/path/to/llama-server scripts/bench-serve.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BENCH="${SERVE_BENCH:-../shared/bench/serve_bench.py}"
+BENCH="${SERVE_BENCH:-scripts/bench/serve_bench.py}"
 MODEL_FILE="${MODEL_FILE:-models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 OUT="${OUT:-target/bench-serve}"
 [ -f "$BENCH" ] || { echo "bench-serve: $BENCH not found (set SERVE_BENCH)" >&2; exit 1; }

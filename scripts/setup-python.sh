@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv with the Python packages the tests use (the official
-# `openai` and `anthropic` clients, pytest; aiohttp for ../shared/bench/serve_bench.py). Idempotent: reinstalls only when
+# `openai` and `anthropic` clients, pytest; aiohttp for scripts/bench/serve_bench.py). Idempotent: reinstalls only when
 # tests/python/requirements.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
